@@ -1,0 +1,258 @@
+// tearline subcommands. Each handler returns an exit code (see cli.h).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+#include "cli/cli.h"
+#include "stix/stix.h"
+#include "store/store.h"
+
+namespace tearline::cli {
+namespace {
+
+constexpr size_t kImportChunk = 5000;  // objects per transaction during import
+
+struct Options {
+  std::vector<std::string> files;
+  std::string db;
+  std::string collection;
+  std::string format = "auto";
+  std::vector<std::string> types;
+  std::string added_after;
+  std::string version = "last";
+  bool warnings = false;
+};
+
+stix::Form FormFor(const std::string& format, const std::string& path) {
+  if (format == "jsonl") return stix::Form::kJsonLines;
+  if (format == "json") return stix::Form::kAuto;
+  auto ends = [&](std::string_view suf) { return path.size() >= suf.size() && path.ends_with(suf); };
+  return ends(".jsonl") || ends(".ndjson") ? stix::Form::kJsonLines : stix::Form::kAuto;
+}
+
+void PrintDiagnostics(const std::string& file, const stix::ValidationResult& r, bool warnings) {
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == stix::Severity::kWarning && !warnings) continue;
+    std::printf("%s: %s\n", file.c_str(), d.ToString().c_str());
+  }
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "tearline: %s\n", msg.c_str());
+  return 2;
+}
+
+// Opens an existing database (export, stats) or creates one (import).
+Result<std::unique_ptr<store::Store>> OpenDb(const std::string& path, bool create) {
+  if (!create && !std::filesystem::exists(path)) return Status::Io("database " + path + " does not exist");
+  return store::OpenSqlite(path);
+}
+
+int Validate(const Options& o) {
+  stix::Validator v;
+  bool any_invalid = false, any_io = false;
+  size_t total = 0, valid = 0, warnings = 0;
+  for (const auto& f : o.files) {
+    auto data = ReadInput(f, stix::Limits{}.max_document_bytes);
+    if (!data.ok()) {
+      std::fprintf(stderr, "tearline: %s\n", data.status().message().c_str());
+      any_io = true;
+      continue;
+    }
+    auto r = v.Validate(*data, FormFor(o.format, f));
+    PrintDiagnostics(f, r, o.warnings);
+    total += r.total;
+    valid += r.objects.size();
+    warnings += r.warning_count();
+    any_invalid |= !r.ok();
+  }
+  std::fprintf(stderr, "%zu objects checked: %zu valid, %zu invalid, %zu warnings%s\n", total, valid, total - valid,
+               warnings, o.warnings || warnings == 0 ? "" : " (--warnings to list them)");
+  return any_io ? 2 : any_invalid ? 1 : 0;
+}
+
+int Import(const Options& o) {
+  auto db = OpenDb(o.db, true);
+  if (!db.ok()) return Fail(db.status().message());
+  store::Store& st = **db;
+  auto coll = st.EnsureCollection(o.collection);
+  if (!coll.ok()) return Fail(coll.status().message());
+  stix::Validator v;
+  v.set_marking_lookup([&st](std::string_view id) {
+    auto r = st.HasMarkingDefinition(id);
+    return r.ok() && *r;
+  });
+  bool any_rejected = false, any_io = false;
+  size_t stored = 0, dups = 0, conflicts = 0, rejected = 0;
+  for (const auto& f : o.files) {
+    auto data = ReadInput(f, stix::Limits{}.max_document_bytes);
+    if (!data.ok()) {
+      std::fprintf(stderr, "tearline: %s\n", data.status().message().c_str());
+      any_io = true;
+      continue;
+    }
+    auto r = v.Validate(*data, FormFor(o.format, f));
+    data->clear();
+    data->shrink_to_fit();
+    PrintDiagnostics(f, r, o.warnings);
+    Progress bar("importing " + f, r.objects.size());
+    size_t f_stored = 0, f_dups = 0, f_conf = 0;
+    std::span<const stix::Object> all(r.objects);
+    for (size_t i = 0; i < all.size(); i += kImportChunk) {
+      auto chunk = all.subspan(i, std::min(kImportChunk, all.size() - i));
+      auto put = st.Put(o.collection, chunk);
+      if (!put.ok()) {
+        bar.Finish();
+        std::fprintf(stderr, "tearline: %s: storing failed after %zu objects: %s\n", f.c_str(), i,
+                     put.status().message().c_str());
+        return 2;
+      }
+      for (size_t k = 0; k < chunk.size(); ++k) {
+        if (put->outcomes[k] == store::PutOutcome::kConflict) {
+          std::printf("%s: error: object %zu (%s): a different object with the same id and modified is already "
+                      "stored; the stored one stands [version-conflict; STIX 2.1 §3.6 Versioning]\n",
+                      f.c_str(), chunk[k].index, chunk[k].id.c_str());
+        }
+      }
+      f_stored += put->stored;
+      f_dups += put->duplicates;
+      f_conf += put->conflicts;
+      bar.Update(i + chunk.size());
+    }
+    bar.Finish();
+    std::fprintf(stderr, "%s: %zu objects: %zu stored, %zu duplicates, %zu conflicts, %zu rejected\n", f.c_str(),
+                 r.total, f_stored, f_dups, f_conf, r.rejected + (r.document_error ? 1 : 0));
+    stored += f_stored;
+    dups += f_dups;
+    conflicts += f_conf;
+    rejected += r.rejected;
+    any_rejected |= !r.ok() || f_conf > 0;
+  }
+  if (o.files.size() > 1) {
+    std::fprintf(stderr, "total: %zu stored, %zu duplicates, %zu conflicts, %zu rejected\n", stored, dups, conflicts,
+                 rejected);
+  }
+  return any_io ? 2 : any_rejected ? 1 : 0;
+}
+
+int Export(const Options& o) {
+  store::Query q;
+  q.collection = o.collection;
+  q.types = o.types;
+  q.limit = 5000;
+  q.versions = {};
+  if (o.version == "all") q.versions.all = true;
+  else if (o.version == "first") q.versions.first = true;
+  else if (o.version == "last") q.versions.last = true;
+  else return Fail("--version must be all, first or last");
+  if (!o.added_after.empty()) {
+    auto ts = stix::ParseTimestamp(o.added_after);
+    if (!ts) return Fail("--added-after must be an RFC 3339 UTC timestamp like 2024-01-15T09:30:00.000Z");
+    q.added_after = stix::ToMicros(*ts);
+  }
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto c = (*db)->GetCollection(o.collection); !c.ok()) return Fail(c.status().message());
+  std::string out = "{\"type\":\"bundle\",\"id\":\"bundle--" + stix::NewUuid4() + "\"";
+  bool first = true;
+  while (true) {
+    auto page = (*db)->Query(q);
+    if (!page.ok()) return Fail(page.status().message());
+    for (const auto& obj : page->objects) {
+      out += first ? ",\"objects\":[" : ",";
+      first = false;
+      out += obj.json;
+      if (out.size() > (1 << 20)) {
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        out.clear();
+      }
+    }
+    if (!page->more) break;
+    q.cursor = page->next;
+  }
+  out += first ? "}\n" : "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 2;
+}
+
+int Stats(const Options& o) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto colls = (*db)->ListCollections();
+  auto stats = (*db)->Stats();
+  if (!colls.ok()) return Fail(colls.status().message());
+  if (!stats.ok()) return Fail(stats.status().message());
+  std::printf("%-24s %-36s %10s %10s\n", "collection", "type", "objects", "versions");
+  std::map<std::string, std::pair<int64_t, int64_t>> per_coll;
+  for (const auto& t : *stats) {
+    std::printf("%-24s %-36s %10lld %10lld\n", t.collection.c_str(), t.type.c_str(), static_cast<long long>(t.objects),
+                static_cast<long long>(t.versions));
+    per_coll[t.collection].first += t.objects;
+    per_coll[t.collection].second += t.versions;
+  }
+  std::printf("\n");
+  int64_t all_o = 0, all_v = 0;
+  for (const auto& c : *colls) {
+    auto [objs, vers] = per_coll[c.name];
+    std::printf("%-24s %-36s %10lld %10lld\n", c.name.c_str(), ("(total, id " + c.id + ")").c_str(),
+                static_cast<long long>(objs), static_cast<long long>(vers));
+    all_o += objs;
+    all_v += vers;
+  }
+  std::printf("%-24s %-36s %10lld %10lld\n", "all collections", "", static_cast<long long>(all_o),
+              static_cast<long long>(all_v));
+  return 0;
+}
+
+}  // namespace
+
+int Run(int argc, char** argv) {
+  CLI::App app{"tearline: a federated STIX 2.1 / TAXII 2.1 threat-intelligence exchange node"};
+  app.require_subcommand(1);
+  Options o;
+
+  auto* validate = app.add_subcommand("validate", "Validate STIX 2.1 files (bundle, object, envelope or JSON lines)");
+  validate->add_option("FILE", o.files, "files to check ('-' for standard input)")->required();
+  validate->add_option("--format", o.format, "auto (by content; .jsonl/.ndjson are JSON lines), json or jsonl")
+      ->check(CLI::IsMember({"auto", "json", "jsonl"}));
+  validate->add_flag("--warnings", o.warnings, "also list SHOULD-level warnings");
+
+  auto* import = app.add_subcommand("import", "Validate and store STIX 2.1 files in a collection");
+  import->add_option("--db", o.db, "SQLite database file (created if missing)")->required();
+  import->add_option("--collection", o.collection, "collection name (created if missing)")->required();
+  import->add_option("FILE", o.files, "files to import ('-' for standard input)")->required();
+  import->add_option("--format", o.format, "auto, json or jsonl")->check(CLI::IsMember({"auto", "json", "jsonl"}));
+  import->add_flag("--warnings", o.warnings, "also list SHOULD-level warnings");
+
+  auto* exp = app.add_subcommand("export", "Write a collection as a STIX 2.1 bundle on standard output");
+  exp->add_option("--db", o.db, "SQLite database file")->required();
+  exp->add_option("--collection", o.collection, "collection name or TAXII id")->required();
+  exp->add_option("--type", o.types, "only objects of this type (repeatable)");
+  exp->add_option("--added-after", o.added_after, "only versions added after this RFC 3339 timestamp");
+  exp->add_option("--version", o.version, "all, first or last (default) version of each object")
+      ->check(CLI::IsMember({"all", "first", "last"}));
+
+  auto* stats = app.add_subcommand("stats", "Count stored objects by collection and type");
+  stats->add_option("--db", o.db, "SQLite database file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (validate->parsed()) return Validate(o);
+  if (import->parsed()) return Import(o);
+  if (exp->parsed()) return Export(o);
+  if (stats->parsed()) return Stats(o);
+  return 2;
+}
+
+}  // namespace tearline::cli

@@ -1,0 +1,108 @@
+#include "stix/id.h"
+
+#include <openssl/rand.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <cctype>
+#include <stdexcept>
+
+namespace tearline::stix {
+namespace {
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string FormatUuid(const std::array<unsigned char, 16>& b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
+    s += kHex[b[i] >> 4];
+    s += kHex[b[i] & 0xF];
+  }
+  return s;
+}
+
+bool ParseUuidBytes(std::string_view u, std::array<unsigned char, 16>* out) {
+  if (u.size() != 36) return false;
+  int j = 0;
+  for (size_t i = 0; i < 36;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (u[i] != '-') return false;
+      ++i;
+      continue;
+    }
+    int hi = HexVal(u[i]), lo = HexVal(u[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[j++] = static_cast<unsigned char>(hi << 4 | lo);
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsValidTypeName(std::string_view t) {
+  if (t.size() < 3 || t.size() > 250) return false;
+  for (char c : t) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return t.find("--") == std::string_view::npos;
+}
+
+bool IsValidPropertyName(std::string_view n) {
+  if (n.size() < 3 || n.size() > 250) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+int UuidVersion(std::string_view u) {
+  std::array<unsigned char, 16> b{};
+  if (!ParseUuidBytes(u, &b)) return 0;
+  if ((b[8] & 0xC0) != 0x80) return 0;  // RFC 4122 variant 10xx
+  int v = b[6] >> 4;
+  return v >= 1 && v <= 8 ? v : 0;
+}
+
+bool SplitId(std::string_view id, IdParts* parts) {
+  size_t p = id.find("--");
+  if (p == std::string_view::npos) return false;
+  parts->type = id.substr(0, p);
+  parts->uuid = id.substr(p + 2);
+  return true;
+}
+
+std::string NewUuid4() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data(), 16) != 1) throw std::runtime_error("RAND_bytes failed");
+  b[6] = (b[6] & 0x0F) | 0x40;
+  b[8] = (b[8] & 0x3F) | 0x80;
+  return FormatUuid(b);
+}
+
+std::string Uuid5(std::string_view ns, std::string_view name) {
+  std::array<unsigned char, 16> nsb{};
+  if (!ParseUuidBytes(ns, &nsb)) throw std::invalid_argument("bad namespace uuid");
+  std::string input(reinterpret_cast<const char*>(nsb.data()), nsb.size());
+  input.append(name);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr) != 1) {
+    throw std::runtime_error("SHA-1 failed");
+  }
+  std::array<unsigned char, 16> b{};
+  std::copy(digest, digest + 16, b.begin());
+  b[6] = (b[6] & 0x0F) | 0x50;
+  b[8] = (b[8] & 0x3F) | 0x80;
+  return FormatUuid(b);
+}
+
+}  // namespace tearline::stix

@@ -1,0 +1,424 @@
+// SQLite implementation of Store: one file, WAL, synchronous=FULL so that a
+// committed Put survives a process kill or power loss (DESIGN invariant 2).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include "stix/id.h"
+#include "store/store.h"
+
+namespace tearline::store {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS collections(
+  pk INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  taxii_id TEXT NOT NULL UNIQUE,
+  title TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS objects(
+  pk INTEGER PRIMARY KEY,
+  coll INTEGER NOT NULL REFERENCES collections(pk),
+  id TEXT NOT NULL,
+  version TEXT NOT NULL,
+  type TEXT NOT NULL,
+  modified TEXT NOT NULL,
+  spec_version TEXT NOT NULL,
+  date_added INTEGER NOT NULL,
+  is_first INTEGER NOT NULL,
+  is_last INTEGER NOT NULL,
+  revoked INTEGER NOT NULL,
+  json TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
+CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
+CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
+CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
+)sql";
+
+// RAII prepared statement.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(sqlite3* db, const std::string& sql) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+  }
+  Stmt(Stmt&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+  Stmt& operator=(Stmt&& o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* get() const { return s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+  void Reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  void Bind(int i, std::string_view v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  std::string Text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string(p, sqlite3_column_bytes(s_, col)) : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(sqlite3* db, SqliteOptions opt) : db_(db), opt_(opt) {}
+  ~SqliteStore() override {
+    stmts_.clear();
+    sqlite3_close_v2(db_);
+  }
+
+  Status Init() {
+    char* err = nullptr;
+    const char* pragmas =
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+        "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
+    if (sqlite3_exec(db_, pragmas, nullptr, nullptr, &err) != SQLITE_OK) return Fail("configure database", err);
+    Stmt v(db_, "PRAGMA user_version");
+    if (!v || sqlite3_step(v.get()) != SQLITE_ROW) return Io("read schema version");
+    int64_t version = v.Int(0);
+    if (version > kSchemaVersion) {
+      return Status::Io("database schema version " + std::to_string(version) +
+                        " is newer than this tearline (" + std::to_string(kSchemaVersion) + ")");
+    }
+    if (version == 0) {
+      // A non-empty database that is not ours must not be modified.
+      Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE name NOT IN ('collections','objects','markings')");
+      if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
+        return Status::Io("not a tearline database (it already holds other tables)");
+      }
+      if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
+      if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Fail("create schema", err);
+      }
+      std::string uv = "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT";
+      if (sqlite3_exec(db_, uv.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("commit schema", err);
+    }
+    return Status::Ok();
+  }
+
+  Result<CollectionInfo> EnsureCollection(std::string_view name, std::string_view title) override {
+    std::lock_guard lock(mu_);
+    if (name.empty() || name.size() > 200) return Status::Invalid("collection name must be 1-200 characters");
+    auto found = FindCollection(name);
+    if (found.ok() || found.status().code() != Code::kNotFound) return found;
+    Stmt ins(db_, "INSERT INTO collections(name, taxii_id, title) VALUES(?,?,?)");
+    std::string id = stix::NewUuid4();
+    ins.Bind(1, name);
+    ins.Bind(2, id);
+    ins.Bind(3, title.empty() ? name : title);
+    if (Step(ins) != SQLITE_DONE) return Io("create collection");
+    return FindCollection(name);
+  }
+
+  Result<CollectionInfo> GetCollection(std::string_view name_or_id) override {
+    std::lock_guard lock(mu_);
+    return FindCollection(name_or_id);
+  }
+
+  Result<std::vector<CollectionInfo>> ListCollections() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT c.name, c.taxii_id, c.title, c.description, (SELECT count(*) FROM objects o WHERE o.coll=c.pk) "
+           "FROM collections c ORDER BY c.name");
+    if (!s) return Io("list collections");
+    std::vector<CollectionInfo> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4)});
+    }
+    if (rc != SQLITE_DONE) return Io("list collections");
+    return out;
+  }
+
+  Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects) override {
+    std::lock_guard lock(mu_);
+    int64_t coll;
+    if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin transaction");
+    auto result = PutLocked(coll, objects);
+    if (!result.ok()) {
+      Exec("ROLLBACK");
+      return result;
+    }
+    bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
+    if (inject || !Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      return Io("commit");
+    }
+    return result;
+  }
+
+  Result<Page> Query(const store::Query& q) override { return Select(q, true); }
+  Result<Page> Manifest(const store::Query& q) override { return Select(q, false); }
+
+  Result<bool> HasMarkingDefinition(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    Stmt& s = Cached("SELECT 1 FROM markings WHERE id=?");
+    s.Reset();
+    s.Bind(1, id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return Io("look up marking");
+  }
+
+  Result<std::vector<TypeCount>> Stats() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT c.name, o.type, count(*), count(DISTINCT o.id) FROM objects o JOIN collections c ON c.pk=o.coll "
+           "GROUP BY c.name, o.type ORDER BY c.name, o.type");
+    if (!s) return Io("stats");
+    std::vector<TypeCount> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Text(0), s.Text(1), s.Int(2), s.Int(3)});
+    if (rc != SQLITE_DONE) return Io("stats");
+    return out;
+  }
+
+ private:
+  Status Fail(const std::string& what, char* err) {
+    std::string m = what + ": " + (err ? err : sqlite3_errmsg(db_));
+    sqlite3_free(err);
+    return Status::Io(m);
+  }
+  Status Io(const std::string& what) { return Status::Io(what + ": " + sqlite3_errmsg(db_)); }
+
+  bool Exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+
+  Stmt& Cached(const std::string& sql) {
+    auto it = stmts_.find(sql);
+    if (it == stmts_.end()) it = stmts_.emplace(sql, Stmt(db_, sql)).first;
+    return it->second;
+  }
+
+  // sqlite3_step for writes, with the fault-injection seam.
+  int Step(Stmt& s) {
+    if (opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step) return SQLITE_IOERR;
+    return sqlite3_step(s.get());
+  }
+
+  Result<CollectionInfo> FindCollection(std::string_view name_or_id) {
+    Stmt s(db_,
+           "SELECT name, taxii_id, title, description, (SELECT count(*) FROM objects o WHERE o.coll=c.pk) "
+           "FROM collections c WHERE name=?1 OR taxii_id=?1");
+    if (!s) return Io("find collection");
+    s.Bind(1, name_or_id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return CollectionInfo{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4)};
+    if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + std::string(name_or_id) + "\"");
+    return Io("find collection");
+  }
+
+  Status CollectionPk(std::string_view name_or_id, int64_t* pk) {
+    Stmt& s = Cached("SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
+    s.Reset();
+    s.Bind(1, name_or_id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      *pk = s.Int(0);
+      sqlite3_reset(s.get());
+      return Status::Ok();
+    }
+    sqlite3_reset(s.get());
+    if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + std::string(name_or_id) + "\"");
+    return Io("find collection");
+  }
+
+  Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects) {
+    PutResult r;
+    r.outcomes.reserve(objects.size());
+    r.date_added.reserve(objects.size());
+    Stmt& max_added = Cached("SELECT max(date_added) FROM objects WHERE coll=?");
+    max_added.Reset();
+    max_added.Bind(1, coll);
+    if (sqlite3_step(max_added.get()) != SQLITE_ROW) return Io("read date_added");
+    int64_t last = max_added.IsNull(0) ? 0 : max_added.Int(0);
+    sqlite3_reset(max_added.get());
+    int64_t now = stix::NowMicros();
+
+    Stmt& probe = Cached(
+        "SELECT min(version), max(version), count(*), sum(version=?3) FROM objects WHERE coll=?1 AND id=?2");
+    Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
+    Stmt& clear_last = Cached("UPDATE objects SET is_last=0 WHERE coll=? AND id=? AND is_last=1");
+    Stmt& clear_first = Cached("UPDATE objects SET is_first=0 WHERE coll=? AND id=? AND is_first=1");
+    Stmt& insert = Cached(
+        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,is_first,is_last,revoked,json)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
+
+    for (const auto& o : objects) {
+      probe.Reset();
+      probe.Bind(1, coll);
+      probe.Bind(2, o.id);
+      probe.Bind(3, o.version);
+      if (sqlite3_step(probe.get()) != SQLITE_ROW) return Io("probe object");
+      int64_t count = probe.Int(2);
+      bool same = !probe.IsNull(3) && probe.Int(3) > 0;
+      std::string min_v = probe.Text(0), max_v = probe.Text(1);
+      sqlite3_reset(probe.get());
+      if (same) {
+        existing.Reset();
+        existing.Bind(1, coll);
+        existing.Bind(2, o.id);
+        existing.Bind(3, o.version);
+        if (sqlite3_step(existing.get()) != SQLITE_ROW) return Io("read existing version");
+        std::string stored = existing.Text(0);
+        sqlite3_reset(existing.get());
+        bool equal = stored == o.json || stix::JsonEqual(stored, o.json);
+        r.outcomes.push_back(equal ? PutOutcome::kDuplicate : PutOutcome::kConflict);
+        r.date_added.push_back(0);
+        (equal ? r.duplicates : r.conflicts)++;
+        continue;
+      }
+      bool is_first = count == 0 || o.version < min_v;
+      bool is_last = count == 0 || o.version > max_v;
+      if (count > 0 && is_last) {
+        clear_last.Reset();
+        clear_last.Bind(1, coll);
+        clear_last.Bind(2, o.id);
+        if (Step(clear_last) != SQLITE_DONE) return Io("update version flags");
+      }
+      if (count > 0 && is_first) {
+        clear_first.Reset();
+        clear_first.Bind(1, coll);
+        clear_first.Bind(2, o.id);
+        if (Step(clear_first) != SQLITE_DONE) return Io("update version flags");
+      }
+      int64_t added = std::max(now, last + 1);
+      last = added;
+      insert.Reset();
+      insert.Bind(1, coll);
+      insert.Bind(2, o.id);
+      insert.Bind(3, o.version);
+      insert.Bind(4, o.type);
+      insert.Bind(5, o.modified);
+      insert.Bind(6, o.spec_version);
+      insert.Bind(7, added);
+      insert.Bind(8, int64_t{is_first});
+      insert.Bind(9, int64_t{is_last});
+      insert.Bind(10, int64_t{o.revoked});
+      insert.Bind(11, o.json);
+      if (Step(insert) != SQLITE_DONE) return Io("insert object");
+      if (o.type == "marking-definition") {
+        marking.Reset();
+        marking.Bind(1, o.id);
+        if (Step(marking) != SQLITE_DONE) return Io("index marking");
+      }
+      r.outcomes.push_back(PutOutcome::kStored);
+      r.date_added.push_back(added);
+      ++r.stored;
+    }
+    return r;
+  }
+
+  static void AppendIn(std::string& sql, std::string_view column, size_t n) {
+    sql += " AND ";
+    sql += column;
+    sql += " IN (";
+    for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
+    sql += ")";
+  }
+
+  Result<Page> Select(const store::Query& q, bool with_json) {
+    std::lock_guard lock(mu_);
+    if (q.limit == 0) return Status::Invalid("limit must be at least 1");
+    int64_t coll;
+    if (auto st = CollectionPk(q.collection, &coll); !st.ok()) return st;
+    const uint64_t fp = QueryFingerprint(q);
+    int64_t after = q.added_after.value_or(-1);
+    if (!q.cursor.empty()) {
+      int64_t pos;
+      uint64_t cfp;
+      if (!DecodeCursor(q.cursor, &pos, &cfp)) return Status::Invalid("the next cursor is malformed");
+      if (cfp != fp) return Status::Invalid("the next cursor belongs to a different query");
+      after = std::max(after, pos);
+    }
+    Page page;
+    if (!q.spec_versions.empty() &&
+        std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
+      return page;  // every stored object is STIX 2.1
+    }
+    std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added") +
+                      (with_json ? ", json" : "") + " FROM objects WHERE coll=? AND date_added>?";
+    if (!q.ids.empty()) AppendIn(sql, "id", q.ids.size());
+    if (!q.types.empty()) AppendIn(sql, "type", q.types.size());
+    const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
+    if (!vf.all) {
+      std::string cond;
+      if (vf.first) cond += "is_first=1";
+      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "is_last=1";
+      if (!vf.versions.empty()) {
+        cond += std::string(cond.empty() ? "" : " OR ") + "version IN (";
+        for (size_t i = 0; i < vf.versions.size(); ++i) cond += i ? ",?" : "?";
+        cond += ")";
+      }
+      sql += " AND (" + cond + ")";
+    }
+    sql += " ORDER BY date_added LIMIT ?";
+    Stmt s(db_, sql);
+    if (!s) return Io("prepare query");
+    int i = 1;
+    s.Bind(i++, coll);
+    s.Bind(i++, after);
+    for (const auto& v : q.ids) s.Bind(i++, v);
+    for (const auto& v : q.types) s.Bind(i++, v);
+    if (!vf.all) {
+      for (const auto& v : vf.versions) s.Bind(i++, v);
+    }
+    s.Bind(i++, static_cast<int64_t>(q.limit) + 1);
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      if (page.objects.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
+                     with_json ? s.Text(6) : std::string()};
+      page.objects.push_back(std::move(o));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("query");
+    if (page.more) page.next = EncodeCursor(page.objects.back().date_added, fp);
+    return page;
+  }
+
+  sqlite3* db_;
+  SqliteOptions opt_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Stmt> stmts_;
+  int write_steps_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return Status::Io("cannot open database " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteStore>(db, options);
+  if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace tearline::store

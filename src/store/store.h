@@ -1,0 +1,146 @@
+// tearline storage: collections of STIX objects with every version kept.
+//
+// This is the public header of src/store. Store is the interface the SQLite
+// implementation satisfies now and a PostgreSQL one will later. It knows STIX
+// only as validated stix::Object values; it never parses JSON on the hot path.
+//
+// Model (TAXII 2.1 §5): a collection holds object versions keyed by
+// (id, version) where version is stix::VersionKey(modified) or "" for objects
+// that have no `modified` (SCOs, marking-definitions: one version each).
+// Every stored version gets a `date_added` in microseconds that is unique and
+// strictly increasing within its collection, so `added_after` paging never
+// skips or repeats. The first arrival of an (id, version) stands: a repeat is
+// a duplicate (no-op) and a repeat with different content is a conflict.
+//
+// Threads: a Store may be called from several threads; implementations
+// serialize writes. Every method returns expected failures as Status.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "stix/stix.h"
+
+namespace tearline::store {
+
+struct CollectionInfo {
+  std::string name;         //!< local handle used by the CLI ("attack")
+  std::string id;           //!< TAXII collection id (a UUID)
+  std::string title;
+  std::string description;
+  int64_t object_count = 0; //!< stored versions
+};
+
+//! What happened to one object of a Put batch.
+enum class PutOutcome { kStored, kDuplicate, kConflict };
+
+struct PutResult {
+  std::vector<PutOutcome> outcomes;  //!< one per input object, same order
+  std::vector<int64_t> date_added;   //!< date_added of stored versions (0 for duplicates/conflicts)
+  size_t stored = 0, duplicates = 0, conflicts = 0;
+};
+
+//! match[version] (TAXII 2.1 §3.4.2): any mix of first, last, all and timestamps.
+struct VersionFilter {
+  bool all = false;
+  bool first = false;
+  bool last = false;
+  std::vector<std::string> versions;  //!< VersionKey values
+  bool empty() const { return !all && !first && !last && versions.empty(); }
+  static VersionFilter Last() {
+    VersionFilter f;
+    f.last = true;
+    return f;
+  }
+};
+
+struct Query {
+  std::string collection;                //!< collection name or TAXII id
+  std::optional<int64_t> added_after;    //!< exclusive, microseconds
+  std::vector<std::string> ids;          //!< match[id]
+  std::vector<std::string> types;        //!< match[type]
+  std::vector<std::string> spec_versions;//!< match[spec_version]; objects are all "2.1"
+  VersionFilter versions = VersionFilter::Last();
+  size_t limit = 1000;                   //!< page size, >= 1
+  std::string cursor;                    //!< opaque `next` from a previous page, or empty
+};
+
+struct StoredObject {
+  std::string id;
+  std::string type;
+  std::string modified;     //!< as given; empty for unversioned objects
+  std::string version;      //!< VersionKey
+  std::string spec_version;
+  int64_t date_added = 0;   //!< microseconds
+  std::string json;         //!< compact JSON as ingested
+};
+
+struct Page {
+  std::vector<StoredObject> objects;
+  bool more = false;
+  std::string next;          //!< opaque cursor; set whenever more is true
+};
+
+struct TypeCount {
+  std::string collection;
+  std::string type;
+  int64_t versions = 0;
+  int64_t objects = 0;       //!< distinct ids
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  //! Creates the collection if it does not exist; returns its info either way.
+  virtual Result<CollectionInfo> EnsureCollection(std::string_view name, std::string_view title = {}) = 0;
+
+  //! Looks a collection up by name or TAXII id. NotFound if absent.
+  virtual Result<CollectionInfo> GetCollection(std::string_view name_or_id) = 0;
+
+  virtual Result<std::vector<CollectionInfo>> ListCollections() = 0;
+
+  //! Stores a batch in one transaction: all outcomes are durable when this
+  //! returns ok, and nothing of the batch is stored when it fails.
+  virtual Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects) = 0;
+
+  //! One page of objects (full JSON), ordered by date_added ascending. The
+  //! cursor is checked against the query: a cursor from another query is Invalid.
+  virtual Result<Page> Query(const store::Query& q) = 0;
+
+  //! Like Query, without JSON bodies (TAXII manifests).
+  virtual Result<Page> Manifest(const store::Query& q) = 0;
+
+  //! True if a marking-definition with this id is stored in any collection.
+  virtual Result<bool> HasMarkingDefinition(std::string_view id) = 0;
+
+  //! Counts by collection and type.
+  virtual Result<std::vector<TypeCount>> Stats() = 0;
+};
+
+struct SqliteOptions {
+  //! Test seam: when >= 0, the Nth SQLite write step (0-based, counted over the
+  //! store's life) fails as if the disk had failed, so tests can walk every
+  //! write path and check that nothing acknowledged is lost.
+  int fail_write_step = -1;
+};
+
+//! Opens (creating if needed) the SQLite store at `path` (WAL, one file).
+//! Io if the file cannot be opened or is not a tearline database.
+Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options = {});
+
+//! Encodes/decodes the opaque pagination cursor (exposed for tests and fuzzing).
+std::string EncodeCursor(int64_t date_added, uint64_t fingerprint);
+bool DecodeCursor(std::string_view cursor, int64_t* date_added, uint64_t* fingerprint);
+
+//! Fingerprint of everything in a query that a cursor must not outlive
+//! (collection and filters; not the limit).
+uint64_t QueryFingerprint(const Query& q);
+
+}  // namespace tearline::store
