@@ -29,6 +29,7 @@ Result<std::string> ReadInput(const std::string& path, size_t max_bytes) {
   if (static_cast<size_t>(size) > max_bytes) {
     return Status::Limit(path + " is " + std::to_string(size) + " bytes; the limit is " + std::to_string(max_bytes));
   }
+  data.reserve(static_cast<size_t>(size) + 64);  // parser padding: parse in place, no copy
   data.resize(static_cast<size_t>(size));
   in.seekg(0);
   if (!in.read(data.data(), size)) return Status::Io("cannot read " + path + ": " + std::strerror(errno));

@@ -270,8 +270,8 @@ bool IsNumber(dom::element_type t) {
 
 }  // namespace
 
-bool Parse(dom::parser& parser, std::string_view text, dom::element* out, Error* err) {
-  auto result = parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true);
+bool Parse(dom::parser& parser, std::string_view text, dom::element* out, Error* err, bool padded) {
+  auto result = parser.parse(text.data(), text.size(), /*realloc_if_needed=*/!padded);
   if (result.error()) {
     *err = MapError(result.error(), text, parser.max_depth());
     return false;

@@ -21,8 +21,10 @@ struct Error {
 //! Parses `text` into `out` (borrowing parser's buffers). Returns false and
 //! fills `err` when the text is not one well-formed JSON value, is not UTF-8,
 //! or nests deeper than the parser's max depth.
+//! `padded` promises SIMDJSON_PADDING readable bytes after the text, which
+//! saves a copy of the whole input.
 bool Parse(simdjson::dom::parser& parser, std::string_view text, simdjson::dom::element* out,
-           Error* err);
+           Error* err, bool padded = false);
 
 //! Finds the first object (depth first) that has the same member name twice.
 //! Returns the JSON path of that object and the name, or false when none.

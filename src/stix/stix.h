@@ -99,6 +99,11 @@ class Validator {
   //! document that cannot be read yields document_error and no objects.
   ValidationResult Validate(std::string_view bytes, Form form = Form::kAuto);
 
+  //! Same, but when `bytes` has kPadding spare capacity (reserve it before
+  //! filling) the input is parsed in place instead of copied.
+  ValidationResult Validate(const std::string& bytes, Form form = Form::kAuto);
+  static constexpr size_t kPadding = 64;
+
  private:
   class Impl;
   Limits limits_;

@@ -42,7 +42,8 @@ class Validator::Impl {
     if (parser_.allocate(size_t{1} << 16, limits.max_depth)) throw std::bad_alloc();
   }
 
-  ValidationResult Run(std::string_view bytes, Form form, const MarkingLookup& lookup) {
+  ValidationResult Run(std::string_view bytes, Form form, const MarkingLookup& lookup, bool padded) {
+    padded_ = padded;
     ValidationResult r;
     lookup_ = &lookup;
     if (bytes.size() > limits_.max_document_bytes) {
@@ -70,7 +71,7 @@ class Validator::Impl {
   void RunDocument(std::string_view bytes, ValidationResult& r) {
     dom::element root;
     json::Error err;
-    if (!json::Parse(parser_, bytes, &root, &err)) {
+    if (!json::Parse(parser_, bytes, &root, &err, padded_)) {
       DocError(r, err.rule, err.section, err.message);
       return;
     }
@@ -269,13 +270,20 @@ class Validator::Impl {
   Limits limits_;
   dom::parser parser_;
   const MarkingLookup* lookup_ = nullptr;
+  bool padded_ = false;
 };
 
 Validator::Validator(Limits limits) : limits_(limits), impl_(std::make_unique<Impl>(limits)) {}
 Validator::~Validator() = default;
 
 ValidationResult Validator::Validate(std::string_view bytes, Form form) {
-  return impl_->Run(bytes, form, marking_lookup_);
+  return impl_->Run(bytes, form, marking_lookup_, false);
+}
+
+ValidationResult Validator::Validate(const std::string& bytes, Form form) {
+  static_assert(kPadding >= simdjson::SIMDJSON_PADDING);
+  bool padded = bytes.capacity() - bytes.size() >= kPadding;
+  return impl_->Run(bytes, form, marking_lookup_, padded);
 }
 
 std::string CanonicalJson(std::string_view text) {
