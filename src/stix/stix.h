@@ -104,6 +104,10 @@ class Validator {
   ValidationResult Validate(const std::string& bytes, Form form = Form::kAuto);
   static constexpr size_t kPadding = 64;
 
+  ValidationResult Validate(const char* bytes, Form form = Form::kAuto) {
+    return Validate(std::string_view(bytes), form);
+  }
+
  private:
   class Impl;
   Limits limits_;
