@@ -1,1 +1,347 @@
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <set>
+
+#include "stix/stix.h"
+#include "store/store.h"
+
+namespace tearline::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDb {
+ public:
+  TempDb() {
+    static int n = 0;
+    path_ = (fs::temp_directory_path() / ("tearline-store-test-" + std::to_string(getpid()) + "-" + std::to_string(n++) + ".db")).string();
+    Remove();
+  }
+  ~TempDb() { Remove(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  void Remove() {
+    for (auto s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
+  }
+  std::string path_;
+};
+
+std::string Uuid(int n) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "a6f12b93-270d-41b3-a42c-%012d", n);
+  return buf;
+}
+
+std::string Indicator(int n, const std::string& modified, const std::string& name = "x") {
+  return R"({"type":"indicator","spec_version":"2.1","id":"indicator--)" + Uuid(n) +
+         R"(","created":"2024-01-01T00:00:00.000Z","modified":")" + modified + R"(","name":")" + name +
+         R"(","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z"})";
+}
+
+std::string Malware(int n) {
+  return R"({"type":"malware","spec_version":"2.1","id":"malware--)" + Uuid(n) +
+         R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","is_family":false})";
+}
+
+std::vector<stix::Object> Objects(const std::vector<std::string>& jsons) {
+  std::string bundle = R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)";
+  for (size_t i = 0; i < jsons.size(); ++i) bundle += (i ? "," : "") + jsons[i];
+  bundle += "]}";
+  stix::Validator v;
+  auto r = v.Validate(bundle);
+  EXPECT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : r.diagnostics[0].ToString());
+  return r.objects;
+}
+
+std::unique_ptr<Store> Open(const TempDb& db, SqliteOptions opt = {}) {
+  auto s = OpenSqlite(db.path(), opt);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  auto store = std::move(s).value();
+  EXPECT_TRUE(store->EnsureCollection("c").ok());
+  return store;
+}
+
+std::vector<std::string> Versions(Store& s, VersionFilter vf, const std::string& id) {
+  Query q;
+  q.collection = "c";
+  q.versions = vf;
+  q.ids = {id};
+  auto page = s.Query(q);
+  EXPECT_TRUE(page.ok());
+  std::vector<std::string> out;
+  for (const auto& o : page->objects) out.push_back(o.modified);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(Store, IdempotentPutsAndConflicts) {
+  TempDb db;
+  auto s = Open(db);
+  auto objs = Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Malware(2)});
+  auto r1 = s->Put("c", objs);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1->stored, 2u);
+  auto r2 = s->Put("c", objs);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->stored, 0u);
+  EXPECT_EQ(r2->duplicates, 2u);
+  // Same content with other member order and spacing is a duplicate, not a conflict.
+  auto reordered = Objects({R"({ "is_family" : false, "modified":"2024-01-01T00:00:00.000Z","created":"2024-01-01T00:00:00.000Z","id":"malware--)" +
+                            Uuid(2) + R"(","spec_version":"2.1","type":"malware"})"});
+  auto r3 = s->Put("c", reordered);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(r3->duplicates, 1u);
+  // Same (id, modified), different content: conflict; the first stands.
+  auto changed = Objects({Indicator(1, "2024-01-01T00:00:00.000Z", "changed")});
+  auto r4 = s->Put("c", changed);
+  ASSERT_TRUE(r4.ok());
+  EXPECT_EQ(r4->conflicts, 1u);
+  EXPECT_EQ(r4->outcomes[0], PutOutcome::kConflict);
+  Query q;
+  q.collection = "c";
+  q.ids = {"indicator--" + Uuid(1)};
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->objects.size(), 1u);
+  EXPECT_NE(page->objects[0].json.find("\"name\":\"x\""), std::string::npos);
+  // date_added of the first arrival stands.
+  EXPECT_EQ(page->objects[0].date_added, r1->date_added[0]);
+}
+
+TEST(Store, VersionSelection) {
+  TempDb db;
+  auto s = Open(db);
+  const std::string id = "indicator--" + Uuid(7);
+  // Out of order, and two versions 1 microsecond apart.
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(7, "2024-03-01T00:00:00.000Z"), Indicator(7, "2024-01-01T00:00:00.123Z")})).ok());
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(7, "2024-01-01T00:00:00.123001Z"), Indicator(7, "2024-02-01T00:00:00.000Z")})).ok());
+  VersionFilter first, last, all, pick;
+  first.first = true;
+  last.last = true;
+  all.all = true;
+  pick.versions = {stix::VersionKey("2024-02-01T00:00:00Z"), stix::VersionKey("2024-01-01T00:00:00.123001Z")};
+  EXPECT_EQ(Versions(*s, first, id), std::vector<std::string>{"2024-01-01T00:00:00.123Z"});
+  EXPECT_EQ(Versions(*s, last, id), std::vector<std::string>{"2024-03-01T00:00:00.000Z"});
+  EXPECT_EQ(Versions(*s, all, id).size(), 4u);
+  EXPECT_EQ(Versions(*s, pick, id), (std::vector<std::string>{"2024-01-01T00:00:00.123001Z", "2024-02-01T00:00:00.000Z"}));
+  VersionFilter first_last;
+  first_last.first = first_last.last = true;
+  EXPECT_EQ(Versions(*s, first_last, id).size(), 2u);
+  // Default (empty filter) is last.
+  EXPECT_EQ(Versions(*s, VersionFilter{}, id), std::vector<std::string>{"2024-03-01T00:00:00.000Z"});
+}
+
+TEST(Store, FiltersByIdTypeAndSpecVersion) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Malware(2), Malware(3)})).ok());
+  Query q;
+  q.collection = "c";
+  q.types = {"malware"};
+  EXPECT_EQ(s->Query(q)->objects.size(), 2u);
+  q.types = {"malware", "indicator"};
+  EXPECT_EQ(s->Query(q)->objects.size(), 3u);
+  q.ids = {"malware--" + Uuid(3)};
+  EXPECT_EQ(s->Query(q)->objects.size(), 1u);
+  q.ids.clear();
+  q.spec_versions = {"2.0"};
+  EXPECT_EQ(s->Query(q)->objects.size(), 0u);
+  q.spec_versions = {"2.0", "2.1"};
+  EXPECT_EQ(s->Query(q)->objects.size(), 3u);
+  Query missing;
+  missing.collection = "nope";
+  EXPECT_EQ(s->Query(missing).status().code(), Code::kNotFound);
+}
+
+TEST(Store, DateAddedIsUniqueIncreasingAndAddedAfterIsExclusive) {
+  TempDb db;
+  auto s = Open(db);
+  std::vector<std::string> objs;
+  for (int i = 0; i < 50; ++i) objs.push_back(Malware(i));
+  auto r = s->Put("c", Objects(objs));
+  ASSERT_TRUE(r.ok());
+  for (size_t i = 1; i < r->date_added.size(); ++i) EXPECT_GT(r->date_added[i], r->date_added[i - 1]);
+  Query q;
+  q.collection = "c";
+  q.added_after = r->date_added[9];
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->objects.size(), 40u);
+  EXPECT_EQ(page->objects.front().date_added, r->date_added[10]);
+  q.added_after = r->date_added.back();
+  EXPECT_TRUE(s->Query(q)->objects.empty());
+}
+
+TEST(Store, PaginationNeitherSkipsNorRepeatsWhileInsertsHappen) {
+  TempDb db;
+  auto s = Open(db);
+  std::vector<std::string> first;
+  for (int i = 0; i < 25; ++i) first.push_back(Malware(i));
+  ASSERT_TRUE(s->Put("c", Objects(first)).ok());
+  Query q;
+  q.collection = "c";
+  q.versions.all = true;
+  q.versions.last = false;
+  q.limit = 7;
+  std::multiset<std::string> seen;
+  int pages = 0, next_id = 1000;
+  while (true) {
+    auto page = s->Query(q);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    for (const auto& o : page->objects) seen.insert(o.id + "@" + o.modified);
+    ++pages;
+    // New objects and a new version of an already-returned object arrive between pages.
+    if (pages <= 3) {
+      ASSERT_TRUE(s->Put("c", Objects({Malware(next_id++), Indicator(next_id++, "2024-01-01T00:00:00.000Z")})).ok());
+    }
+    if (!page->more) {
+      EXPECT_TRUE(page->next.empty());
+      break;
+    }
+    ASSERT_FALSE(page->next.empty());
+    q.cursor = page->next;
+  }
+  EXPECT_EQ(seen.size(), 25u + 6u);
+  std::set<std::string> unique(seen.begin(), seen.end());
+  EXPECT_EQ(unique.size(), seen.size()) << "an object was returned twice";
+}
+
+TEST(Store, CursorIsCheckedAgainstTheQueryAndSurvivesRestart) {
+  TempDb db;
+  std::string next;
+  {
+    auto s = Open(db);
+    std::vector<std::string> objs;
+    for (int i = 0; i < 10; ++i) objs.push_back(Malware(i));
+    ASSERT_TRUE(s->Put("c", Objects(objs)).ok());
+    Query q;
+    q.collection = "c";
+    q.limit = 4;
+    auto page = s->Query(q);
+    ASSERT_TRUE(page->more);
+    next = page->next;
+    Query other = q;
+    other.cursor = next;
+    other.types = {"indicator"};
+    EXPECT_EQ(s->Query(other).status().code(), Code::kInvalid);
+    other = q;
+    other.cursor = "garbage";
+    EXPECT_EQ(s->Query(other).status().code(), Code::kInvalid);
+  }
+  auto s = Open(db);  // a second process / restart
+  Query q;
+  q.collection = "c";
+  q.limit = 100;  // the limit may change between pages
+  q.cursor = next;
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok()) << page.status().message();
+  EXPECT_EQ(page->objects.size(), 6u);
+  EXPECT_FALSE(page->more);
+}
+
+TEST(Store, ManifestHasNoBodies) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_TRUE(s->Put("c", Objects({Malware(1)})).ok());
+  Query q;
+  q.collection = "c";
+  auto m = s->Manifest(q);
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(m->objects.size(), 1u);
+  EXPECT_TRUE(m->objects[0].json.empty());
+  EXPECT_EQ(m->objects[0].modified, "2024-01-01T00:00:00.000Z");
+  EXPECT_GT(m->objects[0].date_added, 0);
+}
+
+TEST(Store, MarkingsAndStats) {
+  TempDb db;
+  auto s = Open(db);
+  auto objs = Objects({R"({"type":"marking-definition","spec_version":"2.1","id":"marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b","created":"2024-01-01T00:00:00.000Z","definition_type":"statement","definition":{"statement":"x"}})",
+                       Malware(1), Malware(2)});
+  ASSERT_TRUE(s->Put("c", objs).ok());
+  EXPECT_TRUE(*s->HasMarkingDefinition("marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b"));
+  EXPECT_FALSE(*s->HasMarkingDefinition("marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5c"));
+  auto st = s->Stats();
+  ASSERT_TRUE(st.ok());
+  ASSERT_EQ(st->size(), 2u);
+  EXPECT_EQ((*st)[0].type, "malware");
+  EXPECT_EQ((*st)[0].objects, 2);
+  auto colls = s->ListCollections();
+  ASSERT_EQ(colls->size(), 1u);
+  EXPECT_EQ((*colls)[0].object_count, 3);
+  EXPECT_EQ(stix::UuidVersion((*colls)[0].id), 4);
+  EXPECT_TRUE(s->GetCollection((*colls)[0].id).ok());
+}
+
+// Walk every write step: make step n fail, check the batch left nothing behind,
+// then retry; at the end everything acknowledged is there exactly once.
+TEST(Store, FailureAtAnyWriteStepLosesNothingAcknowledged) {
+  auto batch = Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Indicator(1, "2024-02-01T00:00:00.000Z"),
+                        Malware(2),
+                        R"({"type":"marking-definition","spec_version":"2.1","id":"marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b","created":"2024-01-01T00:00:00.000Z","definition_type":"statement","definition":{"statement":"x"}})"});
+  for (int n = 0;; ++n) {
+    TempDb db;
+    {
+      auto s = Open(db);
+      ASSERT_TRUE(s->Put("c", Objects({Indicator(1, "2024-01-15T00:00:00.000Z")})).ok());
+    }
+    auto s = Open(db, SqliteOptions{n});
+    auto before = s->ListCollections();
+    auto r = s->Put("c", batch);
+    auto reopened = Open(db);
+    auto after = reopened->ListCollections();
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), Code::kIo);
+      EXPECT_EQ((*after)[0].object_count, (*before)[0].object_count) << "failed batch left rows at step " << n;
+      EXPECT_FALSE(*reopened->HasMarkingDefinition("marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b"));
+      auto retry = reopened->Put("c", batch);
+      ASSERT_TRUE(retry.ok());
+      EXPECT_EQ(retry->stored + retry->duplicates, batch.size());
+      continue;
+    }
+    // No fault hit this batch: the walk is complete.
+    EXPECT_EQ(r->stored, batch.size());
+    Query q;
+    q.collection = "c";
+    q.versions.all = true;
+    EXPECT_EQ(reopened->Query(q)->objects.size(), batch.size() + 1);
+    VersionFilter last;
+    last.last = true;
+    EXPECT_EQ(Versions(*reopened, last, "indicator--" + Uuid(1)), std::vector<std::string>{"2024-02-01T00:00:00.000Z"});
+    EXPECT_GT(n, 5);
+    break;
+  }
+}
+
+TEST(Store, RefusesForeignOrUnreadableDatabases) {
+  TempDb db;
+  {
+    sqlite3* raw;
+    ASSERT_EQ(sqlite3_open(db.path().c_str(), &raw), SQLITE_OK);
+    sqlite3_exec(raw, "CREATE TABLE other(x)", nullptr, nullptr, nullptr);
+    sqlite3_close(raw);
+  }
+  auto s = OpenSqlite(db.path());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("not a tearline database"), std::string::npos);
+  auto bad = OpenSqlite("/nonexistent-dir/x.db");
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(Cursor, RoundTripsAndRejectsGarbage) {
+  int64_t d;
+  uint64_t f;
+  auto c = EncodeCursor(1700000000123456, 0xdeadbeefcafef00dULL);
+  ASSERT_TRUE(DecodeCursor(c, &d, &f));
+  EXPECT_EQ(d, 1700000000123456);
+  EXPECT_EQ(f, 0xdeadbeefcafef00dULL);
+  EXPECT_FALSE(DecodeCursor("", &d, &f));
+  EXPECT_FALSE(DecodeCursor(c + "A", &d, &f));
+  EXPECT_FALSE(DecodeCursor(std::string(22, '!'), &d, &f));
+}
+
+}  // namespace
+}  // namespace tearline::store
