@@ -1,1 +1,154 @@
+// The tearline command line as a user meets it: exit codes, messages, files.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "stix/stix.h"
+#include "test_util.h"
+
+namespace tearline {
+namespace {
+
+using test::ReadFile;
+using test::RunCommand;
+using test::TempDir;
+using test::WriteFile;
+
+std::string Bin() { return TEARLINE_BINARY; }
+
+const char* kIndicator =
+    R"({"type":"indicator","spec_version":"2.1","id":"indicator--a6f12b93-270d-41b3-a42c-84798615a449",)"
+    R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","name":"relay",)"
+    R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-15T09:30:00Z"})";
+const char* kMalware =
+    R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d0162364995",)"
+    R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false})";
+
+std::string Bundle(const std::vector<std::string>& objs) {
+  std::string s = R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)";
+  for (size_t i = 0; i < objs.size(); ++i) s += (i ? "," : "") + objs[i];
+  return s + "]}";
+}
+
+TEST(Cli, HelpAndUsageErrors) {
+  std::string out;
+  EXPECT_EQ(RunCommand(Bin() + " --help", &out), 0);
+  for (const char* sub : {"validate", "import", "export", "stats"}) EXPECT_NE(out.find(sub), std::string::npos);
+  for (const char* sub : {"validate", "import", "export", "stats"}) {
+    EXPECT_EQ(RunCommand(Bin() + " " + sub + " --help", &out), 0) << sub;
+    EXPECT_NE(out.find("--"), std::string::npos) << sub;
+  }
+  EXPECT_EQ(RunCommand(Bin(), &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " frobnicate", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " validate --bogus x.json", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " import x.json", &out), 2);  // --db/--collection missing
+  EXPECT_NE(out.find("--db"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " export --db x.db --collection c --version newest", &out), 2);
+}
+
+TEST(Cli, ValidateExitCodesAndMessages) {
+  TempDir tmp;
+  std::string good = tmp.path() + "/good.json", bad = tmp.path() + "/bad.json";
+  WriteFile(good, Bundle({kIndicator, kMalware}));
+  std::string broken = kMalware;
+  broken.replace(broken.find("\"is_family\":false"), 17, "\"is_family\":\"no\"");
+  WriteFile(bad, Bundle({kIndicator, broken}));
+  std::string out;
+  EXPECT_EQ(RunCommand(Bin() + " validate " + good, &out), 0) << out;
+  EXPECT_NE(out.find("2 objects checked: 2 valid"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " validate " + good + " " + bad, &out), 1) << out;
+  EXPECT_NE(out.find(bad + ": error: object 1 (malware--5687c175-5926-4090-8ce9-6d0162364995): is_family: "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("[property-type; STIX 2.1 §4.11 Malware]"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " validate " + tmp.path() + "/missing.json", &out), 2);
+  EXPECT_NE(out.find("cannot read"), std::string::npos) << out;
+  WriteFile(tmp.path() + "/one.json", kIndicator);
+  EXPECT_EQ(RunCommand("cat " + tmp.path() + "/one.json | " + Bin() + " validate -", &out), 0) << out;
+}
+
+TEST(Cli, ImportExportStats) {
+  TempDir tmp;
+  std::string file = tmp.path() + "/b.json", db = tmp.path() + "/t.db";
+  WriteFile(file, Bundle({kIndicator, kMalware}));
+  std::string out;
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection intel " + file, &out), 0) << out;
+  EXPECT_NE(out.find("2 objects: 2 stored, 0 duplicates, 0 conflicts, 0 rejected"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Bin() + " stats --db " + db, &out), 0);
+  EXPECT_NE(out.find("indicator"), std::string::npos);
+  EXPECT_NE(out.find("malware"), std::string::npos);
+
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection intel --type malware", &out), 0);
+  stix::Validator v;
+  auto r = v.Validate(out);
+  ASSERT_TRUE(r.ok()) << out;
+  ASSERT_EQ(r.objects.size(), 1u);
+  EXPECT_TRUE(stix::JsonEqual(r.objects[0].json, kMalware));
+
+  // --added-after in the future: a valid bundle without objects (an empty list is not allowed, §8).
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection intel --added-after 2999-01-01T00:00:00Z", &out), 0);
+  auto empty = v.Validate(out);
+  EXPECT_TRUE(empty.ok()) << out;
+  EXPECT_EQ(empty.total, 0u);
+  EXPECT_EQ(RunCommand(Bin() + " export --db " + db + " --collection intel --added-after yesterday", &out), 2);
+  EXPECT_NE(out.find("RFC 3339"), std::string::npos);
+  EXPECT_EQ(RunCommand(Bin() + " export --db " + db + " --collection nope", &out), 2);
+  EXPECT_NE(out.find("no collection"), std::string::npos);
+}
+
+TEST(Cli, ConflictsAndJsonLines) {
+  TempDir tmp;
+  std::string db = tmp.path() + "/t.db", lines = tmp.path() + "/in.jsonl", changed = tmp.path() + "/c.json";
+  WriteFile(lines, std::string(kIndicator) + "\n{not json\n" + kMalware + "\n");
+  std::string out;
+  EXPECT_EQ(RunCommand(Bin() + " import --db " + db + " --collection c " + lines, &out), 1) << out;
+  EXPECT_NE(out.find("(line 2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 objects: 2 stored, 0 duplicates, 0 conflicts, 1 rejected"), std::string::npos) << out;
+  std::string other = kIndicator;
+  other.replace(other.find("\"relay\""), 7, "\"other\"");
+  WriteFile(changed, other);
+  EXPECT_EQ(RunCommand(Bin() + " import --db " + db + " --collection c " + changed, &out), 1) << out;
+  EXPECT_NE(out.find("version-conflict"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection c --type indicator", &out), 0);
+  EXPECT_NE(out.find("\"relay\""), std::string::npos) << "the first version stands";
+}
+
+TEST(Cli, BadInputChangesNothing) {
+  TempDir tmp;
+  std::string db = tmp.path() + "/t.db", good = tmp.path() + "/g.json", trunc = tmp.path() + "/t.json";
+  WriteFile(good, Bundle({kIndicator}));
+  std::string full = Bundle({kMalware});
+  WriteFile(trunc, full.substr(0, full.size() / 2));
+  std::string out, before, after;
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection c " + good, &out), 0);
+  ASSERT_EQ(RunCommand(Bin() + " stats --db " + db, &before), 0);
+  EXPECT_EQ(RunCommand(Bin() + " import --db " + db + " --collection c " + trunc, &out), 1);
+  EXPECT_NE(out.find("json-syntax"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Bin() + " stats --db " + db, &after), 0);
+  EXPECT_EQ(before, after);
+}
+
+TEST(Cli, MissingOrForeignDatabase) {
+  TempDir tmp;
+  std::string out;
+  std::string missing = tmp.path() + "/none.db";
+  EXPECT_EQ(RunCommand(Bin() + " stats --db " + missing, &out), 2);
+  EXPECT_NE(out.find("does not exist"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(missing)) << "reading must not create a database";
+  EXPECT_EQ(RunCommand(Bin() + " export --db " + missing + " --collection c", &out), 2);
+  std::string junk = tmp.path() + "/junk.db";
+  WriteFile(junk, "this is not a database, just text that is long enough to look like a header........");
+  EXPECT_EQ(RunCommand(Bin() + " stats --db " + junk, &out), 2);
+  EXPECT_NE(out.find("junk.db"), std::string::npos) << out;
+  EXPECT_EQ(ReadFile(junk).substr(0, 12), "this is not ") << "a foreign file must not be modified";
+  EXPECT_EQ(RunCommand(Bin() + " import --db " + tmp.path() + "/no/such/dir/x.db --collection c " + junk, &out), 2);
+}
+
+TEST(Cli, DemoScenarioIsValid) {
+  std::string out;
+  EXPECT_EQ(RunCommand(Bin() + " validate " + std::string(TEARLINE_SOURCE_DIR) + "/samples/northern-lantern.json", &out), 0)
+      << out;
+}
+
+}  // namespace
+}  // namespace tearline
