@@ -168,14 +168,14 @@ bool DocumentContext::MarkingKnown(std::string_view id) const {
   return lookup && *lookup && (*lookup)(id);
 }
 
-void ObjectChecker::Error(std::string path, std::string rule, std::string section, std::string msg) {
+void ObjectChecker::Error(std::string path, std::string_view rule, std::string_view section, std::string msg) {
   has_error_ = true;
-  out_->push_back({Severity::kError, index_, id_, std::move(path), std::move(rule), std::move(section),
+  out_->push_back({Severity::kError, index_, id_, std::move(path), std::string(rule), std::string(section),
                    std::move(msg)});
 }
 
-void ObjectChecker::Warn(std::string path, std::string rule, std::string section, std::string msg) {
-  out_->push_back({Severity::kWarning, index_, id_, std::move(path), std::move(rule), std::move(section),
+void ObjectChecker::Warn(std::string path, std::string_view rule, std::string_view section, std::string msg) {
+  out_->push_back({Severity::kWarning, index_, id_, std::move(path), std::string(rule), std::string(section),
                    std::move(msg)});
 }
 
@@ -231,7 +231,7 @@ bool ObjectChecker::Check(dom::element e, Object* result) {
 
   spec_ = schema::FindType(type);
   category_ = spec_ ? spec_->category : CustomCategory(e);
-  section_ = spec_ ? std::string(spec_->section) : "STIX 2.1 §11.2 Custom Objects";
+  section_ = spec_ ? spec_->section : std::string_view("STIX 2.1 §11.2 Custom Objects");
 
   // UUID version advice (§2.9: SHOULD v4 for SDO/SRO/meta, SHOULD v5 for SCO).
   if (!id_.empty()) {
@@ -267,26 +267,17 @@ bool ObjectChecker::Check(dom::element e, Object* result) {
             "property \"" + std::string(name) + "\" is null; omit the property instead");
       continue;
     }
-    if (schema::CommonForbidden(type, category_, name)) {
+    schema::PropertyInfo info = schema::FindProperty(spec_, category_, name);
+    if (info.forbidden) {
       Error(std::string(name), "property-not-applicable", std::string(kSecCommon),
             "property \"" + std::string(name) + "\" must not be present on this kind of object");
       continue;
     }
-    const Prop* prop = schema::FindCommon(type, category_, name);
-    if (!prop && spec_) {
-      for (const auto& p : spec_->props) {
-        if (p.name == name) {
-          prop = &p;
-          break;
-        }
-      }
-    }
-    if (prop) {
+    if (info.prop) {
       if (name != "type" && name != "id" && name != "spec_version") {
-        bool common = schema::FindCommon(type, category_, name) != nullptr;
-        std::string own = section_;
-        if (common) section_ = std::string(kSecCommon);
-        CheckProperty(*prop, name, field.value);
+        std::string_view own = section_;
+        if (info.common) section_ = kSecCommon;
+        CheckProperty(*info.prop, name, field.value);
         section_ = own;
       }
       continue;
@@ -536,9 +527,9 @@ void ObjectChecker::CheckRef(std::string_view path, std::string_view ref,
       std::string name = a == "<sdo>" ? "any SDO" : a == "<sco>" ? "any SCO" : std::string(a);
       list += (list.empty() ? "" : ", ") + name;
     }
-    std::string section = path.starts_with("object_marking_refs") ? std::string(kSecObjMarking)
-                          : path == "created_by_ref" ? std::string(kSecCommon)
-                                                     : section_;
+    std::string_view section = path.starts_with("object_marking_refs") ? kSecObjMarking
+                               : path == "created_by_ref"              ? kSecCommon
+                                                                       : section_;
     Error(std::string(path), "ref-target-type", section,
           "\"" + std::string(ref) + "\" is a " + std::string(t) + "; \"" + std::string(path) + "\" must reference " + list);
   }
@@ -978,7 +969,7 @@ void ObjectChecker::CheckExtensionDefinition(dom::element obj) {
   for (dom::element e : types) {
     std::string_view s;
     if (!e.get(s) && !Contains(kExtensionTypes, s)) {
-      Error(Index("extension_types", i), "extension-type", section_ + " (extension-type-enum)",
+      Error(Index("extension_types", i), "extension-type", std::string(section_) + " (extension-type-enum)",
             "\"" + std::string(s) + "\" is not an extension type");
     }
     if (s == "toplevel-property-extension") toplevel = true;

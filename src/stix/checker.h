@@ -30,8 +30,8 @@ class ObjectChecker {
   //! fills `result` (except json, which the caller sets).
   bool Check(simdjson::dom::element obj, Object* result);
 
-  void Error(std::string path, std::string rule, std::string section, std::string msg);
-  void Warn(std::string path, std::string rule, std::string section, std::string msg);
+  void Error(std::string path, std::string_view rule, std::string_view section, std::string msg);
+  void Warn(std::string path, std::string_view rule, std::string_view section, std::string msg);
 
  private:
   void CheckProperty(const schema::Prop& prop, std::string_view path, simdjson::dom::element v);
@@ -64,7 +64,7 @@ class ObjectChecker {
   std::vector<Diagnostic>* out_;
   std::string id_;
   std::string type_;
-  std::string section_;  // the type's own spec section
+  std::string_view section_;  // the type's own spec section (static storage)
   const schema::TypeSpec* spec_ = nullptr;
   schema::Category category_ = schema::Category::kSdo;
   bool has_error_ = false;

@@ -10,12 +10,20 @@
 namespace tearline::stix {
 namespace {
 
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+struct HexTable {
+  signed char v[256];
+  constexpr HexTable() : v() {
+    for (int i = 0; i < 256; ++i) v[i] = -1;
+    for (int i = 0; i < 10; ++i) v['0' + i] = static_cast<signed char>(i);
+    for (int i = 0; i < 6; ++i) {
+      v['a' + i] = static_cast<signed char>(10 + i);
+      v['A' + i] = static_cast<signed char>(10 + i);
+    }
+  }
+};
+constexpr HexTable kHexTable;
+
+inline int HexVal(char c) { return kHexTable.v[static_cast<unsigned char>(c)]; }
 
 std::string FormatUuid(const std::array<unsigned char, 16>& b) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -30,20 +38,16 @@ std::string FormatUuid(const std::array<unsigned char, 16>& b) {
 }
 
 bool ParseUuidBytes(std::string_view u, std::array<unsigned char, 16>* out) {
-  if (u.size() != 36) return false;
-  int j = 0;
-  for (size_t i = 0; i < 36;) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (u[i] != '-') return false;
-      ++i;
-      continue;
-    }
-    int hi = HexVal(u[i]), lo = HexVal(u[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[j++] = static_cast<unsigned char>(hi << 4 | lo);
-    i += 2;
+  // Byte k of the UUID starts at text offset kPos[k] (8-4-4-4-12 with hyphens).
+  static constexpr unsigned char kPos[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  if (u.size() != 36 || u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-') return false;
+  int bad = 0;
+  for (int k = 0; k < 16; ++k) {
+    int hi = HexVal(u[kPos[k]]), lo = HexVal(u[kPos[k] + 1]);
+    bad |= hi | lo;
+    (*out)[k] = static_cast<unsigned char>((hi << 4) | (lo & 0xF));
   }
-  return true;
+  return bad >= 0;
 }
 
 }  // namespace

@@ -97,41 +97,79 @@ Error MapError(simdjson::error_code code, std::string_view text, size_t max_dept
   }
 }
 
-void AppendEscapedPath(std::string& path, std::string_view key) {
-  path += '.';
-  path.append(key);
+// One step of the path from the root to the element being walked.
+struct Step {
+  std::string_view key;  // empty for an array index
+  size_t index;
+};
+
+std::string FormatPath(const std::vector<Step>& steps) {
+  std::string p;
+  for (const auto& s : steps) {
+    if (s.key.empty()) {
+      p += "[" + std::to_string(s.index) + "]";
+    } else {
+      if (!p.empty()) p += '.';
+      p.append(s.key);
+    }
+  }
+  return p.empty() ? "(top level)" : p;
 }
 
-bool DupWalk(dom::element e, std::string& path, std::string* out_path, std::string* name) {
+// True if two members of `obj` share a name. Small objects (the common case)
+// compare pairwise with no allocation; large ones sort a scratch vector.
+bool HasDuplicate(dom::object obj, std::string_view* dup) {
+  size_t n = obj.size();
+  if (n < 2) return false;
+  if (n <= 24) {
+    std::string_view keys[24];
+    size_t k = 0;
+    for (auto field : obj) {
+      for (size_t j = 0; j < k; ++j) {
+        if (keys[j].size() == field.key.size() && keys[j] == field.key) {
+          *dup = field.key;
+          return true;
+        }
+      }
+      keys[k++] = field.key;
+    }
+    return false;
+  }
+  thread_local std::vector<std::string_view> keys;
+  keys.clear();
+  for (auto field : obj) keys.push_back(field.key);
+  std::sort(keys.begin(), keys.end());
+  auto it = std::adjacent_find(keys.begin(), keys.end());
+  if (it == keys.end()) return false;
+  *dup = *it;
+  return true;
+}
+
+bool DupWalk(dom::element e, std::vector<Step>& steps, std::string* out_path, std::string* name) {
   if (e.is_object()) {
     dom::object obj = e.get_object().value_unsafe();
-    size_t n = obj.size();
-    if (n > 1) {
-      std::vector<std::string_view> keys;
-      keys.reserve(n);
-      for (auto field : obj) keys.push_back(field.key);
-      std::sort(keys.begin(), keys.end());
-      auto it = std::adjacent_find(keys.begin(), keys.end());
-      if (it != keys.end()) {
-        *out_path = path.empty() ? "(top level)" : path.substr(1);
-        *name = std::string(*it);
-        return true;
-      }
+    std::string_view dup;
+    if (HasDuplicate(obj, &dup)) {
+      *out_path = FormatPath(steps);
+      *name = std::string(dup);
+      return true;
     }
     for (auto field : obj) {
-      size_t len = path.size();
-      AppendEscapedPath(path, field.key);
-      if (DupWalk(field.value, path, out_path, name)) return true;
-      path.resize(len);
+      if (!field.value.is_object() && !field.value.is_array()) continue;
+      steps.push_back({field.key, 0});
+      if (DupWalk(field.value, steps, out_path, name)) return true;
+      steps.pop_back();
     }
   } else if (e.is_array()) {
-    size_t i = 0;
     dom::array arr = e.get_array().value_unsafe();
+    size_t i = 0;
     for (dom::element child : arr) {
-      size_t len = path.size();
-      path += "[" + std::to_string(i++) + "]";
-      if (DupWalk(child, path, out_path, name)) return true;
-      path.resize(len);
+      if (child.is_object() || child.is_array()) {
+        steps.push_back({{}, i});
+        if (DupWalk(child, steps, out_path, name)) return true;
+        steps.pop_back();
+      }
+      ++i;
     }
   }
   return false;
@@ -281,8 +319,9 @@ bool Parse(dom::parser& parser, std::string_view text, dom::element* out, Error*
 }
 
 bool FindDuplicateKey(dom::element e, std::string* path, std::string* name) {
-  std::string p;
-  return DupWalk(e, p, path, name);
+  thread_local std::vector<Step> steps;
+  steps.clear();
+  return DupWalk(e, steps, path, name);
 }
 
 std::string Compact(dom::element e) { return simdjson::minify(e); }

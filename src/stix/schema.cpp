@@ -300,6 +300,38 @@ bool CommonForbidden(std::string_view type, Category category, std::string_view 
   return name == "defanged";
 }
 
+namespace {
+
+using PropertyMap = std::unordered_map<std::string_view, PropertyInfo>;
+
+PropertyMap BuildMap(std::string_view type, Category category, const TypeSpec* spec) {
+  PropertyMap m;
+  for (const auto& p : CommonProps(type, category)) m[p.name] = {&p, true, false};
+  if (spec) {
+    for (const auto& p : spec->props) m.emplace(p.name, PropertyInfo{&p, false, false});
+  }
+  for (std::string_view n : {"created_by_ref", "created", "modified", "revoked", "labels", "confidence", "lang",
+                             "external_references", "defanged"}) {
+    if (CommonForbidden(type, category, n)) m[n] = {nullptr, true, true};
+  }
+  return m;
+}
+
+}  // namespace
+
+PropertyInfo FindProperty(const TypeSpec* spec, Category category, std::string_view name) {
+  static const auto* maps = [] {
+    auto* all = new std::unordered_map<const void*, PropertyMap>();
+    for (const auto& [type, t] : Types()) (*all)[&t] = BuildMap(type, t.category, &t);
+    return all;
+  }();
+  static const PropertyMap kCustom[] = {BuildMap("", Category::kSdo, nullptr), BuildMap("", Category::kSro, nullptr),
+                                        BuildMap("", Category::kSco, nullptr), BuildMap("", Category::kMeta, nullptr)};
+  const PropertyMap& m = spec ? maps->at(spec) : kCustom[static_cast<int>(category)];
+  auto it = m.find(name);
+  return it == m.end() ? PropertyInfo{} : it->second;
+}
+
 bool IsSro(std::string_view type) { return type == "relationship" || type == "sighting"; }
 
 bool IsMeta(std::string_view type) {

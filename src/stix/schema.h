@@ -65,6 +65,16 @@ const Prop* FindCommon(std::string_view type, Category category, std::string_vie
 //! Common properties that MUST NOT appear on `type` (§3.2 "not applicable").
 bool CommonForbidden(std::string_view type, Category category, std::string_view name);
 
+//! What a property name means on an object of `spec` (nullptr for a custom
+//! type of `category`): a common property, a type-specific one, a common
+//! property that must not appear, or (prop == nullptr, !forbidden) custom.
+struct PropertyInfo {
+  const Prop* prop = nullptr;
+  bool common = false;
+  bool forbidden = false;
+};
+PropertyInfo FindProperty(const TypeSpec* spec, Category category, std::string_view name);
+
 //! Category of a STIX-defined type; custom types return kSdo unless `is_sco`.
 bool IsSro(std::string_view type);
 bool IsMeta(std::string_view type);

@@ -66,9 +66,14 @@ std::string VersionKey(std::string_view text) {
   std::string frac = ts->fraction;
   while (frac.size() > 9 && frac.back() == '0') frac.pop_back();
   if (frac.size() < 9) frac.append(9 - frac.size(), '0');
-  // Rebuild the date part from the instant so ":60" sorts after ":59".
-  std::string key = FormatMicros(ts->seconds * 1000000);
-  key.resize(19);
+  std::string key;
+  if (text[17] == '6') {
+    // A leap second: rebuild the date part from the instant so ":60" sorts after ":59".
+    key = FormatMicros(ts->seconds * 1000000);
+    key.resize(19);
+  } else {
+    key.assign(text.substr(0, 19));
+  }
   key += '.';
   key += frac;
   return key;
