@@ -13,7 +13,7 @@
 namespace tearline::cli {
 namespace {
 
-constexpr size_t kImportChunk = 50000;  // objects per transaction (and progress step) during import
+constexpr size_t kImportChunk = 10000;  // objects per transaction (and progress step) during import
 
 struct Options {
   std::vector<std::string> files;
