@@ -324,7 +324,14 @@ bool FindDuplicateKey(dom::element e, std::string* path, std::string* name) {
   return DupWalk(e, steps, path, name);
 }
 
-std::string Compact(dom::element e) { return simdjson::minify(e); }
+std::string Compact(dom::element e) {
+  // One builder per thread, reused: its buffer grows once instead of per object.
+  thread_local simdjson::internal::string_builder<> builder;
+  builder.clear();
+  builder.append(e);
+  std::string_view out = builder.str();
+  return std::string(out);
+}
 
 std::string Canonical(dom::element e) {
   std::string out;
