@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "common/timestamp.h"
 #include "pattern/pattern.h"
 
 namespace tearline::pattern {
@@ -168,30 +169,7 @@ bool IsKeyword(const std::string& s) {
   return std::any_of(std::begin(kKw), std::end(kKw), [&](const char* k) { return s == k; });
 }
 
-bool ValidTimestamp(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.s+]Z with a real date (same rule as STIX §2.15).
-  auto d = [&](size_t p, size_t n) {
-    int v = 0;
-    for (size_t i = p; i < p + n; ++i) {
-      if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return -1;
-      v = v * 10 + (s[i] - '0');
-    }
-    return v;
-  };
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return false;
-  int y = d(0, 4), mo = d(5, 2), dd = d(8, 2), h = d(11, 2), mi = d(14, 2), se = d(17, 2);
-  if (y < 0 || mo < 1 || mo > 12 || dd < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 60) return false;
-  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  if (dd > kDays[mo - 1] + (mo == 2 && leap ? 1 : 0)) return false;
-  size_t p = 19;
-  if (s[p] == '.') {
-    size_t q = ++p;
-    while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p]))) ++p;
-    if (p == q) return false;
-  }
-  return p + 1 == s.size() && s[p] == 'Z';
-}
+bool ValidTimestamp(std::string_view s) { return ParseTimestamp(s).has_value(); }
 
 bool ValidBase64(std::string_view s) {
   if (s.size() % 4 != 0) return false;

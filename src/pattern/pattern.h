@@ -82,4 +82,44 @@ Result<Pattern> Parse(std::string_view text);
 //! Parse() without keeping the tree.
 Status CheckSyntax(std::string_view text);
 
+// ---- Evaluation (STIX 2.1 §9.5-§9.7) ----
+
+//! The observed-data of one input and the cyber-observable objects they refer
+//! to, ready for evaluation. Holds its own parsed copy of the input.
+class Observations {
+ public:
+  //! Reads a STIX bundle, a TAXII envelope or a JSON array of objects. Every
+  //! observed-data becomes one observation; its SCOs come from object_refs
+  //! (resolved among the input's objects) or the deprecated embedded
+  //! `objects`. Invalid if the JSON is malformed or an observed-data lacks
+  //! first_observed/last_observed/number_observed.
+  static Result<Observations> FromJson(std::string_view json);
+
+  Observations();
+  ~Observations();
+  Observations(Observations&&) noexcept;
+  Observations& operator=(Observations&&) noexcept;
+
+  size_t size() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+//! Decides whether `pattern` matches `observations`:
+//!  - a comparison expression is evaluated against one observation at a time;
+//!    comparisons on the same object type bind to the same object, and a path
+//!    that does not resolve makes its comparison false (also under NOT);
+//!  - AND/OR/FOLLOWEDBY combine matches of distinct observations; FOLLOWEDBY
+//!    needs the left side's last_observed <= the right side's first_observed;
+//!  - WITHIN n SECONDS bounds the span first_observed..last_observed of the
+//!    observations used; REPEATS n TIMES needs n matches, an observation
+//!    counting number_observed times; START/STOP keeps observations with
+//!    start <= first_observed and last_observed < stop.
+//! Invalid for a MATCHES regular expression the engine cannot compile.
+Result<bool> Matches(const Pattern& pattern, const Observations& observations);
+
 }  // namespace tearline::pattern

@@ -20,9 +20,18 @@
 #include <vector>
 
 #include "stix/id.h"
-#include "stix/timestamp.h"
+#include "common/timestamp.h"
 
 namespace tearline::stix {
+
+// Timestamps (§2.15) live in common/ because the pattern language uses them too.
+using tearline::CompareTimestamps;
+using tearline::FormatMicros;
+using tearline::NowMicros;
+using tearline::ParseTimestamp;
+using tearline::Timestamp;
+using tearline::ToMicros;
+using tearline::VersionKey;
 
 //! Bounds on input (DESIGN.md invariant 7). Exceeding one is an error, never a crash.
 struct Limits {

@@ -1,8 +1,8 @@
-#include "stix/timestamp.h"
+#include "common/timestamp.h"
 
 #include <gtest/gtest.h>
 
-namespace tearline::stix {
+namespace tearline {
 namespace {
 
 TEST(Timestamp, AcceptsRfc3339Utc) {
@@ -42,4 +42,4 @@ TEST(Timestamp, CompareAndMicros) {
 }
 
 }  // namespace
-}  // namespace tearline::stix
+}  // namespace tearline

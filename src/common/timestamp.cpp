@@ -1,9 +1,9 @@
-#include "stix/timestamp.h"
+#include "common/timestamp.h"
 
 #include <chrono>
 #include <cstdio>
 
-namespace tearline::stix {
+namespace tearline {
 namespace {
 
 bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
@@ -133,4 +133,4 @@ int CompareTimestamps(const Timestamp& a, const Timestamp& b) {
   return 0;
 }
 
-}  // namespace tearline::stix
+}  // namespace tearline

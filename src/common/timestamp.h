@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace tearline::stix {
+namespace tearline {
 
 struct Timestamp {
   int64_t seconds = 0;         //!< seconds since the Unix epoch (leap second 60 folds onto :59 + 1)
@@ -38,4 +38,4 @@ int64_t NowMicros();
 //! Compares two parsed timestamps by instant: <0, 0, >0.
 int CompareTimestamps(const Timestamp& a, const Timestamp& b);
 
-}  // namespace tearline::stix
+}  // namespace tearline

@@ -1,0 +1,501 @@
+// STIX 2.1 pattern evaluation (§9.5 comparison and observation operators,
+// §9.6 qualifiers, §9.7 type coercion). See Matches() in pattern.h for the
+// semantics chosen where the specification leaves room.
+#include <arpa/inet.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "pattern/observations.h"
+
+namespace tearline::pattern {
+namespace dom = simdjson::dom;
+namespace {
+
+constexpr size_t kMaxBindings = 10000;     // per expression node; bounds AND/FOLLOWEDBY products
+constexpr size_t kMaxAssignments = 4096;   // object combinations tried per observation
+
+// ---------- values and coercion ----------
+
+struct Value {
+  dom::element el;
+  std::string_view key;  // the property name the value came from (for _hex / _bin coercion)
+};
+
+bool EndsWith(std::string_view s, std::string_view suf) { return s.size() >= suf.size() && s.substr(s.size() - suf.size()) == suf; }
+
+bool DecodeBase64(std::string_view in, std::string* out) {
+  static constexpr std::string_view kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  out->clear();
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    size_t v = kAlpha.find(c);
+    if (v == std::string_view::npos) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool DecodeHex(std::string_view in, std::string* out) {
+  out->clear();
+  if (in.size() % 2) return false;
+  for (size_t i = 0; i < in.size(); i += 2) {
+    int hi = HexDigit(in[i]), lo = HexDigit(in[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return true;
+}
+
+// Bytes of a property that holds binary data: *_hex as hex, payload_bin/*_bin as base64.
+bool PropertyBytes(const Value& v, std::string* out) {
+  std::string_view s;
+  if (v.el.get(s)) return false;
+  if (EndsWith(v.key, "_hex")) return DecodeHex(s, out);
+  if (EndsWith(v.key, "_bin")) return DecodeBase64(s, out);
+  return false;
+}
+
+// ---------- IP networks for ISSUBSET / ISSUPERSET ----------
+
+struct Net {
+  int family = 0;  // 4 or 6
+  std::array<unsigned char, 16> addr{};
+  int prefix = 0;
+};
+
+bool ParseNet(std::string_view text, Net* n) {
+  std::string s(text);
+  int prefix = -1;
+  if (auto slash = s.find('/'); slash != std::string::npos) {
+    std::string p = s.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit)) return false;
+    prefix = std::stoi(p);
+    s.resize(slash);
+  }
+  if (inet_pton(AF_INET, s.c_str(), n->addr.data()) == 1) {
+    n->family = 4;
+    n->prefix = prefix < 0 ? 32 : prefix;
+    return n->prefix <= 32;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), n->addr.data()) == 1) {
+    n->family = 6;
+    n->prefix = prefix < 0 ? 128 : prefix;
+    return n->prefix <= 128;
+  }
+  return false;
+}
+
+// True if network `inner` lies within network `outer`.
+bool NetWithin(const Net& inner, const Net& outer) {
+  if (inner.family != outer.family || inner.prefix < outer.prefix) return false;
+  int full = outer.prefix / 8, rest = outer.prefix % 8;
+  if (std::memcmp(inner.addr.data(), outer.addr.data(), full) != 0) return false;
+  if (rest == 0) return true;
+  unsigned char mask = static_cast<unsigned char>(0xFF << (8 - rest));
+  return (inner.addr[full] & mask) == (outer.addr[full] & mask);
+}
+
+// ---------- LIKE (SQL wildcards % and _, _ is one UTF-8 character) ----------
+
+size_t Utf8Len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
+
+bool Like(std::string_view s, std::string_view p) {
+  size_t si = 0, pi = 0, star_p = std::string_view::npos, star_s = 0;
+  while (si < s.size()) {
+    if (pi < p.size() && p[pi] == '%') {
+      star_p = pi++;
+      star_s = si;
+    } else if (pi < p.size() && p[pi] == '_') {
+      si += Utf8Len(static_cast<unsigned char>(s[si]));
+      ++pi;
+    } else if (pi < p.size() && p[pi] == s[si]) {
+      ++si;
+      ++pi;
+    } else if (star_p != std::string_view::npos) {
+      pi = star_p + 1;
+      star_s += Utf8Len(static_cast<unsigned char>(s[star_s]));
+      si = star_s;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '%') ++pi;
+  return pi == p.size();
+}
+
+// ---------- the evaluation context ----------
+
+class Evaluator {
+ public:
+  explicit Evaluator(const Observations::Impl& obs) : obs_(obs) {}
+
+  Result<bool> Run(const ObsExpr& root) {
+    auto b = Eval(root);
+    if (!error_.empty()) return Status::Invalid(error_);
+    return !b.empty();
+  }
+
+ private:
+  struct Binding {
+    std::vector<uint32_t> obs;  // sorted observation indexes
+    int64_t first_us = 0, last_us = 0;
+    int64_t count = 0;
+  };
+
+  // ----- observation expressions -----
+
+  std::vector<Binding> Eval(const ObsExpr& e) {
+    std::vector<Binding> out;
+    switch (e.kind) {
+      case ObsExpr::Kind::kObservation:
+        for (uint32_t i = 0; i < obs_.list.size() && out.size() < kMaxBindings; ++i) {
+          if (MatchesObservation(*e.comparison, obs_.list[i])) {
+            const Observation& o = obs_.list[i];
+            out.push_back({{i}, o.first_us, o.last_us, o.count});
+          }
+        }
+        break;
+      case ObsExpr::Kind::kOr:
+        for (const auto& c : e.children) {
+          auto part = Eval(*c);
+          out.insert(out.end(), part.begin(), part.end());
+        }
+        break;
+      case ObsExpr::Kind::kAnd:
+      case ObsExpr::Kind::kFollowedBy: {
+        out = Eval(*e.children[0]);
+        for (size_t k = 1; k < e.children.size(); ++k) {
+          out = Join(out, Eval(*e.children[k]), e.kind == ObsExpr::Kind::kFollowedBy);
+        }
+        break;
+      }
+    }
+    for (const auto& q : e.qualifiers) out = Qualify(std::move(out), q);
+    Dedupe(out);
+    return out;
+  }
+
+  static bool Disjoint(const Binding& a, const Binding& b) {
+    size_t i = 0, j = 0;
+    while (i < a.obs.size() && j < b.obs.size()) {
+      if (a.obs[i] == b.obs[j]) return false;
+      a.obs[i] < b.obs[j] ? ++i : ++j;
+    }
+    return true;
+  }
+
+  static Binding Merge(const Binding& a, const Binding& b) {
+    Binding m;
+    std::merge(a.obs.begin(), a.obs.end(), b.obs.begin(), b.obs.end(), std::back_inserter(m.obs));
+    m.first_us = std::min(a.first_us, b.first_us);
+    m.last_us = std::max(a.last_us, b.last_us);
+    m.count = a.count + b.count;
+    return m;
+  }
+
+  // AND: distinct observations satisfying both sides. FOLLOWEDBY: additionally
+  // everything on the left was observed no later than the right began.
+  static std::vector<Binding> Join(const std::vector<Binding>& left, const std::vector<Binding>& right, bool ordered) {
+    std::vector<Binding> out;
+    for (const auto& l : left) {
+      for (const auto& r : right) {
+        if (ordered && l.last_us > r.first_us) continue;
+        if (!Disjoint(l, r)) continue;
+        out.push_back(Merge(l, r));
+        if (out.size() >= kMaxBindings) return out;
+      }
+    }
+    return out;
+  }
+
+  std::vector<Binding> Qualify(std::vector<Binding> in, const Qualifier& q) {
+    std::vector<Binding> out;
+    switch (q.kind) {
+      case Qualifier::Kind::kWithin: {
+        auto window = static_cast<int64_t>(q.seconds * 1e6);
+        for (auto& b : in) {
+          if (b.last_us - b.first_us <= window) out.push_back(std::move(b));
+        }
+        break;
+      }
+      case Qualifier::Kind::kStartStop: {
+        auto start = ParseTimestamp(q.start), stop = ParseTimestamp(q.stop);
+        int64_t s = start ? ToMicros(*start) : 0, t = stop ? ToMicros(*stop) : 0;
+        for (auto& b : in) {
+          if (b.first_us >= s && b.last_us < t) out.push_back(std::move(b));
+        }
+        break;
+      }
+      case Qualifier::Kind::kRepeats: {
+        // For each match (in time order) take it and the following disjoint matches
+        // until number_observed adds up to n: the tightest repetition starting there.
+        std::sort(in.begin(), in.end(), [](const Binding& a, const Binding& b) { return a.first_us < b.first_us; });
+        for (size_t i = 0; i < in.size() && out.size() < kMaxBindings; ++i) {
+          Binding acc = in[i];
+          for (size_t j = i + 1; j < in.size() && acc.count < q.times; ++j) {
+            if (Disjoint(acc, in[j])) acc = Merge(acc, in[j]);
+          }
+          if (acc.count >= q.times) {
+            acc.count = 1;  // a repetition counts once in an enclosing REPEATS
+            out.push_back(std::move(acc));
+          }
+        }
+        break;
+      }
+    }
+    return out;
+  }
+
+  static void Dedupe(std::vector<Binding>& v) {
+    std::sort(v.begin(), v.end(), [](const Binding& a, const Binding& b) { return a.obs < b.obs; });
+    v.erase(std::unique(v.begin(), v.end(), [](const Binding& a, const Binding& b) { return a.obs == b.obs; }), v.end());
+  }
+
+  // ----- comparison expressions against one observation -----
+
+  static void Types(const CompExpr& c, std::set<std::string_view>* out) {
+    if (c.kind == CompExpr::Kind::kCmp) {
+      out->insert(c.path.type);
+    } else {
+      for (const auto& ch : c.children) Types(*ch, out);
+    }
+  }
+
+  // Comparisons on the same object type bind to one object: try every
+  // assignment of an object per type and accept if one satisfies the tree.
+  bool MatchesObservation(const CompExpr& c, const Observation& o) {
+    std::set<std::string_view> types;
+    Types(c, &types);
+    std::vector<std::string_view> tv(types.begin(), types.end());
+    std::vector<std::vector<dom::element>> candidates(tv.size());
+    for (dom::element sco : o.roots) {
+      std::string_view t;
+      if (sco["type"].get(t)) continue;
+      for (size_t k = 0; k < tv.size(); ++k) {
+        if (tv[k] == t) candidates[k].push_back(sco);
+      }
+    }
+    std::vector<size_t> pick(tv.size(), 0);
+    std::map<std::string_view, const dom::element*> assignment;
+    for (size_t tries = 0; tries < kMaxAssignments; ++tries) {
+      assignment.clear();
+      for (size_t k = 0; k < tv.size(); ++k) {
+        assignment[tv[k]] = candidates[k].empty() ? nullptr : &candidates[k][pick[k]];
+      }
+      if (Test(c, o, assignment)) return true;
+      // next combination (odometer)
+      size_t k = 0;
+      for (; k < tv.size(); ++k) {
+        if (candidates[k].size() > 1 && ++pick[k] < candidates[k].size()) break;
+        pick[k] = 0;
+      }
+      if (k == tv.size()) return false;
+    }
+    return false;
+  }
+
+  bool Test(const CompExpr& c, const Observation& o, const std::map<std::string_view, const dom::element*>& a) {
+    switch (c.kind) {
+      case CompExpr::Kind::kAnd:
+        for (const auto& ch : c.children) {
+          if (!Test(*ch, o, a)) return false;
+        }
+        return true;
+      case CompExpr::Kind::kOr:
+        for (const auto& ch : c.children) {
+          if (Test(*ch, o, a)) return true;
+        }
+        return false;
+      case CompExpr::Kind::kCmp:
+        break;
+    }
+    const dom::element* obj = a.at(c.path.type);
+    if (!obj) return false;
+    std::vector<Value> values;
+    Resolve(o, *obj, c.path.steps, 0, "", false, &values);
+    if (c.op == CmpOp::kExists) return !values.empty() != c.negated;
+    for (const auto& v : values) {
+      if (Compare(c, v) != c.negated) return true;
+    }
+    return false;
+  }
+
+  // Follows the path; *_ref values and members of *_refs lists are dereferenced
+  // to the objects they name within the observation.
+  void Resolve(const Observation& o, dom::element cur, const std::vector<PathStep>& steps, size_t i,
+               std::string_view key, bool from_refs, std::vector<Value>* out) {
+    if (i == steps.size()) {
+      out->push_back({cur, key});
+      return;
+    }
+    const PathStep& s = steps[i];
+    if (s.kind == PathStep::Kind::kKey) {
+      dom::object obj;
+      dom::element next;
+      if (cur.get(obj) || obj[s.key].get(next)) return;
+      std::string_view ref;
+      if (EndsWith(s.key, "_ref") && !next.get(ref)) {
+        auto it = o.refs->find(ref);
+        if (it == o.refs->end()) return;
+        next = it->second;
+      }
+      Resolve(o, next, steps, i + 1, s.key, EndsWith(s.key, "_refs"), out);
+      return;
+    }
+    dom::array arr;
+    if (cur.get(arr)) return;
+    auto visit = [&](dom::element item) {
+      std::string_view ref;
+      if (from_refs && !item.get(ref)) {
+        auto it = o.refs->find(ref);
+        if (it == o.refs->end()) return;
+        item = it->second;
+      }
+      Resolve(o, item, steps, i + 1, key, false, out);
+    };
+    if (s.kind == PathStep::Kind::kAnyIndex) {
+      for (dom::element item : arr) visit(item);
+    } else {
+      dom::element item;
+      if (s.index >= 0 && !arr.at(static_cast<size_t>(s.index)).get(item)) visit(item);
+    }
+  }
+
+  // One property value against the comparison's literal(s), §9.7 coercions.
+  bool Compare(const CompExpr& c, const Value& v) {
+    switch (c.op) {
+      case CmpOp::kIn:
+        for (const auto& lit : c.values) {
+          if (Order(lit, v) == 0) return true;
+        }
+        return false;
+      case CmpOp::kEq: return Order(c.values[0], v) == 0;
+      case CmpOp::kNe: {
+        int r = Order(c.values[0], v);
+        return r != 0 && r != kIncomparable;
+      }
+      case CmpOp::kLt: { int r = Order(c.values[0], v); return r != kIncomparable && r < 0; }
+      case CmpOp::kLe: { int r = Order(c.values[0], v); return r != kIncomparable && r <= 0; }
+      case CmpOp::kGt: { int r = Order(c.values[0], v); return r != kIncomparable && r > 0; }
+      case CmpOp::kGe: { int r = Order(c.values[0], v); return r != kIncomparable && r >= 0; }
+      case CmpOp::kLike: {
+        std::string_view s;
+        return !v.el.get(s) && Like(s, c.values[0].text);
+      }
+      case CmpOp::kMatches: {
+        std::string_view s;
+        if (v.el.get(s)) return false;
+        const RE2* re = Regex(c.values[0].text);
+        return re && RE2::PartialMatch(s, *re);
+      }
+      case CmpOp::kIsSubset:
+      case CmpOp::kIsSuperset: {
+        std::string_view s;
+        Net value, lit;
+        if (v.el.get(s) || !ParseNet(s, &value) || !ParseNet(c.values[0].text, &lit)) return false;
+        return c.op == CmpOp::kIsSubset ? NetWithin(value, lit) : NetWithin(lit, value);
+      }
+      case CmpOp::kExists: return true;
+    }
+    return false;
+  }
+
+  static constexpr int kIncomparable = 2;
+
+  // Orders the property value against the literal: -1, 0, 1, or kIncomparable
+  // when the types do not coerce (then only != ... is false too).
+  int Order(const Literal& lit, const Value& v) {
+    auto cmp = [](auto a, auto b) { return a < b ? -1 : a > b ? 1 : 0; };
+    switch (lit.kind) {
+      case Literal::Kind::kString: {
+        std::string_view s;
+        if (v.el.get(s)) return kIncomparable;
+        return cmp(s.compare(lit.text), 0);
+      }
+      case Literal::Kind::kInt:
+      case Literal::Kind::kFloat: {
+        double lhs = lit.kind == Literal::Kind::kInt ? static_cast<double>(lit.int_value) : lit.float_value;
+        int64_t i;
+        uint64_t u;
+        double d;
+        if (lit.kind == Literal::Kind::kInt && !v.el.get(i)) return cmp(i, lit.int_value);
+        if (!v.el.get(u)) return cmp(static_cast<double>(u), lhs);
+        if (!v.el.get(d)) return cmp(d, lhs);
+        return kIncomparable;
+      }
+      case Literal::Kind::kBool: {
+        bool b;
+        if (v.el.get(b)) return kIncomparable;
+        return b == lit.bool_value ? 0 : kIncomparable;
+      }
+      case Literal::Kind::kTimestamp: {
+        std::string_view s;
+        if (v.el.get(s)) return kIncomparable;
+        auto a = ParseTimestamp(s), b = ParseTimestamp(lit.text);
+        if (!a || !b) return kIncomparable;
+        return CompareTimestamps(*a, *b);
+      }
+      case Literal::Kind::kHex:
+      case Literal::Kind::kBinary: {
+        std::string lit_bytes, val_bytes;
+        bool ok = lit.kind == Literal::Kind::kHex ? DecodeHex(lit.text, &lit_bytes) : DecodeBase64(lit.text, &lit_bytes);
+        if (!ok) return kIncomparable;
+        if (!PropertyBytes(v, &val_bytes)) {
+          // Not a binary/hex property: a hex literal still compares with a hex string.
+          std::string_view s;
+          if (lit.kind != Literal::Kind::kHex || v.el.get(s) || !DecodeHex(s, &val_bytes)) return kIncomparable;
+        }
+        return cmp(val_bytes.compare(lit_bytes), 0);
+      }
+    }
+    return kIncomparable;
+  }
+
+  const RE2* Regex(const std::string& text) {
+    auto it = regex_cache_.find(text);
+    if (it != regex_cache_.end()) return it->second.get();
+    RE2::Options opt;
+    opt.set_log_errors(false);
+    opt.set_dot_nl(false);
+    auto re = std::make_unique<RE2>(text, opt);
+    if (!re->ok()) {
+      if (error_.empty()) error_ = "MATCHES regular expression '" + text + "' is not supported: " + re->error();
+      regex_cache_[text] = nullptr;
+      return nullptr;
+    }
+    return (regex_cache_[text] = std::move(re)).get();
+  }
+
+  const Observations::Impl& obs_;
+  std::map<std::string, std::unique_ptr<RE2>> regex_cache_;
+  std::string error_;
+};
+
+}  // namespace
+
+Result<bool> Matches(const Pattern& pattern, const Observations& observations) {
+  if (!pattern.root) return Status::Invalid("empty pattern");
+  Evaluator ev(observations.impl());
+  return ev.Run(*pattern.root);
+}
+
+}  // namespace tearline::pattern
