@@ -152,3 +152,46 @@ TEST(Cli, DemoScenarioIsValid) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+TEST(CliPattern, CheckAndEval) {
+  TempDir tmp;
+  std::string out;
+  WriteFile(tmp.path() + "/p.txt", "[ipv4-addr:value = '203.0.113.45']");
+  EXPECT_EQ(RunCommand(Bin() + " pattern check \"$(cat " + tmp.path() + "/p.txt)\"", &out), 0) << out;
+  WriteFile(tmp.path() + "/bad.txt", "[ipv4-addr:value = '203.0.113.45'");
+  EXPECT_EQ(RunCommand(Bin() + " pattern check \"$(cat " + tmp.path() + "/bad.txt)\"", &out), 1) << out;
+  EXPECT_NE(out.find("at character 33"), std::string::npos) << out;
+  std::string sample = std::string(TEARLINE_SOURCE_DIR) + "/samples/northern-lantern.json";
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval --pattern \"$(cat " + tmp.path() + "/p.txt)\" " + sample, &out), 0) << out;
+  EXPECT_EQ(out, "true\n");
+  WriteFile(tmp.path() + "/p2.txt", "[ipv4-addr:value = '203.0.113.46']");
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval --pattern \"$(cat " + tmp.path() + "/p2.txt)\" " + sample, &out), 1) << out;
+  EXPECT_EQ(out, "false\n");
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval --pattern \"$(cat " + tmp.path() + "/bad.txt)\" " + sample, &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval --pattern \"$(cat " + tmp.path() + "/p.txt)\" " + tmp.path() + "/none.json", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval", &out), 2);
+}
+
+TEST(CliPattern, CasesFile) {
+  TempDir tmp;
+  std::string od = R"([{"type":"observed-data","id":"observed-data--00000000-0000-4000-8000-000000000001",)"
+                   R"("first_observed":"2024-01-01T00:00:00Z","last_observed":"2024-01-01T00:00:00Z","number_observed":1,)"
+                   R"("object_refs":["ipv4-addr--00000000-0000-4000-8000-000000000002"]},)"
+                   R"({"type":"ipv4-addr","id":"ipv4-addr--00000000-0000-4000-8000-000000000002","value":"10.1.2.3"}])";
+  std::string lines = "{\"pattern\":\"[ipv4-addr:value ISSUBSET '10.0.0.0/8']\",\"observed_data\":" + od + "}\n" +
+                      "{\"pattern\":\"[ipv4-addr:value = '10.1.2.4']\",\"observed_data\":" + od + "}\n" +
+                      "{\"pattern\":\"[ipv4-addr:value = \",\"observed_data\":" + od + "}\n" + "not json\n";
+  WriteFile(tmp.path() + "/c.jsonl", lines);
+  std::string out;
+  EXPECT_EQ(RunCommand(Bin() + " pattern eval --cases " + tmp.path() + "/c.jsonl", &out), 0);
+  EXPECT_EQ(out.substr(0, 11), "true\nfalse\n") << out;
+  EXPECT_NE(out.find("\nerror: invalid pattern: at character"), std::string::npos) << out;
+  size_t lines_out = std::count(out.begin(), out.end(), '\n');
+  EXPECT_EQ(lines_out, 4u) << out;
+}
+
+}  // namespace
+}  // namespace tearline

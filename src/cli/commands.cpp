@@ -1,5 +1,6 @@
 // tearline subcommands. Each handler returns an exit code (see cli.h).
 #include <CLI/CLI.hpp>
+#include <simdjson.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <map>
 
 #include "cli/cli.h"
+#include "pattern/pattern.h"
 #include "stix/stix.h"
 #include "store/store.h"
 
@@ -24,6 +26,8 @@ struct Options {
   std::string added_after;
   std::string version = "last";
   bool warnings = false;
+  std::string pattern;
+  std::string cases;
 };
 
 stix::Form FormFor(const std::string& format, const std::string& path) {
@@ -207,6 +211,65 @@ int Stats(const Options& o) {
   return 0;
 }
 
+int PatternCheck(const Options& o) {
+  auto st = pattern::CheckSyntax(o.pattern);
+  if (st.ok()) {
+    std::printf("valid\n");
+    return 0;
+  }
+  std::printf("invalid: %s\n", st.message().c_str());
+  return 1;
+}
+
+// One case: a pattern and the observations (bundle, envelope or array) it runs against.
+// Returns "true", "false" or "error: ...".
+std::string EvalOne(std::string_view pattern_text, std::string_view observations) {
+  auto p = pattern::Parse(pattern_text);
+  if (!p.ok()) return "error: invalid pattern: " + p.status().message();
+  auto obs = pattern::Observations::FromJson(observations);
+  if (!obs.ok()) return "error: " + obs.status().message();
+  auto r = pattern::Matches(*p, *obs);
+  if (!r.ok()) return "error: " + r.status().message();
+  return *r ? "true" : "false";
+}
+
+int PatternEval(const Options& o) {
+  if (!o.cases.empty()) {
+    if (!o.pattern.empty() || !o.files.empty()) return Fail("--cases runs alone: no --pattern or FILE");
+    auto data = ReadInput(o.cases, stix::Limits{}.max_document_bytes);
+    if (!data.ok()) return Fail(data.status().message());
+    simdjson::dom::parser parser;
+    size_t start = 0;
+    std::string out;
+    while (start < data->size()) {
+      size_t end = data->find('\n', start);
+      if (end == std::string::npos) end = data->size();
+      std::string_view line(data->data() + start, end - start);
+      start = end + 1;
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      simdjson::dom::element c;
+      std::string_view pat;
+      simdjson::dom::element od;
+      if (parser.parse(line.data(), line.size(), true).get(c) || c["pattern"].get(pat) ||
+          c["observed_data"].get(od)) {
+        out += "error: a case line needs {\"pattern\": \"...\", \"observed_data\": [...]}\n";
+        continue;
+      }
+      std::string pattern_text(pat);
+      std::string observations = simdjson::minify(od);
+      out += EvalOne(pattern_text, observations) + "\n";
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
+  if (o.pattern.empty() || o.files.size() != 1) return Fail("pattern eval needs --pattern PATTERN and one FILE, or --cases FILE");
+  auto data = ReadInput(o.files[0], stix::Limits{}.max_document_bytes);
+  if (!data.ok()) return Fail(data.status().message());
+  std::string r = EvalOne(o.pattern, *data);
+  std::printf("%s\n", r.c_str());
+  return r == "true" ? 0 : r == "false" ? 1 : 2;
+}
+
 }  // namespace
 
 int Run(int argc, char** argv) {
@@ -238,6 +301,17 @@ int Run(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "Count stored objects by collection and type");
   stats->add_option("--db", o.db, "SQLite database file")->required();
 
+  auto* pat = app.add_subcommand("pattern", "STIX 2.1 patterning: check syntax, evaluate against observed-data");
+  pat->require_subcommand(1);
+  auto* check = pat->add_subcommand("check", "Check a pattern's syntax: exit 0 valid, 1 invalid (with the position)");
+  check->add_option("PATTERN", o.pattern, "the pattern, e.g. \"[ipv4-addr:value = '198.51.100.7']\"")->required();
+  auto* eval = pat->add_subcommand(
+      "eval", "Evaluate a pattern against observed-data: prints true/false; exit 0 match, 1 no match, 2 error");
+  eval->add_option("--pattern", o.pattern, "the pattern");
+  eval->add_option("FILE", o.files, "bundle or JSON array of observed-data and their SCOs ('-' for stdin)");
+  eval->add_option("--cases", o.cases,
+                   "JSON lines {\"pattern\": ..., \"observed_data\": [...]}: prints true, false or error: MESSAGE per line");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -252,6 +326,8 @@ int Run(int argc, char** argv) {
   if (import->parsed()) return Import(o);
   if (exp->parsed()) return Export(o);
   if (stats->parsed()) return Stats(o);
+  if (check->parsed()) return PatternCheck(o);
+  if (eval->parsed()) return PatternEval(o);
   return 2;
 }
 
