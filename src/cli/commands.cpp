@@ -8,6 +8,7 @@
 #include <map>
 
 #include "cli/cli.h"
+#include "cli/serve.h"
 #include "pattern/pattern.h"
 #include "stix/stix.h"
 #include "store/store.h"
@@ -312,6 +313,32 @@ int Run(int argc, char** argv) {
   eval->add_option("--cases", o.cases,
                    "JSON lines {\"pattern\": ..., \"observed_data\": [...]}: prints true, false or error: MESSAGE per line");
 
+  std::string config_path;
+  auto* serve = app.add_subcommand("serve", "Run the TAXII 2.1 server until SIGINT/SIGTERM");
+  serve->add_option("--config", config_path, "tearline.toml")->required();
+  auto* config = app.add_subcommand("config", "Configuration tools");
+  config->require_subcommand(1);
+  auto* config_check = config->add_subcommand("check", "Validate a config file: exit 0 ok, 1 invalid, 2 unreadable");
+  config_check->add_option("FILE", config_path, "tearline.toml")->required();
+
+  PrincipalOptions po;
+  auto* principal = app.add_subcommand("principal", "Manage TAXII principals (secrets stored as Argon2id hashes)");
+  principal->require_subcommand(1);
+  auto* p_add = principal->add_subcommand("add", "Create or update a principal and its collection permissions");
+  p_add->add_option("--db", po.db, "SQLite database file")->required();
+  p_add->add_option("NAME", po.name, "principal name")->required();
+  p_add->add_option("--read", po.read, "collections it may read (names or ids, '*' for all)")->delimiter(',');
+  p_add->add_option("--write", po.write, "collections it may write")->delimiter(',');
+  p_add->add_flag("--password-stdin", po.password_stdin, "read a password (HTTP Basic) from standard input");
+  auto* p_list = principal->add_subcommand("list", "List principals and permissions");
+  p_list->add_option("--db", po.db, "SQLite database file")->required();
+  auto* p_remove = principal->add_subcommand("remove", "Remove a principal and its tokens");
+  p_remove->add_option("--db", po.db, "SQLite database file")->required();
+  p_remove->add_option("NAME", po.name, "principal name")->required();
+  auto* p_token = principal->add_subcommand("token", "Issue a bearer token for a principal (printed once)");
+  p_token->add_option("--db", po.db, "SQLite database file")->required();
+  p_token->add_option("NAME", po.name, "principal name")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -327,6 +354,12 @@ int Run(int argc, char** argv) {
   if (exp->parsed()) return Export(o);
   if (stats->parsed()) return Stats(o);
   if (check->parsed()) return PatternCheck(o);
+  if (serve->parsed()) return Serve(config_path);
+  if (config_check->parsed()) return ConfigCheck(config_path);
+  if (p_add->parsed()) return PrincipalAdd(po);
+  if (p_list->parsed()) return PrincipalList(po);
+  if (p_remove->parsed()) return PrincipalRemove(po);
+  if (p_token->parsed()) return PrincipalToken(po);
   if (eval->parsed()) return PatternEval(o);
   return 2;
 }

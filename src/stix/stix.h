@@ -136,6 +136,9 @@ bool IsSdoType(std::string_view type);
 //! RFC 8785 canonical form of a JSON text; empty string if it does not parse.
 std::string CanonicalJson(std::string_view json_text);
 
+//! Appends `s` as a JSON string literal (quotes and minimal escapes).
+void AppendJsonString(std::string& out, std::string_view s);
+
 //! Semantic equality of two JSON texts (member order ignored).
 bool JsonEqual(std::string_view a, std::string_view b);
 

@@ -294,6 +294,8 @@ std::string CanonicalJson(std::string_view text) {
   return json::Canonical(e);
 }
 
+void AppendJsonString(std::string& out, std::string_view s) { json::AppendQuoted(out, s); }
+
 bool JsonEqual(std::string_view a, std::string_view b) {
   if (a == b) return true;
   dom::parser pa, pb;

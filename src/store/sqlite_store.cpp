@@ -12,7 +12,7 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: statuses, principals, tokens
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -38,7 +38,30 @@ CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
 CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS principals(
+  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, can_read TEXT NOT NULL, can_write TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens(
+  id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
+
+// Lists of collection names are kept as newline-separated text.
+std::string JoinLines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : "\n") + x;
+  return s;
+}
+std::vector<std::string> SplitLines(const std::string& s) {
+  std::vector<std::string> v;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t end = s.find('\n', start);
+    if (end == std::string::npos) end = s.size();
+    v.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return v;
+}
 
 // RAII prepared statement.
 class Stmt {
@@ -97,10 +120,14 @@ class SqliteStore final : public Store {
     }
     if (version == 0) {
       // A non-empty database that is not ours must not be modified.
-      Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE name NOT IN ('collections','objects','markings')");
+      Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
+               "('collections','objects','markings','statuses','principals','tokens')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
+    }
+    if (version < kSchemaVersion) {
+      // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -189,6 +216,147 @@ class SqliteStore final : public Store {
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Text(0), s.Text(1), s.Int(2), s.Int(3)});
     if (rc != SQLITE_DONE) return Io("stats");
     return out;
+  }
+
+  Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& vf) override {
+    std::lock_guard lock(mu_);
+    int64_t coll;
+    if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
+    std::string sql = "DELETE FROM objects WHERE coll=? AND id=?";
+    if (!vf.all && !vf.empty()) {
+      std::string cond;
+      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=?1 AND x.id=?2)";
+      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id=?2)";
+      if (!vf.versions.empty()) {
+        cond += std::string(cond.empty() ? "" : " OR ") + "version IN (";
+        for (size_t i = 0; i < vf.versions.size(); ++i) cond += i ? ",?" : "?";
+        cond += ")";
+      }
+      sql = "DELETE FROM objects WHERE coll=?1 AND id=?2 AND (" + cond + ")";
+    }
+    Stmt s(db_, sql);
+    if (!s) return Io("prepare delete");
+    s.Bind(1, coll);
+    s.Bind(2, id);
+    int i = 3;
+    if (!vf.all) {
+      for (const auto& v : vf.versions) s.Bind(i++, v);
+    }
+    if (Step(s) != SQLITE_DONE) return Io("delete");
+    return static_cast<size_t>(sqlite3_changes(db_));
+  }
+
+  Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) override {
+    std::lock_guard lock(mu_);
+    Stmt& s = Cached("INSERT OR REPLACE INTO statuses(id, owner, json) VALUES(?,?,?)");
+    s.Reset();
+    s.Bind(1, id);
+    s.Bind(2, owner);
+    s.Bind(3, json);
+    if (Step(s) != SQLITE_DONE) return Io("store status");
+    return Status::Ok();
+  }
+
+  Result<std::pair<std::string, std::string>> GetStatus(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    Stmt& s = Cached("SELECT json, owner FROM statuses WHERE id=?");
+    s.Reset();
+    s.Bind(1, id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      auto r = std::make_pair(s.Text(0), s.Text(1));
+      sqlite3_reset(s.get());
+      return r;
+    }
+    sqlite3_reset(s.get());
+    if (rc == SQLITE_DONE) return Status::NotFound("no status " + std::string(id));
+    return Io("read status");
+  }
+
+  Status PutPrincipal(const Principal& p) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO principals(name, password_hash, can_read, can_write) VALUES(?,?,?,?)");
+    std::string r = JoinLines(p.can_read), w = JoinLines(p.can_write);
+    s.Bind(1, p.name);
+    s.Bind(2, p.password_hash);
+    s.Bind(3, r);
+    s.Bind(4, w);
+    if (Step(s) != SQLITE_DONE) return Io("store principal");
+    return Status::Ok();
+  }
+
+  Result<Principal> GetPrincipal(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    Stmt& s = Cached("SELECT name, password_hash, can_read, can_write FROM principals WHERE name=?");
+    s.Reset();
+    s.Bind(1, name);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      Principal p{s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))};
+      sqlite3_reset(s.get());
+      return p;
+    }
+    sqlite3_reset(s.get());
+    if (rc == SQLITE_DONE) return Status::NotFound("no principal " + std::string(name));
+    return Io("read principal");
+  }
+
+  Result<std::vector<Principal>> ListPrincipals() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT name, password_hash, can_read, can_write FROM principals ORDER BY name");
+    std::vector<Principal> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back({s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))});
+    }
+    if (rc != SQLITE_DONE) return Io("list principals");
+    return out;
+  }
+
+  Status RemovePrincipal(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin");
+    Stmt a(db_, "DELETE FROM principals WHERE name=?");
+    a.Bind(1, name);
+    Stmt b(db_, "DELETE FROM tokens WHERE principal=?");
+    b.Bind(1, name);
+    if (Step(a) != SQLITE_DONE) {
+      Exec("ROLLBACK");
+      return Io("remove principal");
+    }
+    bool existed = sqlite3_changes(db_) > 0;
+    if (Step(b) != SQLITE_DONE || !Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      return Io("remove principal");
+    }
+    return existed ? Status::Ok() : Status::NotFound("no principal " + std::string(name));
+  }
+
+  Status PutToken(const Token& t) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT INTO tokens(id, principal, secret_hash, created) VALUES(?,?,?,?)");
+    s.Bind(1, t.id);
+    s.Bind(2, t.principal);
+    s.Bind(3, t.secret_hash);
+    s.Bind(4, t.created);
+    if (Step(s) != SQLITE_DONE) return Io("store token");
+    return Status::Ok();
+  }
+
+  Result<Token> GetToken(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    Stmt& s = Cached("SELECT id, principal, secret_hash, created FROM tokens WHERE id=?");
+    s.Reset();
+    s.Bind(1, id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      Token t{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+      sqlite3_reset(s.get());
+      return t;
+    }
+    sqlite3_reset(s.get());
+    if (rc == SQLITE_DONE) return Status::NotFound("no token");
+    return Io("read token");
   }
 
  private:

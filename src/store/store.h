@@ -94,6 +94,22 @@ struct TypeCount {
   int64_t objects = 0;       //!< distinct ids
 };
 
+//! A TAXII client identity: secrets are kept only as Argon2id hashes.
+struct Principal {
+  std::string name;
+  std::string password_hash;              //!< crypto_pwhash_str output; empty: no password login
+  std::vector<std::string> can_read;      //!< collection names or TAXII ids; "*" for all
+  std::vector<std::string> can_write;
+};
+
+//! A bearer token: "tlt_<id>.<secret>"; only the secret's Argon2id hash is stored.
+struct Token {
+  std::string id;
+  std::string principal;
+  std::string secret_hash;
+  int64_t created = 0;  //!< microseconds
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -122,6 +138,23 @@ class Store {
 
   //! Counts by collection and type.
   virtual Result<std::vector<TypeCount>> Stats() = 0;
+
+  //! Deletes every version of `id` (or only `versions` when given) from a collection.
+  //! Returns how many versions were removed (0: NotFound is the caller's call).
+  virtual Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& versions) = 0;
+
+  // ---- TAXII status resources (kept so a client can poll them after a restart) ----
+  virtual Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) = 0;
+  //! The status JSON and the principal that created it. NotFound if absent.
+  virtual Result<std::pair<std::string, std::string>> GetStatus(std::string_view id) = 0;
+
+  // ---- principals and tokens ----
+  virtual Status PutPrincipal(const Principal& p) = 0;  //!< insert or replace
+  virtual Result<Principal> GetPrincipal(std::string_view name) = 0;  //!< NotFound if absent
+  virtual Result<std::vector<Principal>> ListPrincipals() = 0;
+  virtual Status RemovePrincipal(std::string_view name) = 0;  //!< also removes its tokens
+  virtual Status PutToken(const Token& t) = 0;
+  virtual Result<Token> GetToken(std::string_view id) = 0;  //!< NotFound if absent
 };
 
 struct SqliteOptions {

@@ -1,0 +1,175 @@
+#include "cli/serve.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+
+#include "common/timestamp.h"
+#include "net/net.h"
+#include "policy/policy.h"
+#include "store/store.h"
+#include "taxii/taxii.h"
+
+namespace tearline::cli {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "tearline: %s\n", msg.c_str());
+  return 2;
+}
+
+void JsonEscape(std::string& out, std::string_view s) {
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+}
+
+}  // namespace
+
+int ConfigCheck(const std::string& path) {
+  auto c = taxii::LoadConfig(path);
+  if (!c.ok()) {
+    std::fprintf(stderr, "tearline: %s\n", c.status().message().c_str());
+    return c.status().code() == Code::kIo ? 2 : 1;
+  }
+  size_t collections = 0;
+  for (const auto& a : c->api_roots) collections += a.collections.size();
+  std::printf("%s: ok (%zu API roots, %zu collections, listening on %s:%u, %s)\n", path.c_str(), c->api_roots.size(),
+              collections, c->listen_address.c_str(), c->listen_port, c->tls_cert.empty() ? "plain HTTP" : "TLS");
+  return 0;
+}
+
+int Serve(const std::string& path) {
+  auto cfg = taxii::LoadConfig(path);
+  if (!cfg.ok()) return Fail(cfg.status().message());
+  const taxii::Config& c = *cfg;
+  if (auto parent = std::filesystem::path(c.database).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+  }
+  auto store = store::OpenSqlite(c.database);
+  if (!store.ok()) return Fail(store.status().message());
+  for (const auto& a : c.api_roots) {
+    for (const auto& col : a.collections) {
+      if (auto r = (*store)->EnsureCollection(col.name, col.title); !r.ok()) return Fail(r.status().message());
+    }
+  }
+  policy::Releaser releaser;
+  taxii::Service service(c, **store, releaser);
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  net::ServerOptions opt;
+  opt.address = c.listen_address;
+  opt.port = c.listen_port;
+  opt.tls_cert_file = c.tls_cert;
+  opt.tls_key_file = c.tls_key;
+  opt.threads = c.threads;
+  opt.max_body_bytes = c.max_content_length;
+  opt.max_header_bytes = c.max_header_bytes;
+  opt.request_timeout = c.request_timeout;
+  opt.max_connections = c.max_connections;
+  opt.error_response = [](int status, std::string title, std::string description) {
+    return taxii::Service::Error(status, std::move(title), std::move(description));
+  };
+  bool json_log = c.log_format == "json";
+  std::mutex log_mu;
+  auto observer = [&](const net::Request& req, const net::Response& res, std::chrono::microseconds took) {
+    std::string line;
+    if (json_log) {
+      line = "{\"time\":\"" + FormatMicros(NowMicros()) + "\",\"remote\":\"";
+      JsonEscape(line, req.remote);
+      line += "\",\"method\":\"";
+      JsonEscape(line, req.method);
+      line += "\",\"target\":\"";
+      JsonEscape(line, req.target);
+      line += "\",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.body.size()) +
+              ",\"micros\":" + std::to_string(took.count()) + "}";
+    } else {
+      line = FormatMicros(NowMicros()) + " " + req.remote + " " + req.method + " " + req.target + " " +
+             std::to_string(res.status) + " " + std::to_string(res.body.size()) + "B " + std::to_string(took.count()) + "us";
+    }
+    std::lock_guard lock(log_mu);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
+  if (!server.ok()) return Fail(server.status().message());
+  std::string scheme = c.tls_cert.empty() ? "http" : "https";
+  std::printf("tearline: serving TAXII 2.1 on %s://%s:%u/taxii2/ (database %s)\n", scheme.c_str(),
+              c.listen_address.c_str(), (*server)->port(), c.database.c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "tearline: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*server)->Stop();
+  return 0;
+}
+
+int PrincipalAdd(const PrincipalOptions& o) {
+  auto store = store::OpenSqlite(o.db);
+  if (!store.ok()) return Fail(store.status().message());
+  std::string password;
+  if (o.password_stdin) {
+    std::getline(std::cin, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.size() < 8) return Fail("the password must have at least 8 characters");
+  }
+  store::Principal p{o.name, password.empty() ? "" : taxii::HashSecret(password), o.read, o.write};
+  if (auto st = (*store)->PutPrincipal(p); !st.ok()) return Fail(st.message());
+  std::printf("principal %s: read [%zu], write [%zu]%s\n", o.name.c_str(), o.read.size(), o.write.size(),
+              password.empty() ? ", no password (use a token)" : ", password set");
+  return 0;
+}
+
+int PrincipalList(const PrincipalOptions& o) {
+  if (!std::filesystem::exists(o.db)) return Fail("database " + o.db + " does not exist");
+  auto store = store::OpenSqlite(o.db);
+  if (!store.ok()) return Fail(store.status().message());
+  auto list = (*store)->ListPrincipals();
+  if (!list.ok()) return Fail(list.status().message());
+  for (const auto& p : *list) {
+    std::string r, w;
+    for (const auto& x : p.can_read) r += (r.empty() ? "" : ",") + x;
+    for (const auto& x : p.can_write) w += (w.empty() ? "" : ",") + x;
+    std::printf("%-20s read=%s write=%s%s\n", p.name.c_str(), r.c_str(), w.c_str(), p.password_hash.empty() ? "" : " (password)");
+  }
+  return 0;
+}
+
+int PrincipalRemove(const PrincipalOptions& o) {
+  auto store = store::OpenSqlite(o.db);
+  if (!store.ok()) return Fail(store.status().message());
+  auto st = (*store)->RemovePrincipal(o.name);
+  if (!st.ok()) return Fail(st.message());
+  std::printf("principal %s removed (with its tokens)\n", o.name.c_str());
+  return 0;
+}
+
+int PrincipalToken(const PrincipalOptions& o) {
+  auto store = store::OpenSqlite(o.db);
+  if (!store.ok()) return Fail(store.status().message());
+  auto t = taxii::IssueToken(**store, o.name);
+  if (!t.ok()) return Fail(t.status().message());
+  std::printf("%s\n", t->c_str());
+  return 0;
+}
+
+}  // namespace tearline::cli

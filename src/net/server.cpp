@@ -1,0 +1,247 @@
+// The only translation unit that includes Boost.Beast/Asio (compile time, see TOOLCHAIN.md).
+// One coroutine per connection; plain and TLS share the session template.
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "net/net.h"
+
+namespace tearline::net {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(ServerOptions opt, Handler handler, Observer observer)
+      : opt_(std::move(opt)), handler_(std::move(handler)), observer_(std::move(observer)),
+        ioc_(static_cast<int>(Threads())), acceptor_(ioc_), tls_ctx_(ssl::context::tls_server) {}
+
+  ~ServerImpl() override { Stop(std::chrono::milliseconds(0)); }
+
+  Status Init() {
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(opt_.address, ec);
+    if (ec) return Status::Invalid("listen address \"" + opt_.address + "\" is not an IP address");
+    tcp::endpoint ep(addr, opt_.port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return Status::Io("cannot listen on " + opt_.address + ":" + std::to_string(opt_.port) + ": " + ec.message());
+    port_ = acceptor_.local_endpoint().port();
+    tls_ = !opt_.tls_cert_file.empty() && !opt_.tls_key_file.empty();
+    if (tls_) {
+      tls_ctx_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+      tls_ctx_.use_certificate_chain_file(opt_.tls_cert_file, ec);
+      if (ec) return Status::Io("TLS certificate " + opt_.tls_cert_file + ": " + ec.message());
+      tls_ctx_.use_private_key_file(opt_.tls_key_file, ssl::context::pem, ec);
+      if (ec) return Status::Io("TLS key " + opt_.tls_key_file + ": " + ec.message());
+    }
+    asio::co_spawn(ioc_, Accept(), asio::detached);
+    for (size_t i = 0; i < Threads(); ++i) threads_.emplace_back([this] { ioc_.run(); });
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void Stop(std::chrono::milliseconds grace) override {
+    std::call_once(stop_once_, [&] {
+      stopping_ = true;
+      asio::post(acceptor_.get_executor(), [this] {
+        boost::system::error_code ec;
+        acceptor_.close(ec);
+      });
+      // Let requests already being handled finish and be written.
+      auto deadline = std::chrono::steady_clock::now() + grace;
+      while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      ioc_.stop();
+      for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+      }
+      std::lock_guard lock(done_mu_);
+      done_ = true;
+      done_cv_.notify_all();
+    });
+  }
+
+  void Wait() override {
+    std::unique_lock lock(done_mu_);
+    done_cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  size_t Threads() const {
+    return opt_.threads ? opt_.threads : std::max<size_t>(1, std::thread::hardware_concurrency());
+  }
+
+  Response Error(int status, const std::string& title, const std::string& description) const {
+    if (opt_.error_response) return opt_.error_response(status, title, description);
+    Response r;
+    r.status = status;
+    r.Set("Content-Type", "text/plain");
+    r.body = title + ": " + description + "\n";
+    return r;
+  }
+
+  awaitable<void> Accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), kTuple);
+      if (ec) {
+        if (stopping_ || ec == asio::error::operation_aborted) co_return;
+        continue;  // e.g. EMFILE: keep serving the connections we have
+      }
+      if (connections_.load() >= opt_.max_connections) {
+        // Over the connection limit: answer 503 and close, without reading the request.
+        asio::co_spawn(socket.get_executor(), Reject(std::move(socket)), asio::detached);
+        continue;
+      }
+      std::string remote;
+      boost::system::error_code rec;
+      auto ep = socket.remote_endpoint(rec);
+      if (!rec) remote = ep.address().to_string();
+      auto exec = socket.get_executor();
+      if (tls_) {
+        asio::co_spawn(exec, TlsSession(beast::tcp_stream(std::move(socket)), std::move(remote)), asio::detached);
+      } else {
+        asio::co_spawn(exec, Session(beast::tcp_stream(std::move(socket)), std::move(remote), false), asio::detached);
+      }
+    }
+  }
+
+  awaitable<void> Reject(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(2));
+    Response r = Error(503, "Service Unavailable", "too many connections");
+    http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.body() = r.body;
+    res.keep_alive(false);
+    res.prepare_payload();
+    co_await http::async_write(stream, res, kTuple);
+    beast::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+
+  awaitable<void> TlsSession(beast::tcp_stream stream, std::string remote) {
+    beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), tls_ctx_);
+    beast::get_lowest_layer(tls).expires_after(opt_.request_timeout);
+    auto [ec] = co_await tls.async_handshake(ssl::stream_base::server, kTuple);
+    if (ec) co_return;
+    co_await Session(std::move(tls), std::move(remote), true);
+  }
+
+  struct Counter {
+    std::atomic<size_t>& n;
+    explicit Counter(std::atomic<size_t>& c) : n(c) { ++n; }
+    ~Counter() { --n; }
+  };
+
+  template <class Stream>
+  awaitable<void> Session(Stream stream, std::string remote, bool tls) {
+    Counter conn(connections_);
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(opt_.max_header_bytes));
+      parser.body_limit(opt_.max_body_bytes);
+      // The whole request (headers and body) must arrive in time: slow clients get 408.
+      beast::get_lowest_layer(stream).expires_after(opt_.request_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+          ec == asio::error::operation_aborted) {
+        break;
+      }
+      if (ec) {
+        bool started = parser.got_some() || buffer.size() > 0;
+        if (ec == beast::error::timeout && !started) break;  // idle keep-alive connection
+        Response r = ec == http::error::body_limit     ? Error(413, "Payload Too Large", "the request body exceeds " + std::to_string(opt_.max_body_bytes) + " bytes")
+                     : ec == http::error::header_limit ? Error(431, "Request Header Fields Too Large", "the request headers exceed " + std::to_string(opt_.max_header_bytes) + " bytes")
+                     : ec == beast::error::timeout     ? Error(408, "Request Timeout", "the request did not arrive in time")
+                                                       : Error(400, "Bad Request", "malformed HTTP request: " + ec.message());
+        co_await Write(stream, r, false, 11);
+        break;
+      }
+      auto started_at = std::chrono::steady_clock::now();
+      Counter busy(in_flight_);
+      auto& msg = parser.get();
+      Request req;
+      req.method = std::string(msg.method_string());
+      req.target = std::string(msg.target());
+      for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      req.body = std::move(msg.body());
+      req.remote = remote;
+      req.tls = tls;
+      Response res;
+      try {
+        res = handler_(req);
+      } catch (const std::exception& e) {
+        res = Error(500, "Internal Server Error", "the request could not be handled");
+      }
+      bool keep = msg.keep_alive() && !stopping_;
+      bool ok = co_await Write(stream, res, keep, msg.version());
+      if (observer_) {
+        observer_(req, res, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_at));
+      }
+      if (!ok || !keep) break;
+    }
+    beast::error_code ec;
+    beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+
+  template <class Stream>
+  awaitable<bool> Write(Stream& stream, const Response& r, bool keep_alive, unsigned version) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+    for (const auto& [k, v] : r.headers) res.insert(k, v);
+    res.body() = r.body;
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(opt_.request_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    co_return !ec;
+  }
+
+  ServerOptions opt_;
+  Handler handler_;
+  Observer observer_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_;
+  ssl::context tls_ctx_;
+  bool tls_ = false;
+  uint16_t port_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> connections_{0};
+  std::atomic<size_t> in_flight_{0};
+  std::once_flag stop_once_;
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler handler, Observer observer) {
+  auto s = std::make_unique<ServerImpl>(std::move(options), std::move(handler), std::move(observer));
+  if (auto st = s->Init(); !st.ok()) return st;
+  return std::unique_ptr<Server>(std::move(s));
+}
+
+}  // namespace tearline::net

@@ -1,0 +1,653 @@
+// TAXII 2.1 endpoints (§4 Discovery and API roots, §5 Collections). Every
+// path that returns stored objects goes through policy::Releaser.
+#include <simdjson.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <map>
+
+#include "stix/stix.h"
+#include "taxii/taxii.h"
+
+namespace tearline::taxii {
+namespace {
+
+using net::Request;
+using net::Response;
+
+// ---------- small JSON writer ----------
+
+class Json {
+ public:
+  Json& Open() { return Raw("{"), first_ = true, *this; }
+  Json& Close() { return Raw("}"), first_ = false, *this; }
+  Json& Key(std::string_view k) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    stix::AppendJsonString(out_, k);
+    out_ += ':';
+    return *this;
+  }
+  Json& Str(std::string_view k, std::string_view v) {
+    Key(k);
+    stix::AppendJsonString(out_, v);
+    return *this;
+  }
+  Json& Num(std::string_view k, int64_t v) {
+    Key(k);
+    out_ += std::to_string(v);
+    return *this;
+  }
+  Json& Bool(std::string_view k, bool v) {
+    Key(k);
+    out_ += v ? "true" : "false";
+    return *this;
+  }
+  Json& RawValue(std::string_view k, std::string_view json) {
+    Key(k);
+    out_ += json;
+    return *this;
+  }
+  Json& Raw(std::string_view s) {
+    out_ += s;
+    return *this;
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+  bool first_ = true;
+};
+
+std::string StrArray(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    stix::AppendJsonString(s, v[i]);
+  }
+  return s + "]";
+}
+
+Response JsonResponse(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.Set("Content-Type", kTaxiiMediaType);
+  r.body = std::move(body);
+  return r;
+}
+
+// ---------- URL handling ----------
+
+int Hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool PercentDecode(std::string_view in, std::string* out, bool plus_is_space) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = Hex(in[i + 1]), lo = Hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out->push_back(static_cast<char>(hi << 4 | lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out->push_back(' ');
+    } else {
+      out->push_back(c);
+    }
+  }
+  return true;
+}
+
+struct Url {
+  std::vector<std::string> segments;
+  std::multimap<std::string, std::string> params;
+};
+
+bool ParseUrl(std::string_view target, Url* url) {
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  if (path.empty() || path[0] != '/') return false;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string seg;
+    if (!PercentDecode(path.substr(start, end - start), &seg, false)) return false;
+    if (!seg.empty()) url->segments.push_back(std::move(seg));
+    start = end + 1;
+  }
+  if (q == std::string_view::npos) return true;
+  std::string_view query = target.substr(q + 1);
+  start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view pair = query.substr(start, end - start);
+    size_t eq = pair.find('=');
+    std::string k, v;
+    if (!PercentDecode(pair.substr(0, eq), &k, true)) return false;
+    if (eq != std::string_view::npos && !PercentDecode(pair.substr(eq + 1), &v, true)) return false;
+    if (!k.empty()) url->params.emplace(std::move(k), std::move(v));
+    start = end + 1;
+  }
+  return true;
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    std::string part = s.substr(start, end - start);
+    part.erase(0, part.find_first_not_of(' '));
+    part.erase(part.find_last_not_of(' ') + 1);
+    if (!part.empty()) out.push_back(part);
+    start = end + 1;
+  }
+  return out;
+}
+
+// ---------- media types (§1.6.8) ----------
+
+std::string Normalize(std::string_view v) {
+  std::string s;
+  for (char c : v) {
+    if (c != ' ' && c != '\t') s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+bool AcceptsTaxii(std::string_view accept) {
+  if (accept.empty()) return true;
+  std::string a = Normalize(accept);
+  size_t start = 0;
+  while (start <= a.size()) {
+    size_t end = a.find(',', start);
+    if (end == std::string::npos) end = a.size();
+    std::string item = a.substr(start, end - start);
+    // drop a q-value parameter
+    if (auto qpos = item.find(";q="); qpos != std::string::npos) item.resize(qpos);
+    if (item == "application/taxii+json;version=2.1" || item == "application/taxii+json" || item == "*/*" ||
+        item == "application/*") {
+      return true;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+bool IsTaxiiContentType(std::string_view ct) {
+  std::string c = Normalize(ct);
+  return c == "application/taxii+json;version=2.1" || c == "application/taxii+json";
+}
+
+std::string MicrosText(int64_t us) { return FormatMicros(us); }
+
+}  // namespace
+
+struct Service::Caller {
+  bool authenticated = false;
+  store::Principal principal;
+};
+
+Service::Service(Config config, store::Store& store, const policy::Releaser& releaser)
+    : config_(std::move(config)), store_(store), releaser_(releaser) {
+  if (sodium_init() < 0) abort();
+}
+
+Response Service::Error(int status, std::string title, std::string description) {
+  Json j;
+  j.Open().Str("title", title).Str("description", description).Str("http_status", std::to_string(status)).Close();
+  Response r = JsonResponse(status, j.Take());
+  if (status == 401) r.Set("WWW-Authenticate", "Basic realm=\"tearline\", Bearer");
+  return r;
+}
+
+std::string HashSecret(std::string_view secret) {
+  if (sodium_init() < 0) abort();
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(out, secret.data(), secret.size(), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    return {};
+  }
+  return out;
+}
+
+bool VerifySecret(std::string_view hash, std::string_view secret) {
+  if (hash.empty() || hash.size() >= crypto_pwhash_STRBYTES) return false;
+  std::string h(hash);
+  return crypto_pwhash_str_verify(h.c_str(), secret.data(), secret.size()) == 0;
+}
+
+Result<std::string> IssueToken(store::Store& store, std::string_view principal) {
+  if (sodium_init() < 0) abort();
+  if (auto p = store.GetPrincipal(principal); !p.ok()) return p.status();
+  unsigned char id_raw[9], secret_raw[24];
+  randombytes_buf(id_raw, sizeof id_raw);
+  randombytes_buf(secret_raw, sizeof secret_raw);
+  char id[32], secret[64];
+  sodium_bin2base64(id, sizeof id, id_raw, sizeof id_raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  sodium_bin2base64(secret, sizeof secret, secret_raw, sizeof secret_raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  store::Token t{id, std::string(principal), HashSecret(secret), NowMicros()};
+  if (auto st = store.PutToken(t); !st.ok()) return st;
+  return "tlt_" + std::string(id) + "." + secret;
+}
+
+bool Service::Authenticate(const Request& req, Caller* who) {
+  std::string_view auth = req.Header("Authorization");
+  if (auth.empty()) return false;
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(auth.data()), auth.size());
+  std::string key(reinterpret_cast<char*>(digest), sizeof digest);
+  auto now = std::chrono::steady_clock::now();
+  std::string name;
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = auth_cache_.find(key);
+    if (it != auth_cache_.end() && it->second.second > now) name = it->second.first;
+  }
+  if (name.empty()) {
+    std::string_view scheme = auth.substr(0, auth.find(' '));
+    std::string_view cred = auth.size() > scheme.size() ? auth.substr(scheme.size() + 1) : std::string_view();
+    std::string lower = Normalize(scheme);
+    bool ok = false;
+    if (lower == "basic") {
+      std::string decoded(cred.size(), '\0');
+      size_t len = 0;
+      if (sodium_base642bin(reinterpret_cast<unsigned char*>(decoded.data()), decoded.size(), cred.data(), cred.size(),
+                            nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) == 0) {
+        decoded.resize(len);
+        size_t colon = decoded.find(':');
+        if (colon != std::string::npos) {
+          std::string user = decoded.substr(0, colon), pass = decoded.substr(colon + 1);
+          auto p = store_.GetPrincipal(user);
+          ok = p.ok() && VerifySecret(p->password_hash, pass);
+          if (!p.ok()) VerifySecret(HashSecret("timing-equaliser"), pass);  // same cost for unknown users
+          if (ok) name = user;
+        }
+      }
+    } else if (lower == "bearer" && cred.rfind("tlt_", 0) == 0) {
+      std::string_view rest = cred.substr(4);
+      size_t dot = rest.find('.');
+      if (dot != std::string_view::npos) {
+        auto t = store_.GetToken(rest.substr(0, dot));
+        ok = t.ok() && VerifySecret(t->secret_hash, rest.substr(dot + 1));
+        if (ok) name = t->principal;
+      }
+    }
+    if (!ok) return false;
+    std::lock_guard lock(cache_mu_);
+    if (auth_cache_.size() > 10000) auth_cache_.clear();
+    auth_cache_[key] = {name, now + std::chrono::minutes(5)};
+  }
+  // Permissions are read fresh on every request: a change applies to the next request.
+  auto p = store_.GetPrincipal(name);
+  if (!p.ok()) return false;
+  who->authenticated = true;
+  who->principal = std::move(p).value();
+  return true;
+}
+
+net::Response Service::Handle(const Request& req) {
+  try {
+    Url url;
+    if (!ParseUrl(req.target, &url)) return Error(400, "Bad Request", "the request target is not a valid URL path");
+    bool discovery = url.segments.size() == 1 && url.segments[0] == "taxii2";
+    Caller who;
+    bool authed = Authenticate(req, &who);
+    if (!authed && !(discovery && config_.public_discovery)) {
+      return Error(401, "Unauthorized", "authenticate with HTTP Basic or a bearer token");
+    }
+    if (!AcceptsTaxii(req.Header("Accept"))) {
+      return Error(406, "Not Acceptable", std::string("this server produces ") + kTaxiiMediaType);
+    }
+    return Dispatch(req, who);
+  } catch (const std::exception& e) {
+    return Error(500, "Internal Server Error", "the request could not be handled");
+  }
+}
+
+namespace {
+
+bool Allowed(const std::vector<std::string>& list, const store::CollectionInfo& c) {
+  return std::any_of(list.begin(), list.end(), [&](const std::string& s) { return s == "*" || s == c.name || s == c.id; });
+}
+
+}  // namespace
+
+net::Response Service::Dispatch(const Request& req, const Caller& who) {
+  Url url;
+  ParseUrl(req.target, &url);
+  const auto& seg = url.segments;
+  auto method_not_allowed = [&](const char* allow) {
+    Response r = Error(405, "Method Not Allowed", std::string("allowed: ") + allow);
+    r.Set("Allow", allow);
+    return r;
+  };
+  auto base_url = [&] {
+    if (!config_.public_url.empty()) return config_.public_url;
+    return std::string(req.tls ? "https://" : "http://") + std::string(req.Header("Host"));
+  };
+
+  // §4.1 Server discovery
+  if (seg.size() == 1 && seg[0] == "taxii2") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::vector<std::string> roots;
+    for (const auto& a : config_.api_roots) roots.push_back(base_url() + "/" + a.path + "/");
+    Json j;
+    j.Open().Str("title", config_.title);
+    if (!config_.description.empty()) j.Str("description", config_.description);
+    if (!config_.contact.empty()) j.Str("contact", config_.contact);
+    if (!config_.default_api_root.empty()) j.Str("default", base_url() + "/" + config_.default_api_root + "/");
+    j.RawValue("api_roots", StrArray(roots)).Close();
+    return JsonResponse(200, j.Take());
+  }
+  if (seg.empty()) return Error(404, "Not Found", "no resource at this path");
+  const ApiRootConfig* root = nullptr;
+  for (const auto& a : config_.api_roots) {
+    if (a.path == seg[0]) root = &a;
+  }
+  if (!root) return Error(404, "Not Found", "no API root \"" + seg[0] + "\"");
+
+  // §4.2 API root information
+  if (seg.size() == 1) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    Json j;
+    j.Open().Str("title", root->title);
+    if (!root->description.empty()) j.Str("description", root->description);
+    j.RawValue("versions", StrArray({kTaxiiMediaType})).Num("max_content_length", static_cast<int64_t>(config_.max_content_length)).Close();
+    return JsonResponse(200, j.Take());
+  }
+
+  // §4.3 Status
+  if (seg.size() == 3 && seg[1] == "status") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    auto st = store_.GetStatus(seg[2]);
+    if (!st.ok() || st->second != who.principal.name) return Error(404, "Not Found", "no status \"" + seg[2] + "\"");
+    return JsonResponse(200, st->first);
+  }
+
+  if (seg[1] != "collections" || seg.size() > 6) return Error(404, "Not Found", "no resource at this path");
+
+  // Collections visible to this caller in this API root.
+  auto visible = [&](const CollectionConfig& cc, store::CollectionInfo* info, bool* r, bool* w) {
+    auto c = store_.EnsureCollection(cc.name, cc.title);
+    if (!c.ok()) return false;
+    *info = *c;
+    *r = Allowed(who.principal.can_read, *c);
+    *w = Allowed(who.principal.can_write, *c);
+    return *r || *w;
+  };
+
+  // §5.1 Collections
+  if (seg.size() == 2) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    std::string list;
+    for (const auto& cc : root->collections) {
+      store::CollectionInfo info;
+      bool r, w;
+      if (!visible(cc, &info, &r, &w)) continue;
+      Json j;
+      j.Open().Str("id", info.id).Str("title", cc.title);
+      if (!cc.description.empty()) j.Str("description", cc.description);
+      j.Bool("can_read", r).Bool("can_write", w).RawValue("media_types", StrArray({kStixMediaType})).Close();
+      list += (list.empty() ? "" : ",") + j.Take();
+    }
+    return JsonResponse(200, list.empty() ? "{}" : "{\"collections\":[" + list + "]}");
+  }
+
+  // Find the collection by TAXII id; one the caller cannot see is "not found" (no existence leak).
+  const CollectionConfig* coll = nullptr;
+  store::CollectionInfo info;
+  bool can_read = false, can_write = false;
+  for (const auto& cc : root->collections) {
+    store::CollectionInfo i;
+    bool r, w;
+    if (visible(cc, &i, &r, &w) && i.id == seg[2]) {
+      coll = &cc;
+      info = i;
+      can_read = r;
+      can_write = w;
+    }
+  }
+  if (!coll) return Error(404, "Not Found", "no collection \"" + seg[2] + "\"");
+  policy::Recipient to{who.principal.name, can_read};
+
+  // §5.2 Collection
+  if (seg.size() == 3) {
+    if (req.method != "GET") return method_not_allowed("GET");
+    Json j;
+    j.Open().Str("id", info.id).Str("title", coll->title);
+    if (!coll->description.empty()) j.Str("description", coll->description);
+    j.Bool("can_read", can_read).Bool("can_write", can_write).RawValue("media_types", StrArray({kStixMediaType})).Close();
+    return JsonResponse(200, j.Take());
+  }
+
+  // Query parameters shared by manifest, objects, object and versions (§3.4).
+  store::Query q;
+  q.collection = info.name;
+  q.limit = config_.default_page_size;
+  std::string bad;
+  for (const auto& [k, v] : url.params) {
+    if (k == "added_after") {
+      auto ts = ParseTimestamp(v);
+      if (!ts) bad = "added_after must be an RFC 3339 timestamp";
+      else q.added_after = ToMicros(*ts);
+    } else if (k == "limit") {
+      char* end = nullptr;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || n < 1) bad = "limit must be a positive integer";
+      else q.limit = std::min<size_t>(static_cast<size_t>(n), config_.max_page_size);
+    } else if (k == "next") {
+      q.cursor = v;
+    } else if (k == "match[id]") {
+      for (auto& x : SplitComma(v)) q.ids.push_back(x);
+    } else if (k == "match[type]") {
+      for (auto& x : SplitComma(v)) q.types.push_back(x);
+    } else if (k == "match[spec_version]") {
+      for (auto& x : SplitComma(v)) q.spec_versions.push_back(x);
+    } else if (k == "match[version]") {
+      q.versions = {};
+      for (auto& x : SplitComma(v)) {
+        if (x == "all") q.versions.all = true;
+        else if (x == "first") q.versions.first = true;
+        else if (x == "last") q.versions.last = true;
+        else if (auto key = VersionKey(x); !key.empty()) q.versions.versions.push_back(key);
+        else bad = "match[version] values are first, last, all or RFC 3339 timestamps";
+      }
+    }  // unknown parameters are ignored (§3.4)
+  }
+  if (!bad.empty()) return Error(400, "Bad Request", bad);
+  if (q.versions.empty()) q.versions = store::VersionFilter::Last();
+
+  auto page_headers = [](Response& r, const std::vector<store::StoredObject>& objs) {
+    if (objs.empty()) return;
+    auto [mn, mx] = std::minmax_element(objs.begin(), objs.end(),
+                                        [](const auto& a, const auto& b) { return a.date_added < b.date_added; });
+    r.Set("X-TAXII-Date-Added-First", MicrosText(mn->date_added));
+    r.Set("X-TAXII-Date-Added-Last", MicrosText(mx->date_added));
+  };
+  auto page_error = [&](const Status& st) {
+    if (st.code() == Code::kInvalid) return Error(400, "Bad Request", st.message());
+    return Error(500, "Internal Server Error", "the store could not answer");
+  };
+
+  // §5.3 Manifest
+  if (seg.size() == 4 && seg[3] == "manifest") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    auto page = store_.Manifest(q);
+    if (!page.ok()) return page_error(page.status());
+    auto objs = releaser_.Release(std::move(page->objects), to);
+    std::string items;
+    for (const auto& o : objs) {
+      Json j;
+      j.Open().Str("id", o.id).Str("date_added", MicrosText(o.date_added))
+          .Str("version", o.modified.empty() ? MicrosText(o.date_added) : o.modified).Str("media_type", kStixMediaType).Close();
+      items += (items.empty() ? "" : ",") + j.Take();
+    }
+    Json j;
+    j.Open().Bool("more", page->more);
+    if (page->more) j.Str("next", page->next);
+    if (!items.empty()) j.RawValue("objects", "[" + items + "]");
+    Response r = JsonResponse(200, j.Close().Take());
+    page_headers(r, objs);
+    return r;
+  }
+
+  if (seg.size() < 4 || seg[3] != "objects") return Error(404, "Not Found", "no resource at this path");
+
+  // §5.4 Get objects / §5.5 Add objects
+  if (seg.size() == 4) {
+    if (req.method == "POST") {
+      if (!can_write) return Error(403, "Forbidden", "no write access to this collection");
+      if (!IsTaxiiContentType(req.Header("Content-Type"))) {
+        return Error(415, "Unsupported Media Type", std::string("send the body as ") + kTaxiiMediaType);
+      }
+      if (req.body.size() > config_.max_content_length) {
+        return Error(413, "Payload Too Large", "the body exceeds max_content_length (" + std::to_string(config_.max_content_length) + " bytes)");
+      }
+      // The body must be a TAXII envelope (§3.7): an object with "objects" and no "type".
+      {
+        simdjson::dom::parser p;
+        simdjson::dom::element root;
+        if (p.parse(req.body).get(root)) return Error(400, "Bad Request", "the body is not well-formed JSON");
+        simdjson::dom::object o;
+        if (root.get(o) || !root["type"].error() || root["objects"].error()) {
+          return Error(422, "Unprocessable Entity", "the body must be a TAXII envelope {\"objects\": [...]}");
+        }
+      }
+      thread_local stix::Validator validator;
+      validator.set_marking_lookup([this](std::string_view id) {
+        auto r = store_.HasMarkingDefinition(id);
+        return r.ok() && *r;
+      });
+      auto vr = validator.Validate(req.body);
+      if (vr.document_error) {
+        std::string msg = vr.diagnostics.empty() ? "invalid envelope" : vr.diagnostics[0].ToString();
+        return Error(400, "Bad Request", msg);
+      }
+      int64_t request_time = NowMicros();
+      auto put = store_.Put(info.name, vr.objects);
+      if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
+      std::string successes, failures;
+      size_t n_ok = 0, n_fail = 0;
+      for (size_t k = 0; k < vr.objects.size(); ++k) {
+        const auto& o = vr.objects[k];
+        Json j;
+        j.Open().Str("id", o.id);
+        if (!o.modified.empty()) j.Str("version", o.modified);
+        if (put->outcomes[k] == store::PutOutcome::kConflict) {
+          j.Str("message", "a different object with this id and modified is already stored; the stored one stands");
+          failures += (failures.empty() ? "" : ",") + j.Close().Take();
+          ++n_fail;
+        } else {
+          if (put->outcomes[k] == store::PutOutcome::kDuplicate) j.Str("message", "already stored");
+          successes += (successes.empty() ? "" : ",") + j.Close().Take();
+          ++n_ok;
+        }
+      }
+      // Rejected objects: one failure each, with every error the validator found.
+      std::map<size_t, std::pair<std::string, std::string>> rejected;  // index -> (id, message)
+      for (const auto& d : vr.diagnostics) {
+        if (d.severity != stix::Severity::kError) continue;
+        auto& e = rejected[d.index];
+        e.first = d.object_id;
+        e.second += (e.second.empty() ? "" : "; ") + d.ToString();
+      }
+      for (const auto& [idx, e] : rejected) {
+        Json j;
+        j.Open().Str("id", e.first.empty() ? "(object " + std::to_string(idx) + ")" : e.first).Str("message", e.second).Close();
+        failures += (failures.empty() ? "" : ",") + j.Take();
+        ++n_fail;
+      }
+      std::string status_id = stix::NewUuid4();
+      Json s;
+      s.Open().Str("id", status_id).Str("status", "complete").Str("request_timestamp", MicrosText(request_time))
+          .Num("total_count", static_cast<int64_t>(vr.total)).Num("success_count", static_cast<int64_t>(n_ok));
+      if (!successes.empty()) s.RawValue("successes", "[" + successes + "]");
+      s.Num("failure_count", static_cast<int64_t>(n_fail));
+      if (!failures.empty()) s.RawValue("failures", "[" + failures + "]");
+      s.Num("pending_count", 0).Close();
+      std::string body = s.Take();
+      if (!store_.PutStatus(status_id, who.principal.name, body).ok()) {
+        return Error(500, "Internal Server Error", "the objects were stored but the status could not be saved");
+      }
+      return JsonResponse(202, body);
+    }
+    if (req.method != "GET") return method_not_allowed("GET, POST");
+    if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    auto page = store_.Query(q);
+    if (!page.ok()) return page_error(page.status());
+    auto objs = releaser_.Release(std::move(page->objects), to);
+    std::string items;
+    for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
+    Json j;
+    j.Open().Bool("more", page->more);
+    if (page->more) j.Str("next", page->next);
+    if (!items.empty()) j.RawValue("objects", "[" + items + "]");
+    Response r = JsonResponse(200, j.Close().Take());
+    page_headers(r, objs);
+    return r;
+  }
+
+  const std::string& object_id = seg[4];
+  q.ids = {object_id};
+
+  // §5.6 Get an object / §5.7 Delete an object
+  if (seg.size() == 5) {
+    if (req.method == "DELETE") {
+      if (!can_read || !can_write) return Error(403, "Forbidden", "deleting needs read and write access");
+      auto n = store_.Delete(info.name, object_id, q.versions);
+      if (!n.ok()) return page_error(n.status());
+      if (*n == 0) return Error(404, "Not Found", "no such object");
+      return JsonResponse(200, "");
+    }
+    if (req.method != "GET") return method_not_allowed("GET, DELETE");
+    if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    auto page = store_.Query(q);
+    if (!page.ok()) return page_error(page.status());
+    auto objs = releaser_.Release(std::move(page->objects), to);
+    if (objs.empty()) return Error(404, "Not Found", "no such object");
+    std::string items;
+    for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
+    Json j;
+    j.Open().Bool("more", page->more);
+    if (page->more) j.Str("next", page->next);
+    j.RawValue("objects", "[" + items + "]");
+    Response r = JsonResponse(200, j.Close().Take());
+    page_headers(r, objs);
+    return r;
+  }
+
+  // §5.8 Object versions
+  if (seg.size() == 6 && seg[5] == "versions") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    q.versions = {};
+    q.versions.all = true;
+    auto page = store_.Manifest(q);
+    if (!page.ok()) return page_error(page.status());
+    auto objs = releaser_.Release(std::move(page->objects), to);
+    if (objs.empty() && q.cursor.empty()) return Error(404, "Not Found", "no such object");
+    std::vector<std::string> versions;
+    for (const auto& o : objs) versions.push_back(o.modified.empty() ? MicrosText(o.date_added) : o.modified);
+    Json j;
+    j.Open().Bool("more", page->more);
+    if (page->more) j.Str("next", page->next);
+    if (!versions.empty()) j.RawValue("versions", StrArray(versions));
+    Response r = JsonResponse(200, j.Close().Take());
+    page_headers(r, objs);
+    return r;
+  }
+  return Error(404, "Not Found", "no resource at this path");
+}
+
+}  // namespace tearline::taxii

@@ -1,0 +1,101 @@
+// tearline TAXII 2.1: request -> (principal, query) -> store -> Releaser -> response.
+//
+// This is the public header of src/taxii. Service::Handle is a plain function
+// from net::Request to net::Response, so every endpoint is testable without a
+// socket; `tearline serve` puts it behind net::Server. Sections refer to
+// TAXII Version 2.1, OASIS Standard (docs/taxii-conformance.md).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/net.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+namespace tearline::taxii {
+
+inline constexpr const char* kTaxiiMediaType = "application/taxii+json;version=2.1";
+inline constexpr const char* kStixMediaType = "application/stix+json;version=2.1";
+
+struct CollectionConfig {
+  std::string name;         //!< store collection name
+  std::string title;
+  std::string description;
+};
+
+struct ApiRootConfig {
+  std::string path;         //!< URL segment, e.g. "api1"
+  std::string title;
+  std::string description;
+  std::vector<CollectionConfig> collections;
+};
+
+//! tearline.toml, with documented defaults (docs/configuration.md).
+struct Config {
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 8443;
+  std::string tls_cert;      //!< PEM; plain HTTP only when both are empty and the address is loopback
+  std::string tls_key;
+  std::string database = "var/tearline.db";
+  std::string public_url;    //!< base URL in discovery; default http(s)://address:port
+  std::string title = "tearline node";
+  std::string description;
+  std::string contact;
+  bool public_discovery = false;
+  std::string default_api_root;
+  std::vector<ApiRootConfig> api_roots;
+  // limits
+  size_t max_content_length = 10 << 20;
+  size_t max_page_size = 1000;     //!< larger `limit` values are clamped
+  size_t default_page_size = 100;
+  size_t max_header_bytes = 16 << 10;
+  size_t max_connections = 1024;
+  size_t threads = 0;
+  std::chrono::milliseconds request_timeout{10000};
+  std::string log_format = "text";  //!< text or json
+};
+
+//! Parses a TOML config; errors name the key and what is wrong.
+Result<Config> ParseConfig(std::string_view toml_text);
+Result<Config> LoadConfig(const std::string& path);
+
+//! Argon2id (libsodium) helpers for principals and tokens.
+std::string HashSecret(std::string_view secret);
+bool VerifySecret(std::string_view hash, std::string_view secret);
+//! A new random bearer token "tlt_<id>.<secret>" for `principal`; stores its hash.
+Result<std::string> IssueToken(store::Store& store, std::string_view principal);
+
+class Service {
+ public:
+  //! `store` and `releaser` are borrowed and must outlive the service.
+  Service(Config config, store::Store& store, const policy::Releaser& releaser);
+
+  //! Thread safe. Never throws.
+  net::Response Handle(const net::Request& request);
+
+  //! A TAXII error message resource (§3.6.1) as a response.
+  static net::Response Error(int status, std::string title, std::string description);
+
+  const Config& config() const { return config_; }
+
+ private:
+  struct Caller;
+  struct Route;
+  net::Response Dispatch(const net::Request& req, const Caller& who);
+  bool Authenticate(const net::Request& req, Caller* who);
+
+  Config config_;
+  store::Store& store_;
+  const policy::Releaser& releaser_;
+  // Successful credential checks, cached so Argon2id runs once per credential
+  // and not per request: key = SHA-256 of the presented credential.
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> auth_cache_;
+};
+
+}  // namespace tearline::taxii
