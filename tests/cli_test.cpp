@@ -195,3 +195,48 @@ TEST(CliPattern, CasesFile) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+TEST(CliServe, ConfigCheckServeAndGracefulStop) {
+  TempDir tmp;
+  std::string cfg = tmp.path() + "/t.toml", out;
+  WriteFile(cfg, "[server]\naddress = \"127.0.0.1\"\nport = 0\n[database]\npath = \"" + tmp.path() +
+                     "/t.db\"\n[[api_roots]]\npath = \"ct\"\n  [[api_roots.collections]]\n  name = \"demo\"\n");
+  EXPECT_EQ(RunCommand(Bin() + " config check " + cfg, &out), 0) << out;
+  WriteFile(tmp.path() + "/bad.toml", "[server]\naddress = \"0.0.0.0\"\n[[api_roots]]\npath = \"ct\"\n");
+  EXPECT_EQ(RunCommand(Bin() + " config check " + tmp.path() + "/bad.toml", &out), 1);
+  EXPECT_NE(out.find("plain HTTP is allowed on loopback only"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " config check " + tmp.path() + "/missing.toml", &out), 2);
+  // Serve, answer one request, stop on SIGTERM with exit 0.
+  std::string script = Bin() + " serve --config " + cfg + " > " + tmp.path() + "/out 2>&1 & pid=$!; " +
+                       "for i in $(seq 50); do grep -q serving " + tmp.path() + "/out && break; sleep 0.1; done; " +
+                       "url=$(grep -o 'http://[^ ]*' " + tmp.path() + "/out); " +
+                       "curl -s -o /dev/null -w '%{http_code}\\n' $url; kill -TERM $pid; wait $pid; echo exit=$?";
+  WriteFile(tmp.path() + "/run.sh", script + "\n");
+  EXPECT_EQ(RunCommand("bash " + tmp.path() + "/run.sh", &out), 0) << out;
+  EXPECT_NE(out.find("401"), std::string::npos) << out;  // discovery is private by default
+  EXPECT_NE(out.find("exit=0"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " serve --config " + tmp.path() + "/bad.toml", &out), 2);
+}
+
+TEST(CliServe, Principals) {
+  TempDir tmp;
+  std::string db = tmp.path() + "/t.db", out;
+  EXPECT_EQ(RunCommand("echo 'long enough secret' | " + Bin() + " principal add --db " + db +
+                           " alice --read demo,inbox --write inbox --password-stdin", &out), 0) << out;
+  EXPECT_EQ(RunCommand("echo short | " + Bin() + " principal add --db " + db + " bob --password-stdin", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " principal list --db " + db, &out), 0);
+  EXPECT_NE(out.find("alice                read=demo,inbox write=inbox (password)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("long enough"), std::string::npos) << "secrets are never shown";
+  EXPECT_EQ(RunCommand(Bin() + " principal token --db " + db + " alice", &out), 0);
+  EXPECT_EQ(out.rfind("tlt_", 0), 0u) << out;
+  EXPECT_EQ(RunCommand(Bin() + " principal token --db " + db + " nobody", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " principal remove --db " + db + " alice", &out), 0);
+  EXPECT_EQ(RunCommand(Bin() + " principal remove --db " + db + " alice", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " principal list --db " + tmp.path() + "/none.db", &out), 2);
+}
+
+}  // namespace
+}  // namespace tearline

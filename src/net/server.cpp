@@ -163,8 +163,21 @@ class ServerImpl final : public Server {
       parser.header_limit(static_cast<std::uint32_t>(opt_.max_header_bytes));
       parser.body_limit(opt_.max_body_bytes);
       // The whole request (headers and body) must arrive in time: slow clients get 408.
-      beast::get_lowest_layer(stream).expires_after(opt_.request_timeout);
+      // A separate timer cancels the read without closing the socket, so the 408 can be sent.
+      auto& lowest = beast::get_lowest_layer(stream);
+      lowest.expires_never();
+      bool timed_out = false;
+      asio::steady_timer timer(lowest.get_executor());
+      timer.expires_after(opt_.request_timeout);
+      timer.async_wait([&timed_out, &lowest](boost::system::error_code tec) {
+        if (tec) return;
+        timed_out = true;
+        boost::system::error_code ignored;
+        lowest.socket().cancel(ignored);
+      });
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
+      timer.cancel();
+      if (timed_out && ec) ec = beast::error::timeout;
       if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
           ec == asio::error::operation_aborted) {
         break;

@@ -1,0 +1,486 @@
+// TAXII 2.1 integration tests: the real server on an ephemeral loopback port,
+// driven by libcurl (and raw sockets for malformed HTTP).
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "http_client.h"
+#include "net/net.h"
+#include "policy/policy.h"
+#include "stix/stix.h"
+#include "store/store.h"
+#include "taxii/taxii.h"
+#include "test_util.h"
+
+namespace tearline {
+namespace {
+
+using test::Http;
+using test::HttpOptions;
+using test::HttpResult;
+
+constexpr const char* kPassword = "correct horse battery";
+const std::string kTaxii = "application/taxii+json;version=2.1";
+
+taxii::Config MakeConfig(const std::string& db) {
+  taxii::Config c;
+  c.database = db;
+  c.listen_port = 0;
+  c.public_discovery = true;
+  c.default_api_root = "ct";
+  c.max_content_length = 4 << 20;
+  c.max_page_size = 1000;
+  c.default_page_size = 100;
+  c.request_timeout = std::chrono::milliseconds(1500);
+  c.threads = 2;
+  taxii::ApiRootConfig root{"ct", "Counterterrorism", "", {{"demo", "Demo", "the demo scenario"}, {"inbox", "Inbox", ""}}};
+  c.api_roots.push_back(root);
+  c.api_roots.push_back({"other", "Other root", "", {{"secret", "Secret", ""}}});
+  return c;
+}
+
+class TaxiiTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(MakeConfig(dir_.path() + "/t.db")); }
+  void TearDown() override { Stop(); }
+
+  void Start(taxii::Config cfg, bool seed = true) {
+    config_ = cfg;
+    auto s = store::OpenSqlite(cfg.database);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(s).value();
+    demo_ = store_->EnsureCollection("demo")->id;
+    inbox_ = store_->EnsureCollection("inbox")->id;
+    secret_ = store_->EnsureCollection("secret")->id;
+    if (seed) {
+      stix::Validator v;
+      auto r = v.Validate(test::ReadFile(std::string(TEARLINE_SOURCE_DIR) + "/samples/northern-lantern.json"));
+      ASSERT_TRUE(r.ok());
+      sample_count_ = r.objects.size();
+      ASSERT_TRUE(store_->Put("demo", r.objects).ok());
+      std::string hash = taxii::HashSecret(kPassword);
+      ASSERT_TRUE(store_->PutPrincipal({"analyst", hash, {"demo", "inbox"}, {"inbox"}}).ok());
+      ASSERT_TRUE(store_->PutPrincipal({"reader", "", {"demo"}, {}}).ok());
+      ASSERT_TRUE(store_->PutPrincipal({"nobody", hash, {}, {}}).ok());
+      token_ = *taxii::IssueToken(*store_, "reader");
+    }
+    service_ = std::make_unique<taxii::Service>(cfg, *store_, releaser_);
+    net::ServerOptions opt;
+    opt.port = 0;
+    opt.threads = 2;
+    opt.max_body_bytes = cfg.max_content_length;
+    opt.request_timeout = cfg.request_timeout;
+    opt.tls_cert_file = cfg.tls_cert;
+    opt.tls_key_file = cfg.tls_key;
+    opt.error_response = [](int s, std::string t, std::string d) { return taxii::Service::Error(s, t, d); };
+    auto srv = net::Server::Start(opt, [this](const net::Request& r) { return service_->Handle(r); });
+    ASSERT_TRUE(srv.ok()) << srv.status().message();
+    server_ = std::move(srv).value();
+    base_ = std::string(cfg.tls_cert.empty() ? "http" : "https") + "://127.0.0.1:" + std::to_string(server_->port());
+  }
+
+  void Stop() {
+    if (server_) server_->Stop();
+    server_.reset();
+    service_.reset();
+    store_.reset();
+  }
+
+  HttpOptions Analyst() const { return {std::string("analyst:") + kPassword, "", {"Accept: " + kTaxii}, ""}; }
+  HttpOptions Reader() const { return {"", token_, {"Accept: " + kTaxii}, ""}; }
+  std::string Coll(const std::string& id) const { return base_ + "/ct/collections/" + id + "/"; }
+
+  static simdjson::dom::element Parse(simdjson::dom::parser& p, const std::string& body) {
+    simdjson::dom::element e;
+    EXPECT_FALSE(p.parse(body).get(e)) << body;
+    return e;
+  }
+
+  // Follows `next` to the end; returns every object id@modified seen.
+  std::vector<std::string> AllPages(const std::string& url, const HttpOptions& who, int* pages) {
+    std::vector<std::string> out;
+    std::string next;
+    *pages = 0;
+    while (true) {
+      std::string u = url + (url.find('?') == std::string::npos ? "?" : "&") + (next.empty() ? "" : "next=" + next);
+      auto r = Http("GET", u, who);
+      EXPECT_EQ(r.status, 200) << u << ": " << r.body;
+      if (r.status != 200) break;
+      ++*pages;
+      simdjson::dom::parser p;
+      auto env = Parse(p, r.body);
+      simdjson::dom::array objs;
+      if (!env["objects"].get(objs)) {
+        for (auto o : objs) {
+          std::string_view id, mod;
+          EXPECT_FALSE(o["id"].get(id));
+          if (o["modified"].get(mod)) mod = "";
+          out.push_back(std::string(id) + "@" + std::string(mod));
+        }
+        EXPECT_TRUE(r.headers.count("x-taxii-date-added-first"));
+        EXPECT_TRUE(r.headers.count("x-taxii-date-added-last"));
+      }
+      bool more = false;
+      EXPECT_FALSE(env["more"].get(more));
+      if (!more) break;
+      std::string_view n;
+      EXPECT_FALSE(env["next"].get(n)) << "more without next";
+      next = std::string(n);
+    }
+    return out;
+  }
+
+  test::TempDir dir_;
+  taxii::Config config_;
+  std::unique_ptr<store::Store> store_;
+  policy::Releaser releaser_;
+  std::unique_ptr<taxii::Service> service_;
+  std::unique_ptr<net::Server> server_;
+  std::string base_, demo_, inbox_, secret_, token_;
+  size_t sample_count_ = 0;
+};
+
+TEST_F(TaxiiTest, DiscoveryAndApiRoot) {
+  auto d = Http("GET", base_ + "/taxii2/", {"", "", {"Accept: " + kTaxii}, ""});
+  ASSERT_EQ(d.status, 200) << d.body;
+  EXPECT_EQ(d.headers["content-type"], kTaxii);
+  EXPECT_NE(d.body.find("\"api_roots\":[\"" + base_ + "/ct/\",\"" + base_ + "/other/\"]"), std::string::npos) << d.body;
+  EXPECT_NE(d.body.find("\"default\":\"" + base_ + "/ct/\""), std::string::npos);
+  auto a = Http("GET", base_ + "/ct/", Analyst());
+  ASSERT_EQ(a.status, 200);
+  EXPECT_NE(a.body.find("\"versions\":[\"application/taxii+json;version=2.1\"]"), std::string::npos);
+  EXPECT_NE(a.body.find("\"max_content_length\":4194304"), std::string::npos);
+  EXPECT_EQ(Http("GET", base_ + "/nope/", Analyst()).status, 404);
+  EXPECT_EQ(Http("GET", base_ + "/ct/", {}).status, 401) << "only discovery is public";
+}
+
+TEST_F(TaxiiTest, DiscoveryCanBePrivate) {
+  Stop();
+  auto cfg = MakeConfig(dir_.path() + "/t.db");
+  cfg.public_discovery = false;
+  Start(cfg, false);
+  EXPECT_EQ(Http("GET", base_ + "/taxii2/").status, 401);
+  EXPECT_EQ(Http("GET", base_ + "/taxii2/", Analyst()).status, 200);
+}
+
+TEST_F(TaxiiTest, Authentication) {
+  auto none = Http("GET", base_ + "/ct/collections/");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_NE(none.headers["www-authenticate"].find("Basic"), std::string::npos);
+  EXPECT_NE(none.body.find("\"http_status\":\"401\""), std::string::npos);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"analyst:wrong", "", {}, ""}).status, 401);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"ghost:whatever", "", {}, ""}).status, 401);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"", "tlt_bogus.secret", {}, ""}).status, 401);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"", token_ + "x", {}, ""}).status, 401);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Reader()).status, 200);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Analyst()).status, 200);
+  // Removing a principal applies to the next request, cached credentials or not.
+  ASSERT_TRUE(store_->RemovePrincipal("reader").ok());
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Reader()).status, 401);
+}
+
+TEST_F(TaxiiTest, CollectionsFollowPermissions) {
+  auto a = Http("GET", base_ + "/ct/collections/", Analyst());
+  ASSERT_EQ(a.status, 200);
+  EXPECT_NE(a.body.find(demo_), std::string::npos);
+  EXPECT_NE(a.body.find(inbox_), std::string::npos);
+  EXPECT_NE(a.body.find("\"media_types\":[\"application/stix+json;version=2.1\"]"), std::string::npos);
+  auto r = Http("GET", base_ + "/ct/collections/", Reader());
+  EXPECT_NE(r.body.find(demo_), std::string::npos);
+  EXPECT_EQ(r.body.find(inbox_), std::string::npos);
+  auto n = Http("GET", base_ + "/ct/collections/", {std::string("nobody:") + kPassword, "", {}, ""});
+  EXPECT_EQ(n.status, 200);
+  EXPECT_EQ(n.body, "{}");
+  auto one = Http("GET", Coll(inbox_), Analyst());
+  ASSERT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find("\"can_read\":true,\"can_write\":true"), std::string::npos) << one.body;
+  // A collection the caller cannot see answers exactly like one that does not exist.
+  auto hidden = Http("GET", Coll(inbox_), Reader());
+  auto missing = Http("GET", Coll("00000000-0000-4000-8000-000000000000"), Reader());
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(hidden.body.substr(0, 20), missing.body.substr(0, 20));
+  EXPECT_EQ(Http("GET", Coll(secret_), Analyst()).status, 404) << "collections live under their API root";
+  EXPECT_EQ(Http("GET", base_ + "/other/collections/" + secret_ + "/", Analyst()).status, 404);
+}
+
+TEST_F(TaxiiTest, ObjectsPaginationReturnsEverythingOnce) {
+  int pages = 0;
+  auto all = AllPages(Coll(demo_) + "objects/?limit=7", Analyst(), &pages);
+  std::set<std::string> unique(all.begin(), all.end());
+  EXPECT_EQ(unique.size(), all.size()) << "an object was returned twice";
+  EXPECT_EQ(all.size(), sample_count_ - 1) << "match[version] defaults to last: one campaign version less";
+  EXPECT_EQ(pages, static_cast<int>((all.size() + 6) / 7));
+  auto versions = AllPages(Coll(demo_) + "objects/?limit=5&match[version]=all", Analyst(), &pages);
+  EXPECT_EQ(versions.size(), sample_count_);
+  auto m = AllPages(Coll(demo_) + "manifest/?limit=4", Analyst(), &pages);
+  EXPECT_EQ(m.size(), sample_count_ - 1);
+  EXPECT_EQ(pages, static_cast<int>((m.size() + 3) / 4));
+}
+
+TEST_F(TaxiiTest, QueryParameters) {
+  auto get = [&](const std::string& q) { return Http("GET", Coll(demo_) + "objects/" + q, Analyst()); };
+  auto count = [&](const HttpResult& r) {
+    simdjson::dom::parser p;
+    simdjson::dom::element e = Parse(p, r.body);
+    simdjson::dom::array a;
+    return e["objects"].get(a) ? size_t{0} : a.size();
+  };
+  EXPECT_EQ(count(get("?match[type]=indicator")), 4u);
+  EXPECT_EQ(count(get("?match%5Btype%5D=indicator,campaign")), 5u);
+  EXPECT_EQ(count(get("?match[type]=campaign&match[version]=all")), 2u);
+  auto first = get("?match[type]=campaign&match[version]=first");
+  EXPECT_NE(first.body.find("\"modified\":\"2026-02-20T08:00:00.000Z\""), std::string::npos);
+  auto last = get("?match[type]=campaign");
+  EXPECT_NE(last.body.find("\"modified\":\"2026-03-07T18:30:00.000Z\""), std::string::npos);
+  EXPECT_EQ(count(get("?match[type]=campaign&match[version]=2026-02-20T08:00:00Z")), 1u);
+  EXPECT_EQ(count(get("?match[type]=campaign&match[version]=first,last")), 2u);
+  EXPECT_EQ(count(get("?match[spec_version]=2.0")), 0u);
+  EXPECT_EQ(count(get("?match[spec_version]=2.1&match[type]=indicator")), 4u);
+  EXPECT_EQ(count(get("?match[id]=location--" + std::string("x"))), 0u);
+  EXPECT_EQ(count(get("?added_after=2999-01-01T00:00:00Z")), 0u);
+  EXPECT_EQ(get("?added_after=2999-01-01T00:00:00Z").body, "{\"more\":false}");
+  EXPECT_EQ(count(get("?limit=100000")), sample_count_ - 1) << "limit is clamped, not refused";
+  EXPECT_EQ(count(get("?unknown=1&match[type]=indicator")), 4u) << "unknown parameters are ignored";
+  EXPECT_EQ(get("?limit=0").status, 400);
+  EXPECT_EQ(get("?limit=abc").status, 400);
+  EXPECT_EQ(get("?added_after=yesterday").status, 400);
+  EXPECT_EQ(get("?match[version]=newest").status, 400);
+  EXPECT_EQ(get("?next=garbage").status, 400);
+  // A cursor is bound to its query.
+  auto page = get("?limit=2");
+  simdjson::dom::parser p;
+  std::string_view next;
+  ASSERT_FALSE(Parse(p, page.body)["next"].get(next));
+  EXPECT_EQ(get("?limit=2&next=" + std::string(next)).status, 200);
+  EXPECT_EQ(get("?limit=2&match[type]=indicator&next=" + std::string(next)).status, 400);
+  // added_after paging by X-TAXII-Date-Added-Last neither skips nor repeats.
+  std::set<std::string> seen;
+  std::string after;
+  for (int i = 0; i < 100; ++i) {
+    auto r = get("?limit=3&match[version]=all" + (after.empty() ? "" : "&added_after=" + after));
+    if (count(r) == 0) break;
+    simdjson::dom::parser p2;
+    simdjson::dom::array objs;
+    ASSERT_FALSE(Parse(p2, r.body)["objects"].get(objs));
+    for (auto o : objs) {
+      std::string_view id, mod;
+      ASSERT_FALSE(o["id"].get(id));
+      if (o["modified"].get(mod)) mod = "";
+      EXPECT_TRUE(seen.insert(std::string(id) + "@" + std::string(mod)).second);
+    }
+    after = r.headers["x-taxii-date-added-last"];
+  }
+  EXPECT_EQ(seen.size(), sample_count_);
+}
+
+TEST_F(TaxiiTest, ObjectVersionsManifestAndDelete) {
+  std::string campaign;
+  {
+    auto r = Http("GET", Coll(demo_) + "objects/?match[type]=campaign", Analyst());
+    simdjson::dom::parser p;
+    std::string_view id;
+    ASSERT_FALSE(Parse(p, r.body)["objects"].at(0)["id"].get(id));
+    campaign = std::string(id);
+  }
+  auto one = Http("GET", Coll(demo_) + "objects/" + campaign + "/", Analyst());
+  ASSERT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find("2026-03-07T18:30:00.000Z"), std::string::npos);
+  auto all = Http("GET", Coll(demo_) + "objects/" + campaign + "/?match[version]=all", Analyst());
+  EXPECT_NE(all.body.find("2026-02-20T08:00:00.000Z"), std::string::npos);
+  auto versions = Http("GET", Coll(demo_) + "objects/" + campaign + "/versions/", Analyst());
+  ASSERT_EQ(versions.status, 200);
+  EXPECT_NE(versions.body.find("\"versions\":[\"2026-02-20T08:00:00.000Z\",\"2026-03-07T18:30:00.000Z\"]"), std::string::npos)
+      << versions.body;
+  auto manifest = Http("GET", Coll(demo_) + "manifest/?match[id]=" + campaign + "&match[version]=all", Analyst());
+  EXPECT_NE(manifest.body.find("\"media_type\":\"application/stix+json;version=2.1\""), std::string::npos);
+  EXPECT_NE(manifest.body.find("\"date_added\""), std::string::npos);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/indicator--00000000-0000-4000-8000-000000000000/", Analyst()).status, 404);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/indicator--00000000-0000-4000-8000-000000000000/versions/", Analyst()).status, 404);
+  // DELETE needs write access: the analyst only reads demo.
+  EXPECT_EQ(Http("DELETE", Coll(demo_) + "objects/" + campaign + "/", Analyst()).status, 403);
+  // Post into the inbox, then delete there.
+  std::string mal = R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d0162364995",)"
+                    R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false})";
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  ASSERT_EQ(Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + mal + "]}").status, 202);
+  std::string url = Coll(inbox_) + "objects/malware--5687c175-5926-4090-8ce9-6d0162364995/";
+  EXPECT_EQ(Http("GET", url, Analyst()).status, 200);
+  EXPECT_EQ(Http("DELETE", url, Analyst()).status, 200);
+  EXPECT_EQ(Http("GET", url, Analyst()).status, 404);
+  EXPECT_EQ(Http("DELETE", url, Analyst()).status, 404);
+}
+
+TEST_F(TaxiiTest, AddObjectsAndStatus) {
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  std::string good = R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d0162364995",)"
+                     R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false})";
+  std::string bad = R"({"type":"indicator","spec_version":"2.1","id":"indicator--a6f12b93-270d-41b3-a42c-84798615a449"})";
+  auto r = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + good + "," + bad + "]}");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_NE(r.body.find("\"status\":\"complete\""), std::string::npos);
+  EXPECT_NE(r.body.find("\"total_count\":2,\"success_count\":1"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"failure_count\":1"), std::string::npos);
+  EXPECT_NE(r.body.find("required property \\\"pattern\\\" is missing"), std::string::npos) << r.body;
+  simdjson::dom::parser p;
+  std::string_view status_id;
+  ASSERT_FALSE(Parse(p, r.body)["id"].get(status_id));
+  std::string sid(status_id);
+  auto s = Http("GET", base_ + "/ct/status/" + sid + "/", Analyst());
+  EXPECT_EQ(s.status, 200);
+  EXPECT_EQ(s.body, r.body);
+  EXPECT_EQ(Http("GET", base_ + "/ct/status/" + sid + "/", Reader()).status, 404) << "statuses belong to their caller";
+  // The same object again: a success (idempotent), stored once.
+  auto again = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + good + "]}");
+  EXPECT_NE(again.body.find("\"success_count\":1"), std::string::npos);
+  // Statuses survive a restart.
+  Stop();
+  Start(MakeConfig(dir_.path() + "/t.db"), false);
+  EXPECT_EQ(Http("GET", base_ + "/ct/status/" + sid + "/", Analyst()).body, r.body);
+}
+
+TEST_F(TaxiiTest, ErrorStatuses) {
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  std::string url = Coll(inbox_) + "objects/";
+  EXPECT_EQ(Http("POST", url, Analyst(), "{\"objects\":[]}").status, 415) << "Content-Type is required";
+  HttpOptions json_ct = Analyst();
+  json_ct.headers.push_back("Content-Type: application/json");
+  EXPECT_EQ(Http("POST", url, json_ct, "{}").status, 415);
+  EXPECT_EQ(Http("POST", url, post, "not json").status, 400);
+  EXPECT_EQ(Http("POST", url, post, "[1,2]").status, 422);
+  EXPECT_EQ(Http("POST", url, post, R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[]})").status, 422);
+  EXPECT_EQ(Http("POST", url, post, "{\"objects\":[]}").status, 400);
+  EXPECT_EQ(Http("POST", url, post, std::string(5 << 20, ' ')).status, 413);
+  HttpOptions html = Analyst();
+  html.headers = {"Accept: text/html"};
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/", html).status, 406);
+  HttpOptions any = Analyst();
+  any.headers = {"Accept: */*"};
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/", any).status, 200);
+  auto put = Http("PUT", Coll(demo_) + "objects/", Analyst(), "x");
+  EXPECT_EQ(put.status, 405);
+  EXPECT_EQ(put.headers["allow"], "GET, POST");
+  EXPECT_EQ(Http("POST", Coll(demo_) + "objects/", post, "{\"objects\":[]}").status, 403) << "read-only collection";
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/", {std::string("nobody:") + kPassword, "", {}, ""}).status, 404);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/" + demo_ + "/nothing/", Analyst()).status, 404);
+  EXPECT_EQ(Http("GET", base_ + "/ct/status/nope/", Analyst()).status, 404);
+  auto err = Http("GET", base_ + "/ct/status/nope/", Analyst());
+  EXPECT_NE(err.body.find("\"title\":"), std::string::npos);
+  EXPECT_NE(err.body.find("\"http_status\":\"404\""), std::string::npos);
+}
+
+TEST_F(TaxiiTest, EveryReadRouteGoesThroughTheReleaser) {
+  std::string campaign_url;
+  {
+    auto r = Http("GET", Coll(demo_) + "objects/?match[type]=campaign", Analyst());
+    simdjson::dom::parser p;
+    std::string_view id;
+    ASSERT_FALSE(Parse(p, r.body)["objects"].at(0)["id"].get(id));
+    campaign_url = Coll(demo_) + "objects/" + std::string(id) + "/";
+  }
+  for (const std::string& url : {Coll(demo_) + "objects/", Coll(demo_) + "manifest/", campaign_url, campaign_url + "versions/"}) {
+    uint64_t before = releaser_.released_calls();
+    auto r = Http("GET", url, Analyst());
+    EXPECT_EQ(r.status, 200) << url;
+    EXPECT_EQ(releaser_.released_calls(), before + 1) << url << " bypassed the Releaser";
+  }
+}
+
+TEST_F(TaxiiTest, MalformedHttpGets4xxAndTheServerStaysHealthy) {
+  int port = server_->port();
+  auto status_of = [](const std::string& resp) { return resp.size() > 12 ? resp.substr(9, 3) : resp; };
+  EXPECT_EQ(status_of(test::RawExchange(port, "GARBAGE\r\n\r\n")), "400");
+  EXPECT_EQ(status_of(test::RawExchange(port, "GET /taxii2/ HTTP/9.9\r\n\r\n")), "400");
+  EXPECT_EQ(status_of(test::RawExchange(port, "GET /taxii2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n")), "431");
+  std::string many = "GET /taxii2/ HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 2000; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  EXPECT_EQ(status_of(test::RawExchange(port, many + "\r\n")), "431");
+  EXPECT_EQ(status_of(test::RawExchange(port, "POST /ct/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n")), "400");
+  EXPECT_EQ(status_of(test::RawExchange(port, "POST /ct/ HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nabc")), "413");
+  // Truncated body: the client stops sending; the request deadline answers 408.
+  EXPECT_EQ(status_of(test::RawExchange(port, "POST /ct/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc", 4000)), "408");
+  // Slowloris: headers that never end.
+  EXPECT_EQ(status_of(test::RawExchange(port, "GET /taxii2/ HTTP/1.1\r\nHost: x\r\n", 4000)), "408");
+  // Percent-encoding garbage in the path.
+  EXPECT_EQ(Http("GET", base_ + "/ct/%zz/", Analyst()).status, 400);
+  EXPECT_EQ(Http("GET", base_ + "/taxii2/").status, 200) << "the server must still serve";
+}
+
+TEST_F(TaxiiTest, Tls) {
+  Stop();
+  std::string cert = dir_.path() + "/cert.pem", key = dir_.path() + "/key.pem", out;
+  ASSERT_EQ(test::RunCommand("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + key +
+                                 " -out " + cert + " -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1",
+                             &out),
+            0)
+      << out;
+  auto cfg = MakeConfig(dir_.path() + "/t.db");
+  cfg.tls_cert = cert;
+  cfg.tls_key = key;
+  Start(cfg, false);
+  HttpOptions o = Analyst();
+  o.cacert = cert;
+  auto r = Http("GET", base_ + "/ct/collections/", o);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(Http("GET", base_ + "/taxii2/", {"", "", {}, cert}).body.find("https://127.0.0.1"), std::string::npos);
+  // Plain HTTP to the TLS port gets nothing useful and does not hurt the server.
+  test::RawExchange(server_->port(), "GET /taxii2/ HTTP/1.1\r\nHost: x\r\n\r\n", 1000);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", o).status, 200);
+}
+
+TEST_F(TaxiiTest, AttackEnterpriseOverHttpReadsBackExactlyOnce) {
+  if (!std::filesystem::exists(test::DataDir())) GTEST_SKIP() << "shared data not found at " << test::DataDir();
+  std::string bundle = test::Unxz(test::DataDir() + "/attack/enterprise-attack.json.xz");
+  simdjson::dom::parser p;
+  simdjson::dom::array objs;
+  ASSERT_FALSE(Parse(p, bundle)["objects"].get(objs));
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  std::set<std::string> expected;
+  std::string batch;
+  size_t in_batch = 0, total = 0;
+  auto flush = [&] {
+    auto r = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + batch + "]}");
+    ASSERT_EQ(r.status, 202) << r.body.substr(0, 300);
+    EXPECT_NE(r.body.find("\"failure_count\":0"), std::string::npos) << r.body.substr(0, 500);
+    batch.clear();
+    in_batch = 0;
+  };
+  // Marking definitions go first: objects referencing a marking nobody has seen are refused
+  // (docs/validation.md), so a client sends the markings before what they mark.
+  std::vector<simdjson::dom::element> ordered;
+  for (auto o : objs) {
+    std::string_view type;
+    if (!o["type"].get(type) && type == "marking-definition") ordered.push_back(o);
+  }
+  for (auto o : objs) {
+    std::string_view type;
+    if (o["type"].get(type) || type != "marking-definition") ordered.push_back(o);
+  }
+  for (auto o : ordered) {
+    std::string_view id, mod;
+    ASSERT_FALSE(o["id"].get(id));
+    if (o["modified"].get(mod)) mod = "";
+    expected.insert(std::string(id) + "@" + std::string(mod));
+    batch += (in_batch ? "," : "") + simdjson::minify(o);
+    ++total;
+    if (++in_batch == 400) flush();
+  }
+  if (in_batch) flush();
+  int pages = 0;
+  auto got = AllPages(Coll(inbox_) + "objects/?limit=1000&match[version]=all", Analyst(), &pages);
+  std::set<std::string> unique(got.begin(), got.end());
+  EXPECT_EQ(got.size(), unique.size()) << "an object came back twice";
+  EXPECT_EQ(unique, expected);
+  EXPECT_EQ(total, 24772u);
+  EXPECT_EQ(pages, 25);
+}
+
+}  // namespace
+}  // namespace tearline
