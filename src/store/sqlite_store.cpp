@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -95,12 +96,46 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
+// A read-only connection of the pool: WAL lets readers run beside the writer.
+struct Reader {
+  sqlite3* db = nullptr;
+  std::mutex mu;
+  std::unordered_map<std::string, Stmt> stmts;
+  ~Reader() {
+    stmts.clear();
+    sqlite3_close_v2(db);
+  }
+};
+
+Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const std::string& sql) {
+  auto it = stmts.find(sql);
+  if (it == stmts.end()) {
+    if (stmts.size() > 256) stmts.clear();  // queries differ by filter counts: keep the cache bounded
+    it = stmts.emplace(sql, Stmt(db, sql)).first;
+  }
+  return it->second;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(sqlite3* db, SqliteOptions opt) : db_(db), opt_(opt) {}
   ~SqliteStore() override {
+    readers_.clear();
     stmts_.clear();
     sqlite3_close_v2(db_);
+  }
+
+  //! Opens `n` extra read-only connections for queries (TAXII GETs run in parallel).
+  void OpenReaders(const std::string& path, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      auto r = std::make_unique<Reader>();
+      if (sqlite3_open_v2(path.c_str(), &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        return;  // fewer readers is only slower
+      }
+      sqlite3_busy_timeout(r->db, 5000);
+      sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384;", nullptr, nullptr, nullptr);
+      readers_.push_back(std::move(r));
+    }
   }
 
   Status Init() {
@@ -382,13 +417,12 @@ class SqliteStore final : public Store {
   }
 
   Result<CollectionInfo> FindCollection(std::string_view name_or_id) {
-    Stmt s(db_,
-           "SELECT name, taxii_id, title, description, (SELECT count(*) FROM objects o WHERE o.coll=c.pk) "
-           "FROM collections c WHERE name=?1 OR taxii_id=?1");
+    // object_count is left 0 here (counting is a scan); ListCollections fills it.
+    Stmt s(db_, "SELECT name, taxii_id, title, description FROM collections c WHERE name=?1 OR taxii_id=?1");
     if (!s) return Io("find collection");
     s.Bind(1, name_or_id);
     int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) return CollectionInfo{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Int(4)};
+    if (rc == SQLITE_ROW) return CollectionInfo{s.Text(0), s.Text(1), s.Text(2), s.Text(3), 0};
     if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + std::string(name_or_id) + "\"");
     return Io("find collection");
   }
@@ -476,11 +510,45 @@ class SqliteStore final : public Store {
     sql += ")";
   }
 
+  // Runs `f(db, stmts)` on a free reader connection (or the writer's when there are none).
+  template <class F>
+  auto WithReader(F f) {
+    if (readers_.empty()) {
+      std::lock_guard lock(mu_);
+      return f(db_, stmts_);
+    }
+    size_t n = readers_.size(), start = next_reader_++ % n;
+    for (size_t i = 0; i < n; ++i) {
+      Reader& r = *readers_[(start + i) % n];
+      std::unique_lock l(r.mu, std::try_to_lock);
+      if (l.owns_lock()) return f(r.db, r.stmts);
+    }
+    Reader& r = *readers_[start];
+    std::lock_guard l(r.mu);
+    return f(r.db, r.stmts);
+  }
+
   Result<Page> Select(const store::Query& q, bool with_json) {
-    std::lock_guard lock(mu_);
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) { return SelectOn(db, stmts, q, with_json); });
+  }
+
+  Result<Page> SelectOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const store::Query& q, bool with_json) {
+    auto io = [&](const std::string& what) { return Status::Io(what + ": " + sqlite3_errmsg(db)); };
     if (q.limit == 0) return Status::Invalid("limit must be at least 1");
     int64_t coll;
-    if (auto st = CollectionPk(q.collection, &coll); !st.ok()) return st;
+    {
+      Stmt& s = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
+      s.Reset();
+      s.Bind(1, q.collection);
+      int rc = sqlite3_step(s.get());
+      if (rc != SQLITE_ROW) {
+        sqlite3_reset(s.get());
+        if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + q.collection + "\"");
+        return io("find collection");
+      }
+      coll = s.Int(0);
+      sqlite3_reset(s.get());
+    }
     const uint64_t fp = QueryFingerprint(q);
     int64_t after = q.added_after.value_or(-1);
     if (!q.cursor.empty()) {
@@ -516,8 +584,9 @@ class SqliteStore final : public Store {
       sql += " AND (" + cond + ")";
     }
     sql += " ORDER BY date_added LIMIT ?";
-    Stmt s(db_, sql);
-    if (!s) return Io("prepare query");
+    Stmt& s = CachedOn(db, stmts, sql);
+    if (!s) return io("prepare query");
+    s.Reset();
     int i = 1;
     s.Bind(i++, coll);
     s.Bind(i++, after);
@@ -537,7 +606,8 @@ class SqliteStore final : public Store {
                      with_json ? s.Text(6) : std::string()};
       page.objects.push_back(std::move(o));
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("query");
+    sqlite3_reset(s.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return io("query");
     if (page.more) page.next = EncodeCursor(page.objects.back().date_added, fp);
     return page;
   }
@@ -546,6 +616,8 @@ class SqliteStore final : public Store {
   SqliteOptions opt_;
   std::mutex mu_;
   std::unordered_map<std::string, Stmt> stmts_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::atomic<size_t> next_reader_{0};
   int write_steps_ = 0;
 };
 
@@ -563,6 +635,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
   sqlite3_busy_timeout(db, 5000);
   auto store = std::make_unique<SqliteStore>(db, options);
   if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
+  store->OpenReaders(path, options.read_connections);
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -34,7 +34,7 @@ struct CollectionInfo {
   std::string id;           //!< TAXII collection id (a UUID)
   std::string title;
   std::string description;
-  int64_t object_count = 0; //!< stored versions
+  int64_t object_count = 0; //!< stored versions (filled by ListCollections only)
 };
 
 //! What happened to one object of a Put batch.
@@ -162,6 +162,8 @@ struct SqliteOptions {
   //! store's life) fails as if the disk had failed, so tests can walk every
   //! write path and check that nothing acknowledged is lost.
   int fail_write_step = -1;
+  //! Extra read-only connections so queries run in parallel with each other and with writes.
+  size_t read_connections = 4;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL, one file).

@@ -91,6 +91,8 @@ class Service {
 
   Config config_;
   store::Store& store_;
+  //! Store collection info per configured collection name, resolved once (ids never change).
+  std::unordered_map<std::string, store::CollectionInfo> collections_;
   const policy::Releaser& releaser_;
   // Successful credential checks, cached so Argon2id runs once per credential
   // and not per request: key = SHA-256 of the presented credential.
