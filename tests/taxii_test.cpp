@@ -67,7 +67,8 @@ class TaxiiTest : public ::testing::Test {
       ASSERT_TRUE(store_->PutPrincipal({"nobody", hash, {}, {}}).ok());
       token_ = *taxii::IssueToken(*store_, "reader");
     }
-    service_ = std::make_unique<taxii::Service>(cfg, *store_, releaser_);
+    metrics_ = std::make_unique<taxii::Metrics>();
+    service_ = std::make_unique<taxii::Service>(cfg, *store_, releaser_, metrics_.get());
     net::ServerOptions opt;
     opt.port = 0;
     opt.threads = 2;
@@ -76,7 +77,11 @@ class TaxiiTest : public ::testing::Test {
     opt.tls_cert_file = cfg.tls_cert;
     opt.tls_key_file = cfg.tls_key;
     opt.error_response = [](int s, std::string t, std::string d) { return taxii::Service::Error(s, t, d); };
-    auto srv = net::Server::Start(opt, [this](const net::Request& r) { return service_->Handle(r); });
+    auto srv = net::Server::Start(
+        opt, [this](const net::Request& r) { return service_->Handle(r); },
+        [this](const net::Request& r, const net::Response& res, std::chrono::microseconds took) {
+          metrics_->Record(taxii::RouteOf(r.target), res.status, took);
+        });
     ASSERT_TRUE(srv.ok()) << srv.status().message();
     server_ = std::move(srv).value();
     base_ = std::string(cfg.tls_cert.empty() ? "http" : "https") + "://127.0.0.1:" + std::to_string(server_->port());
@@ -137,6 +142,7 @@ class TaxiiTest : public ::testing::Test {
   taxii::Config config_;
   std::unique_ptr<store::Store> store_;
   policy::Releaser releaser_;
+  std::unique_ptr<taxii::Metrics> metrics_;
   std::unique_ptr<taxii::Service> service_;
   std::unique_ptr<net::Server> server_;
   std::string base_, demo_, inbox_, secret_, token_;
@@ -410,6 +416,29 @@ TEST_F(TaxiiTest, MalformedHttpGets4xxAndTheServerStaysHealthy) {
   // Percent-encoding garbage in the path.
   EXPECT_EQ(Http("GET", base_ + "/ct/%zz/", Analyst()).status, 400);
   EXPECT_EQ(Http("GET", base_ + "/taxii2/").status, 200) << "the server must still serve";
+}
+
+TEST_F(TaxiiTest, MetricsInPrometheusFormat) {
+  EXPECT_EQ(Http("GET", base_ + "/taxii2/").status, 200);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/?limit=2", Analyst()).status, 200);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/?limit=0", Analyst()).status, 400);
+  test::RawExchange(server_->port(), "GET /taxii2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(Http("GET", base_ + "/metrics").status, 401) << "only discovery may be public";
+  auto m = Http("GET", base_ + "/metrics", {std::string("analyst:") + kPassword, "", {"Accept: application/openmetrics-text"}, ""});
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(m.headers["content-type"], "text/plain; version=0.0.4");
+  for (const std::string& line : std::vector<std::string>{
+           "tearline_http_requests_total{route=\"/taxii2/\",status=\"200\"} 1",
+        "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"200\"} 1",
+        "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"400\"} 1",
+        "tearline_http_requests_total{route=\"other\",status=\"431\"} 1",
+        "# TYPE tearline_http_request_duration_seconds histogram",
+        "tearline_http_request_duration_seconds_count{route=\"/taxii2/\"}",
+        "tearline_objects_stored{collection=\"demo\"} " + std::to_string(sample_count_), "tearline_store_size_bytes "}) {
+    EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
+  }
+  EXPECT_EQ(taxii::RouteOf("/ct/collections/abc/objects/x/versions/?limit=1"), "/{api_root}/collections/{id}/objects/{object_id}/versions/");
+  EXPECT_EQ(taxii::RouteOf("/a/b/c/d/e/f/g"), "other");
 }
 
 TEST_F(TaxiiTest, Tls) {

@@ -8,6 +8,9 @@
 #include <iostream>
 #include <mutex>
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "common/timestamp.h"
 #include "net/net.h"
 #include "policy/policy.h"
@@ -68,7 +71,6 @@ int Serve(const std::string& path) {
     }
   }
   policy::Releaser releaser;
-  taxii::Service service(c, **store, releaser);
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t signals;
@@ -90,12 +92,15 @@ int Serve(const std::string& path) {
   opt.error_response = [](int status, std::string title, std::string description) {
     return taxii::Service::Error(status, std::move(title), std::move(description));
   };
+  // Access log: one line per request on stderr, text or JSON lines (spdlog, UTC timestamps).
   bool json_log = c.log_format == "json";
-  std::mutex log_mu;
+  auto log = spdlog::stderr_logger_mt("access");
+  log->set_pattern(json_log ? "%v" : "%Y-%m-%dT%H:%M:%S.%fZ %v", spdlog::pattern_time_type::utc);
+  taxii::Metrics metrics;
   auto observer = [&](const net::Request& req, const net::Response& res, std::chrono::microseconds took) {
-    std::string line;
+    metrics.Record(taxii::RouteOf(req.target), res.status, took);
     if (json_log) {
-      line = "{\"time\":\"" + FormatMicros(NowMicros()) + "\",\"remote\":\"";
+      std::string line = "{\"time\":\"" + FormatMicros(NowMicros()) + "\",\"remote\":\"";
       JsonEscape(line, req.remote);
       line += "\",\"method\":\"";
       JsonEscape(line, req.method);
@@ -103,13 +108,12 @@ int Serve(const std::string& path) {
       JsonEscape(line, req.target);
       line += "\",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.body.size()) +
               ",\"micros\":" + std::to_string(took.count()) + "}";
+      log->info(line);
     } else {
-      line = FormatMicros(NowMicros()) + " " + req.remote + " " + req.method + " " + req.target + " " +
-             std::to_string(res.status) + " " + std::to_string(res.body.size()) + "B " + std::to_string(took.count()) + "us";
+      log->info("{} {} {} {} {}B {}us", req.remote, req.method, req.target, res.status, res.body.size(), took.count());
     }
-    std::lock_guard lock(log_mu);
-    std::fprintf(stderr, "%s\n", line.c_str());
   };
+  taxii::Service service(c, **store, releaser, &metrics);
   auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
   if (!server.ok()) return Fail(server.status().message());
   std::string scheme = c.tls_cert.empty() ? "http" : "https";
@@ -120,6 +124,7 @@ int Serve(const std::string& path) {
   sigwait(&signals, &sig);
   std::fprintf(stderr, "tearline: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*server)->Stop();
+  log->flush();
   return 0;
 }
 

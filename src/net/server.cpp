@@ -190,6 +190,15 @@ class ServerImpl final : public Server {
                      : ec == beast::error::timeout     ? Error(408, "Request Timeout", "the request did not arrive in time")
                                                        : Error(400, "Bad Request", "malformed HTTP request: " + ec.message());
         co_await Write(stream, r, false, 11);
+        if (observer_) {
+          // Limit violations and malformed requests are logged and counted like any other.
+          Request bad;
+          bad.method = parser.is_header_done() ? std::string(parser.get().method_string()) : "-";
+          bad.target = parser.is_header_done() ? std::string(parser.get().target()) : "-";
+          bad.remote = remote;
+          bad.tls = tls;
+          observer_(bad, r, std::chrono::microseconds(0));
+        }
         break;
       }
       auto started_at = std::chrono::steady_clock::now();

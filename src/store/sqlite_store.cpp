@@ -281,6 +281,13 @@ class SqliteStore final : public Store {
     return static_cast<size_t>(sqlite3_changes(db_));
   }
 
+  Result<int64_t> SizeBytes() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+    if (!s || sqlite3_step(s.get()) != SQLITE_ROW) return Io("database size");
+    return s.Int(0);
+  }
+
   Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) override {
     std::lock_guard lock(mu_);
     Stmt& s = Cached("INSERT OR REPLACE INTO statuses(id, owner, json) VALUES(?,?,?)");

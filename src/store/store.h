@@ -139,6 +139,9 @@ class Store {
   //! Counts by collection and type.
   virtual Result<std::vector<TypeCount>> Stats() = 0;
 
+  //! Bytes the database occupies (for monitoring).
+  virtual Result<int64_t> SizeBytes() = 0;
+
   //! Deletes every version of `id` (or only `versions` when given) from a collection.
   //! Returns how many versions were removed (0: NotFound is the caller's call).
   virtual Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& versions) = 0;

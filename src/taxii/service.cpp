@@ -197,8 +197,8 @@ struct Service::Caller {
   store::Principal principal;
 };
 
-Service::Service(Config config, store::Store& store, const policy::Releaser& releaser)
-    : config_(std::move(config)), store_(store), releaser_(releaser) {
+Service::Service(Config config, store::Store& store, const policy::Releaser& releaser, const Metrics* metrics)
+    : config_(std::move(config)), store_(store), releaser_(releaser), metrics_(metrics) {
   if (sodium_init() < 0) abort();
   for (const auto& root : config_.api_roots) {
     for (const auto& c : root.collections) {
@@ -310,6 +310,14 @@ net::Response Service::Handle(const Request& req) {
     bool authed = Authenticate(req, &who);
     if (!authed && !(discovery && config_.public_discovery)) {
       return Error(401, "Unauthorized", "authenticate with HTTP Basic or a bearer token");
+    }
+    // Operations: Prometheus exposition (any authenticated principal; scrapers send their own Accept).
+    if (url.segments.size() == 1 && url.segments[0] == "metrics" && metrics_) {
+      if (req.method != "GET") return Error(405, "Method Not Allowed", "allowed: GET");
+      Response r;
+      r.Set("Content-Type", "text/plain; version=0.0.4");
+      r.body = metrics_->Render(store_);
+      return r;
     }
     if (!AcceptsTaxii(req.Header("Accept"))) {
       return Error(406, "Not Acceptable", std::string("this server produces ") + kTaxiiMediaType);

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,10 +72,35 @@ bool VerifySecret(std::string_view hash, std::string_view secret);
 //! A new random bearer token "tlt_<id>.<secret>" for `principal`; stores its hash.
 Result<std::string> IssueToken(store::Store& store, std::string_view principal);
 
+//! Prometheus metrics of a running server (text exposition format 0.0.4).
+class Metrics {
+ public:
+  //! Records one finished request. Thread safe.
+  void Record(std::string_view route, int status, std::chrono::microseconds elapsed);
+  //! The exposition text; counts objects and the database size through `store`.
+  std::string Render(store::Store& store) const;
+
+ private:
+  static constexpr double kBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  struct Histogram {
+    uint64_t buckets[std::size(kBuckets)] = {};
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, Histogram> latency_;
+};
+
+//! The route template of a request target, for metric labels, e.g.
+//! "/{api_root}/collections/{id}/objects/{object_id}/versions/". Unknown shapes give "other".
+std::string RouteOf(std::string_view target);
+
 class Service {
  public:
-  //! `store` and `releaser` are borrowed and must outlive the service.
-  Service(Config config, store::Store& store, const policy::Releaser& releaser);
+  //! `store` and `releaser` are borrowed and must outlive the service; so does
+  //! `metrics` when given (GET /metrics serves it).
+  Service(Config config, store::Store& store, const policy::Releaser& releaser, const Metrics* metrics = nullptr);
 
   //! Thread safe. Never throws.
   net::Response Handle(const net::Request& request);
@@ -94,6 +121,7 @@ class Service {
   //! Store collection info per configured collection name, resolved once (ids never change).
   std::unordered_map<std::string, store::CollectionInfo> collections_;
   const policy::Releaser& releaser_;
+  const Metrics* metrics_;
   // Successful credential checks, cached so Argon2id runs once per credential
   // and not per request: key = SHA-256 of the presented credential.
   std::mutex cache_mu_;
