@@ -424,19 +424,26 @@ TEST_F(TaxiiTest, MetricsInPrometheusFormat) {
   EXPECT_EQ(Http("GET", Coll(demo_) + "objects/?limit=0", Analyst()).status, 400);
   test::RawExchange(server_->port(), "GET /taxii2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_EQ(Http("GET", base_ + "/metrics").status, 401) << "only discovery may be public";
-  auto m = Http("GET", base_ + "/metrics", {std::string("analyst:") + kPassword, "", {"Accept: application/openmetrics-text"}, ""});
+  std::vector<std::string> lines = {
+      "tearline_http_requests_total{route=\"/taxii2/\",status=\"200\"} 1",
+      "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"200\"} 1",
+      "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"400\"} 1",
+      "tearline_http_requests_total{route=\"other\",status=\"431\"} 1",
+      "# TYPE tearline_http_request_duration_seconds histogram",
+      "tearline_http_request_duration_seconds_count{route=\"/taxii2/\"}",
+      "tearline_objects_stored{collection=\"demo\"} " + std::to_string(sample_count_),
+      "tearline_store_size_bytes "};
+  // A request is recorded just after its response is written: give the server a moment.
+  HttpResult m;
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    m = Http("GET", base_ + "/metrics", {std::string("analyst:") + kPassword, "", {"Accept: application/openmetrics-text"}, ""});
+    bool all = std::all_of(lines.begin(), lines.end(), [&](const std::string& l) { return m.body.find(l) != std::string::npos; });
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   ASSERT_EQ(m.status, 200) << m.body;
   EXPECT_EQ(m.headers["content-type"], "text/plain; version=0.0.4");
-  for (const std::string& line : std::vector<std::string>{
-           "tearline_http_requests_total{route=\"/taxii2/\",status=\"200\"} 1",
-        "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"200\"} 1",
-        "tearline_http_requests_total{route=\"/{api_root}/collections/{id}/objects/\",status=\"400\"} 1",
-        "tearline_http_requests_total{route=\"other\",status=\"431\"} 1",
-        "# TYPE tearline_http_request_duration_seconds histogram",
-        "tearline_http_request_duration_seconds_count{route=\"/taxii2/\"}",
-        "tearline_objects_stored{collection=\"demo\"} " + std::to_string(sample_count_), "tearline_store_size_bytes "}) {
-    EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
-  }
+  for (const auto& line : lines) EXPECT_NE(m.body.find(line), std::string::npos) << line << "\n" << m.body;
   EXPECT_EQ(taxii::RouteOf("/ct/collections/abc/objects/x/versions/?limit=1"), "/{api_root}/collections/{id}/objects/{object_id}/versions/");
   EXPECT_EQ(taxii::RouteOf("/a/b/c/d/e/f/g"), "other");
 }
