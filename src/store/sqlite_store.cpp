@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 #include <mutex>
 #include <unordered_map>
 
@@ -230,14 +231,16 @@ class SqliteStore final : public Store {
   Result<Page> Manifest(const store::Query& q) override { return Select(q, false); }
 
   Result<bool> HasMarkingDefinition(std::string_view id) override {
-    std::lock_guard lock(mu_);
-    Stmt& s = Cached("SELECT 1 FROM markings WHERE id=?");
-    s.Reset();
-    s.Bind(1, id);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return Io("look up marking");
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<bool> {
+      Stmt& s = CachedOn(db, stmts, "SELECT 1 FROM markings WHERE id=?");
+      s.Reset();
+      s.Bind(1, id);
+      int rc = sqlite3_step(s.get());
+      sqlite3_reset(s.get());
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      return Status::Io(std::string("look up marking: ") + sqlite3_errmsg(db));
+    });
   }
 
   Result<std::vector<TypeCount>> Stats() override {
@@ -328,19 +331,20 @@ class SqliteStore final : public Store {
   }
 
   Result<Principal> GetPrincipal(std::string_view name) override {
-    std::lock_guard lock(mu_);
-    Stmt& s = Cached("SELECT name, password_hash, can_read, can_write FROM principals WHERE name=?");
-    s.Reset();
-    s.Bind(1, name);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) {
-      Principal p{s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))};
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Principal> {
+      Stmt& s = CachedOn(db, stmts, "SELECT name, password_hash, can_read, can_write FROM principals WHERE name=?");
+      s.Reset();
+      s.Bind(1, name);
+      int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        Principal p{s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))};
+        sqlite3_reset(s.get());
+        return p;
+      }
       sqlite3_reset(s.get());
-      return p;
-    }
-    sqlite3_reset(s.get());
-    if (rc == SQLITE_DONE) return Status::NotFound("no principal " + std::string(name));
-    return Io("read principal");
+      if (rc == SQLITE_DONE) return Status::NotFound("no principal " + std::string(name));
+      return Status::Io(std::string("read principal: ") + sqlite3_errmsg(db));
+    });
   }
 
   Result<std::vector<Principal>> ListPrincipals() override {
@@ -386,19 +390,20 @@ class SqliteStore final : public Store {
   }
 
   Result<Token> GetToken(std::string_view id) override {
-    std::lock_guard lock(mu_);
-    Stmt& s = Cached("SELECT id, principal, secret_hash, created FROM tokens WHERE id=?");
-    s.Reset();
-    s.Bind(1, id);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) {
-      Token t{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Token> {
+      Stmt& s = CachedOn(db, stmts, "SELECT id, principal, secret_hash, created FROM tokens WHERE id=?");
+      s.Reset();
+      s.Bind(1, id);
+      int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        Token t{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+        sqlite3_reset(s.get());
+        return t;
+      }
       sqlite3_reset(s.get());
-      return t;
-    }
-    sqlite3_reset(s.get());
-    if (rc == SQLITE_DONE) return Status::NotFound("no token");
-    return Io("read token");
+      if (rc == SQLITE_DONE) return Status::NotFound("no token");
+      return Status::Io(std::string("read token: ") + sqlite3_errmsg(db));
+    });
   }
 
  private:
@@ -519,7 +524,7 @@ class SqliteStore final : public Store {
 
   // Runs `f(db, stmts)` on a free reader connection (or the writer's when there are none).
   template <class F>
-  auto WithReader(F f) {
+  std::invoke_result_t<F, sqlite3*, std::unordered_map<std::string, Stmt>&> WithReader(F f) {
     if (readers_.empty()) {
       std::lock_guard lock(mu_);
       return f(db_, stmts_);

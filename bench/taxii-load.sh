@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# TAXII load test on loopback with wrk (Debian package), 64 connections.
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10]
+# Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
+#   GET objects (limit=100), GET objects by type, GET one object, GET manifest, POST 100-object envelopes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+SECS=${2:-10}
+command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
+DIR=build/bench-taxii
+mkdir -p "$DIR"
+DB=$DIR/bench-$N.db
+[ -f "$DB" ] || build/bench_taxii_gen --db "$DB" --objects "$N"
+PORT=18555
+cat > "$DIR/bench.toml" <<TOML
+[server]
+port = $PORT
+log_format = "json"
+[database]
+path = "$DB"
+[[api_roots]]
+path = "api"
+  [[api_roots.collections]]
+  name = "bench"
+  [[api_roots.collections]]
+  name = "posted"
+TOML
+echo 'bench password 2026' | build/tearline principal add --db "$DB" bench --read bench,posted --write posted --password-stdin >/dev/null
+TOKEN=$(build/tearline principal token --db "$DB" bench)
+build/tearline serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>/dev/null &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
+for _ in $(seq 50); do grep -q serving "$DIR/serve.out" && break; sleep 0.1; done
+AUTH="Authorization: Bearer $TOKEN"
+ACCEPT="Accept: application/taxii+json;version=2.1"
+BASE=http://127.0.0.1:$PORT/api/collections
+COLL=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
+POSTED=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | sed -n 2p | cut -d'"' -f4)
+ONE=$(curl -s -H "$AUTH" "$BASE/$COLL/objects/?limit=1&match%5Btype%5D=indicator" | grep -o '"id":"indicator--[^"]*"' | head -1 | cut -d'"' -f4)
+run() {
+  local name=$1; shift
+  local out
+  out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" "$@")
+  printf '%-28s %10s req/s  p50 %8s  p99 %8s\n' "$name" \
+    "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
+    "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
+}
+echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback (server and wrk share the cores)"
+run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
+run "GET objects type=indicator" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"
+run "GET one object" "$BASE/$COLL/objects/$ONE/"
+run "GET manifest limit=100" "$BASE/$COLL/manifest/?limit=100"
+run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
+echo "POST objects/s = 100 x the POST req/s"
