@@ -479,7 +479,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     }  // unknown parameters are ignored (§3.4)
   }
   if (!bad.empty()) return Error(400, "Bad Request", bad);
-  if (q.versions.empty()) q.versions = store::VersionFilter::Last();
+  bool version_given = !q.versions.empty();
+  if (!version_given) q.versions = store::VersionFilter::Last();
 
   auto page_headers = [](Response& r, const std::vector<store::StoredObject>& objs) {
     if (objs.empty()) return;
@@ -619,7 +620,13 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
   if (seg.size() == 5) {
     if (req.method == "DELETE") {
       if (!can_read || !can_write) return Error(403, "Forbidden", "deleting needs read and write access");
-      auto n = store_.Delete(info.name, object_id, q.versions);
+      // §5.7: without match[version] every version of the object is deleted.
+      store::VersionFilter which = q.versions;
+      if (!version_given) {
+        which = {};
+        which.all = true;
+      }
+      auto n = store_.Delete(info.name, object_id, which);
       if (!n.ok()) return page_error(n.status());
       if (*n == 0) return Error(404, "Not Found", "no such object");
       return JsonResponse(200, "");
