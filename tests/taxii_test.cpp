@@ -318,7 +318,7 @@ TEST_F(TaxiiTest, ObjectVersionsManifestAndDelete) {
   EXPECT_EQ(Http("GET", url, Analyst()).status, 200);
   // A second version; DELETE with match[version] removes only that one, without it every version (§5.7).
   std::string mal2 = mal;
-  mal2.replace(mal2.find("\"modified\":\"2024-01-15T09:30:00.000Z\""), 36, "\"modified\":\"2024-02-15T09:30:00.000Z\"");
+  mal2.replace(mal2.find("\"modified\":\"2024-01-15T09:30:00.000Z\""), 37, "\"modified\":\"2024-02-15T09:30:00.000Z\"");
   ASSERT_EQ(Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + mal2 + "]}").status, 202);
   EXPECT_EQ(Http("DELETE", url + "?match[version]=last", Analyst()).status, 200);
   auto left = Http("GET", url + "versions/", Analyst());
