@@ -449,6 +449,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
   q.collection = info.name;
   q.limit = config_.default_page_size;
   std::string bad;
+  bool version_given = false;
   for (const auto& [k, v] : url.params) {
     if (k == "added_after") {
       auto ts = ParseTimestamp(v);
@@ -468,6 +469,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     } else if (k == "match[spec_version]") {
       for (auto& x : SplitComma(v)) q.spec_versions.push_back(x);
     } else if (k == "match[version]") {
+      version_given = true;
       q.versions = {};
       for (auto& x : SplitComma(v)) {
         if (x == "all") q.versions.all = true;
@@ -479,8 +481,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     }  // unknown parameters are ignored (§3.4)
   }
   if (!bad.empty()) return Error(400, "Bad Request", bad);
-  bool version_given = !q.versions.empty();
-  if (!version_given) q.versions = store::VersionFilter::Last();
+  if (q.versions.empty()) q.versions = store::VersionFilter::Last();
 
   auto page_headers = [](Response& r, const std::vector<store::StoredObject>& objs) {
     if (objs.empty()) return;
