@@ -8,7 +8,10 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <climits>
+#include <functional>
 #include <set>
+#include <unordered_map>
 
 #include "pattern/observations.h"
 
@@ -154,6 +157,32 @@ class Evaluator {
     return !b.empty();
   }
 
+  Result<std::vector<MatchResult>> All(const ObsExpr& root) {
+    auto bindings = Eval(root);
+    if (!error_.empty()) return Status::Invalid(error_);
+    std::vector<MatchResult> out;
+    out.reserve(bindings.size());
+    for (auto& b : bindings) {
+      MatchResult m;
+      m.observations.assign(b.obs.begin(), b.obs.end());
+      m.first_us = b.first_us;
+      m.last_us = b.last_us;
+      for (uint32_t i : b.obs) m.count += obs_.list[i].count;
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  //! Values of `path` in the objects of observation `i` (for the matcher's keys).
+  void PathValues(size_t i, const ObjectPath& path, std::vector<Value>* out) {
+    const Observation& o = obs_.list[i];
+    for (dom::element sco : o.roots) {
+      std::string_view t;
+      if (sco["type"].get(t) || t != path.type) continue;
+      Resolve(o, sco, path.steps, 0, "", false, out);
+    }
+  }
+
  private:
   struct Binding {
     std::vector<uint32_t> obs;  // sorted observation indexes
@@ -166,14 +195,18 @@ class Evaluator {
   std::vector<Binding> Eval(const ObsExpr& e) {
     std::vector<Binding> out;
     switch (e.kind) {
-      case ObsExpr::Kind::kObservation:
+      case ObsExpr::Kind::kObservation: {
+        std::set<std::string_view> type_set;
+        Types(*e.comparison, &type_set);
+        std::vector<std::string_view> types(type_set.begin(), type_set.end());
         for (uint32_t i = 0; i < obs_.list.size() && out.size() < kMaxBindings; ++i) {
-          if (MatchesObservation(*e.comparison, obs_.list[i])) {
+          if (MatchesObservation(*e.comparison, types, obs_.list[i])) {
             const Observation& o = obs_.list[i];
             out.push_back({{i}, o.first_us, o.last_us, o.count});
           }
         }
         break;
+      }
       case ObsExpr::Kind::kOr:
         for (const auto& c : e.children) {
           auto part = Eval(*c);
@@ -282,30 +315,31 @@ class Evaluator {
 
   // Comparisons on the same object type bind to one object: try every
   // assignment of an object per type and accept if one satisfies the tree.
-  bool MatchesObservation(const CompExpr& c, const Observation& o) {
-    std::set<std::string_view> types;
-    Types(c, &types);
-    std::vector<std::string_view> tv(types.begin(), types.end());
-    std::vector<std::vector<dom::element>> candidates(tv.size());
+  bool MatchesObservation(const CompExpr& c, const std::vector<std::string_view>& tv, const Observation& o) {
+    candidates_.resize(tv.size());
+    for (auto& v : candidates_) v.clear();
     for (dom::element sco : o.roots) {
       std::string_view t;
       if (sco["type"].get(t)) continue;
       for (size_t k = 0; k < tv.size(); ++k) {
-        if (tv[k] == t) candidates[k].push_back(sco);
+        if (tv[k] == t) candidates_[k].push_back(sco);
       }
     }
+    // Quick exit: no object of any referenced type means every comparison is false.
+    bool any = false;
+    for (const auto& v : candidates_) any |= !v.empty();
+    if (!any) return Test(c, o, Assignment{});
     std::vector<size_t> pick(tv.size(), 0);
-    std::map<std::string_view, const dom::element*> assignment;
+    Assignment assignment;
     for (size_t tries = 0; tries < kMaxAssignments; ++tries) {
       assignment.clear();
       for (size_t k = 0; k < tv.size(); ++k) {
-        assignment[tv[k]] = candidates[k].empty() ? nullptr : &candidates[k][pick[k]];
+        assignment.emplace_back(tv[k], candidates_[k].empty() ? nullptr : &candidates_[k][pick[k]]);
       }
       if (Test(c, o, assignment)) return true;
-      // next combination (odometer)
       size_t k = 0;
       for (; k < tv.size(); ++k) {
-        if (candidates[k].size() > 1 && ++pick[k] < candidates[k].size()) break;
+        if (candidates_[k].size() > 1 && ++pick[k] < candidates_[k].size()) break;
         pick[k] = 0;
       }
       if (k == tv.size()) return false;
@@ -313,7 +347,10 @@ class Evaluator {
     return false;
   }
 
-  bool Test(const CompExpr& c, const Observation& o, const std::map<std::string_view, const dom::element*>& a) {
+  using Assignment = std::vector<std::pair<std::string_view, const dom::element*>>;
+  std::vector<std::vector<dom::element>> candidates_;
+
+  bool Test(const CompExpr& c, const Observation& o, const Assignment& a) {
     switch (c.kind) {
       case CompExpr::Kind::kAnd:
         for (const auto& ch : c.children) {
@@ -328,7 +365,10 @@ class Evaluator {
       case CompExpr::Kind::kCmp:
         break;
     }
-    const dom::element* obj = a.at(c.path.type);
+    const dom::element* obj = nullptr;
+    for (const auto& [t, e] : a) {
+      if (t == c.path.type) obj = e;
+    }
     if (!obj) return false;
     std::vector<Value> values;
     Resolve(o, *obj, c.path.steps, 0, "", false, &values);
@@ -490,12 +530,222 @@ class Evaluator {
   std::string error_;
 };
 
+// ---------- the bulk matcher's anchors ----------
+
+// Canonical text of a value for equality keys: numbers that are integral compare
+// equal whatever their JSON form (1024 == 1024.0), as the evaluator does.
+bool ValueKey(dom::element v, std::string* out) {
+  std::string_view s;
+  int64_t i;
+  uint64_t u;
+  double d;
+  bool b;
+  if (!v.get(s)) *out = "s:" + std::string(s);
+  else if (!v.get(i)) *out = "n:" + std::to_string(i);
+  else if (!v.get(u)) *out = "n:" + std::to_string(u);
+  else if (!v.get(d)) *out = d == static_cast<double>(static_cast<int64_t>(d)) ? "n:" + std::to_string(static_cast<int64_t>(d)) : "f:" + std::to_string(d);
+  else if (!v.get(b)) *out = b ? "b:true" : "b:false";
+  else return false;
+  return true;
+}
+
+bool LiteralKey(const Literal& l, std::string* out) {
+  switch (l.kind) {
+    case Literal::Kind::kString: *out = "s:" + l.text; return true;
+    case Literal::Kind::kInt: *out = "n:" + std::to_string(l.int_value); return true;
+    case Literal::Kind::kFloat:
+      *out = l.float_value == static_cast<double>(static_cast<int64_t>(l.float_value))
+                 ? "n:" + std::to_string(static_cast<int64_t>(l.float_value))
+                 : "f:" + std::to_string(l.float_value);
+      return true;
+    case Literal::Kind::kBool: *out = l.bool_value ? "b:true" : "b:false"; return true;
+    default: return false;  // hex/binary/timestamp equality needs coercion: not anchored
+  }
+}
+
+struct AnchorSet {
+  bool any = true;                 // true: no necessary key known
+  std::vector<std::pair<std::string, std::string>> keys;  // (path text, value key)
+};
+
+AnchorSet Anchors(const CompExpr& c) {
+  AnchorSet a;
+  switch (c.kind) {
+    case CompExpr::Kind::kCmp: {
+      if (c.negated || (c.op != CmpOp::kEq && c.op != CmpOp::kIn)) return a;
+      for (const auto& lit : c.values) {
+        std::string k;
+        if (!LiteralKey(lit, &k)) return AnchorSet{};
+        a.keys.emplace_back(c.path.ToString(), k);
+      }
+      a.any = a.keys.empty();
+      return a;
+    }
+    case CompExpr::Kind::kAnd: {
+      // Every child must hold: the child with the fewest keys is a necessary condition.
+      AnchorSet best;
+      for (const auto& ch : c.children) {
+        AnchorSet x = Anchors(*ch);
+        if (!x.any && (best.any || x.keys.size() < best.keys.size())) best = std::move(x);
+      }
+      return best;
+    }
+    case CompExpr::Kind::kOr: {
+      for (const auto& ch : c.children) {
+        AnchorSet x = Anchors(*ch);
+        if (x.any) return AnchorSet{};
+        a.keys.insert(a.keys.end(), x.keys.begin(), x.keys.end());
+      }
+      a.any = false;
+      return a;
+    }
+  }
+  return a;
+}
+
+AnchorSet Anchors(const ObsExpr& e) {
+  switch (e.kind) {
+    case ObsExpr::Kind::kObservation: return Anchors(*e.comparison);
+    case ObsExpr::Kind::kAnd:
+    case ObsExpr::Kind::kFollowedBy: {
+      AnchorSet best;
+      for (const auto& ch : e.children) {
+        AnchorSet x = Anchors(*ch);
+        if (!x.any && (best.any || x.keys.size() < best.keys.size())) best = std::move(x);
+      }
+      return best;
+    }
+    case ObsExpr::Kind::kOr: {
+      AnchorSet a;
+      for (const auto& ch : e.children) {
+        AnchorSet x = Anchors(*ch);
+        if (x.any) return AnchorSet{};
+        a.keys.insert(a.keys.end(), x.keys.begin(), x.keys.end());
+      }
+      a.any = false;
+      return a;
+    }
+  }
+  return AnchorSet{};
+}
+
 }  // namespace
 
 Result<bool> Matches(const Pattern& pattern, const Observations& observations) {
   if (!pattern.root) return Status::Invalid("empty pattern");
   Evaluator ev(observations.impl());
   return ev.Run(*pattern.root);
+}
+
+Result<std::vector<MatchResult>> FindMatches(const Pattern& pattern, const Observations& observations) {
+  if (!pattern.root) return Status::Invalid("empty pattern");
+  Evaluator ev(observations.impl());
+  return ev.All(*pattern.root);
+}
+
+std::string ObservationId(const Observations& observations, size_t i) {
+  return std::string(observations.impl().list.at(i).id);
+}
+
+struct Matcher::Impl {
+  struct Indicator {
+    std::string id;
+    Pattern pattern;
+  };
+  std::vector<Indicator> indicators;
+  std::unordered_map<std::string, std::vector<uint32_t>> index;  // "path\x1fvalue" -> indicators
+  std::map<std::string, ObjectPath> paths;                       // every anchored path, by text
+  std::vector<uint32_t> always;                                  // unanchored indicators
+
+  Result<std::vector<Sighting>> Run(const Observations& batch, const std::vector<uint32_t>& which) const {
+    std::vector<Sighting> out;
+    for (uint32_t k : which) {
+      const Indicator& ind = indicators[k];
+      Evaluator ev(batch.impl());
+      auto matches = ev.All(*ind.pattern.root);
+      if (!matches.ok()) return matches.status();
+      if (matches->empty()) continue;
+      std::set<size_t> used;
+      for (const auto& m : *matches) used.insert(m.observations.begin(), m.observations.end());
+      Sighting s;
+      s.indicator_id = ind.id;
+      s.first_us = INT64_MAX;
+      s.last_us = INT64_MIN;
+      for (size_t i : used) {
+        const Observation& o = batch.impl().list[i];
+        s.observed_data_ids.emplace_back(o.id);
+        s.count += o.count;
+        s.first_us = std::min(s.first_us, o.first_us);
+        s.last_us = std::max(s.last_us, o.last_us);
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+};
+
+Matcher::Matcher() : impl_(std::make_unique<Impl>()) {}
+Matcher::~Matcher() = default;
+Matcher::Matcher(Matcher&&) noexcept = default;
+size_t Matcher::size() const { return impl_->indicators.size(); }
+size_t Matcher::unanchored() const { return impl_->always.size(); }
+
+Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
+  auto p = Parse(pattern_text);
+  if (!p.ok()) return p.status();
+  auto k = static_cast<uint32_t>(impl_->indicators.size());
+  AnchorSet a = Anchors(*p->root);
+  if (a.any) {
+    impl_->always.push_back(k);
+  } else {
+    // The path of each key is kept so batches can be turned into keys.
+    std::vector<std::string> seen;
+    for (const auto& [path, value] : a.keys) {
+      std::string key = path + '\x1f' + value;
+      auto& list = impl_->index[key];
+      if (list.empty() || list.back() != k) list.push_back(k);
+    }
+    std::function<void(const CompExpr&)> collect = [&](const CompExpr& c) {
+      if (c.kind == CompExpr::Kind::kCmp) {
+        impl_->paths.emplace(c.path.ToString(), c.path);
+      } else {
+        for (const auto& ch : c.children) collect(*ch);
+      }
+    };
+    std::function<void(const ObsExpr&)> walk = [&](const ObsExpr& e) {
+      if (e.comparison) collect(*e.comparison);
+      for (const auto& ch : e.children) walk(*ch);
+    };
+    walk(*p->root);
+  }
+  impl_->indicators.push_back({std::move(indicator_id), std::move(p).value()});
+  return Status::Ok();
+}
+
+Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch) const {
+  // One pass over the batch: the keys it contains, then the indicators they select.
+  std::set<uint32_t> candidates(impl_->always.begin(), impl_->always.end());
+  Evaluator ev(batch.impl());
+  std::vector<Value> values;
+  std::string vk;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (const auto& [text, path] : impl_->paths) {
+      values.clear();
+      ev.PathValues(i, path, &values);
+      for (const auto& v : values) {
+        if (!ValueKey(v.el, &vk)) continue;
+        auto it = impl_->index.find(text + '\x1f' + vk);
+        if (it != impl_->index.end()) candidates.insert(it->second.begin(), it->second.end());
+      }
+    }
+  }
+  return impl_->Run(batch, std::vector<uint32_t>(candidates.begin(), candidates.end()));
+}
+
+Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& batch) const {
+  std::vector<uint32_t> all(impl_->indicators.size());
+  for (uint32_t k = 0; k < all.size(); ++k) all[k] = k;
+  return impl_->Run(batch, all);
 }
 
 }  // namespace tearline::pattern

@@ -61,6 +61,7 @@ Result<Observations> Observations::FromJson(std::string_view json) {
     ob.first_us = ToMicros(*f);
     ob.last_us = ToMicros(*l);
     ob.count = count < 1 ? 1 : count;
+    if (e["id"].get(ob.id)) ob.id = {};
     dom::array refs;
     dom::object embedded;
     if (!e["object_refs"].get(refs)) {

@@ -13,6 +13,7 @@
 namespace tearline::pattern {
 
 struct Observation {
+  std::string_view id;  // the observed-data id
   Timestamp first, last;
   int64_t first_us = 0, last_us = 0;  // microseconds, for WITHIN arithmetic
   int64_t count = 1;                   // number_observed

@@ -122,4 +122,50 @@ class Observations {
 //! Invalid for a MATCHES regular expression the engine cannot compile.
 Result<bool> Matches(const Pattern& pattern, const Observations& observations);
 
+//! One way a pattern matched: the observations used and their time span.
+struct MatchResult {
+  std::vector<size_t> observations;  //!< indexes into the Observations, ascending
+  int64_t first_us = 0, last_us = 0; //!< first_observed / last_observed span, microseconds
+  int64_t count = 0;                 //!< number_observed summed over the observations
+};
+
+//! Every match of `pattern` (bounded; see kMaxBindings in evaluator.cpp).
+Result<std::vector<MatchResult>> FindMatches(const Pattern& pattern, const Observations& observations);
+
+//! The observed-data id of observation `i`.
+std::string ObservationId(const Observations& observations, size_t i);
+
+//! Many indicators compiled into one engine. Each indicator's pattern yields a
+//! set of "anchor" keys (type, path, value) that any match must contain, taken
+//! from its = and IN comparisons; an observation batch is turned into its keys
+//! once, and only indicators with an anchor present are evaluated. Patterns
+//! without anchors (only ranges, LIKE, MATCHES, EXISTS, !=, NOT) are always
+//! evaluated.
+class Matcher {
+ public:
+  Matcher();
+  ~Matcher();
+  Matcher(Matcher&&) noexcept;
+
+  //! Adds an indicator. Invalid if the pattern does not parse.
+  Status Add(std::string indicator_id, std::string_view pattern);
+  size_t size() const;
+  size_t unanchored() const;  //!< indicators evaluated for every batch
+
+  struct Sighting {
+    std::string indicator_id;
+    std::vector<std::string> observed_data_ids;  //!< every observation of every match, in input order
+    int64_t count = 0;                           //!< number_observed summed over those observations
+    int64_t first_us = 0, last_us = 0;
+  };
+  //! One sighting per indicator that matches the batch, in the order indicators were added.
+  Result<std::vector<Sighting>> Match(const Observations& batch) const;
+  //! The same answer by evaluating every indicator: the reference for tests and benchmarks.
+  Result<std::vector<Sighting>> MatchNaive(const Observations& batch) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace tearline::pattern
