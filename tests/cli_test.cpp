@@ -240,3 +240,61 @@ TEST(CliServe, Principals) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+TEST(CliMatch, WritesValidSightings) {
+  TempDir tmp;
+  std::string sample = std::string(TEARLINE_SOURCE_DIR) + "/samples/northern-lantern.json", out;
+  auto sightings = [](const std::string& text) {  // lines of JSON (stderr's summary line is merged in)
+    std::string lines;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      if (text[start] == '{') lines += text.substr(start, end - start) + "\n";
+      start = end + 1;
+    }
+    return lines;
+  };
+  std::string od =
+      R"([{"type":"observed-data","spec_version":"2.1","id":"observed-data--3b1e7f43-7c9e-4a56-9bd8-7dfde5b2c501",)"
+      R"("created":"2026-03-01T21:20:00.000Z","modified":"2026-03-01T21:20:00.000Z","first_observed":"2026-03-01T21:14:00Z",)"
+      R"("last_observed":"2026-03-01T21:20:00Z","number_observed":3,"object_refs":["ipv4-addr--aa0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a11"]},)"
+      R"({"type":"ipv4-addr","spec_version":"2.1","id":"ipv4-addr--aa0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a11","value":"203.0.113.45"}])";
+  WriteFile(tmp.path() + "/obs.json", od);
+  ASSERT_EQ(RunCommand(Bin() + " match --indicators " + sample + " --observations " + tmp.path() +
+                           "/obs.json --identity identity--bcf37703-2aee-42eb-aacc-ad1622f17f99 2>/dev/null",
+                       &out),
+            0);
+  out = sightings(out);
+  ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find("\"count\":3"), std::string::npos);
+  EXPECT_NE(out.find("\"observed_data_refs\":[\"observed-data--3b1e7f43-7c9e-4a56-9bd8-7dfde5b2c501\"]"), std::string::npos);
+  stix::Validator v;
+  auto r = v.Validate(out.substr(0, out.size() - 1));
+  EXPECT_TRUE(r.ok()) << (r.diagnostics.empty() ? out : r.diagnostics[0].ToString());
+  // JSON lines on stdin: one batch per line; the same batch twice gives two sightings.
+  WriteFile(tmp.path() + "/obs.jsonl", od + "\n" + od + "\n");
+  ASSERT_EQ(RunCommand("cat " + tmp.path() + "/obs.jsonl | " + Bin() + " match --indicators " + sample +
+                           " --observations - 2>/dev/null",
+                       &out),
+            0);
+  out = sightings(out);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  // Indicators from a collection in the store.
+  std::string db = tmp.path() + "/t.db";
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection demo " + sample, &out), 0);
+  ASSERT_EQ(RunCommand(Bin() + " match --db " + db + " --collection demo --observations " + tmp.path() + "/obs.json 2>/dev/null", &out), 0);
+  out = sightings(out);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  // Errors: no indicators source, unreadable observations, bad observations.
+  EXPECT_EQ(RunCommand(Bin() + " match --observations " + tmp.path() + "/obs.json", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " match --indicators " + sample + " --observations " + tmp.path() + "/none.json", &out), 2);
+  WriteFile(tmp.path() + "/bad.json", "{not json");
+  EXPECT_EQ(RunCommand(Bin() + " match --indicators " + sample + " --observations " + tmp.path() + "/bad.json", &out), 2);
+}
+
+}  // namespace
+}  // namespace tearline

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <unistd.h>
 #include <iostream>
 #include <map>
 
@@ -29,6 +30,9 @@ struct Options {
   bool warnings = false;
   std::string pattern;
   std::string cases;
+  std::string indicators;
+  std::string observations;
+  std::string identity;
 };
 
 stix::Form FormFor(const std::string& format, const std::string& path) {
@@ -271,6 +275,116 @@ int PatternEval(const Options& o) {
   return r == "true" ? 0 : r == "false" ? 1 : 2;
 }
 
+// Loads the STIX-pattern indicators of a bundle/envelope/array into `m`.
+Status LoadIndicators(std::string_view json, pattern::Matcher* m, size_t* skipped) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json.data(), json.size(), true).get(root)) return Status::Invalid("indicators are not valid JSON");
+  simdjson::dom::array objects;
+  if (root.get(objects) && root["objects"].get(objects)) return Status::Invalid("expected a bundle, envelope or array");
+  for (auto o : objects) {
+    std::string_view type, id, pattern_type, pat;
+    if (o["type"].get(type) || type != "indicator" || o["id"].get(id) || o["pattern"].get(pat)) continue;
+    if (o["pattern_type"].get(pattern_type) || pattern_type != "stix") continue;
+    if (!m->Add(std::string(id), pat).ok()) ++*skipped;
+  }
+  return Status::Ok();
+}
+
+std::string SightingJson(const pattern::Matcher::Sighting& s, const std::string& identity) {
+  std::string now = FormatMicros(NowMicros());
+  std::string j = "{\"type\":\"sighting\",\"spec_version\":\"2.1\",\"id\":\"sighting--" + stix::NewUuid4() +
+                  "\",\"created\":\"" + now + "\",\"modified\":\"" + now + "\",\"sighting_of_ref\":";
+  stix::AppendJsonString(j, s.indicator_id);
+  j += ",\"observed_data_refs\":[";
+  for (size_t i = 0; i < s.observed_data_ids.size(); ++i) {
+    if (i) j += ",";
+    stix::AppendJsonString(j, s.observed_data_ids[i]);
+  }
+  j += "],\"count\":" + std::to_string(std::min<int64_t>(s.count, 999999999)) + ",\"first_seen\":\"" +
+       FormatMicros(s.first_us) + "\",\"last_seen\":\"" + FormatMicros(s.last_us) + "\",\"where_sighted_refs\":[";
+  stix::AppendJsonString(j, identity);
+  return j + "]}";
+}
+
+int Match(const Options& o) {
+  pattern::Matcher matcher;
+  size_t skipped = 0;
+  if (!o.indicators.empty()) {
+    auto data = ReadInput(o.indicators, stix::Limits{}.max_document_bytes);
+    if (!data.ok()) return Fail(data.status().message());
+    if (auto st = LoadIndicators(*data, &matcher, &skipped); !st.ok()) return Fail(o.indicators + ": " + st.message());
+  } else {
+    if (o.db.empty() || o.collection.empty()) return Fail("give --indicators FILE, or --db PATH and --collection NAME");
+    auto db = OpenDb(o.db, false);
+    if (!db.ok()) return Fail(db.status().message());
+    store::Query q;
+    q.collection = o.collection;
+    q.types = {"indicator"};
+    q.limit = 5000;
+    std::string all = "[";
+    while (true) {
+      auto page = (*db)->Query(q);
+      if (!page.ok()) return Fail(page.status().message());
+      for (const auto& obj : page->objects) all += (all.size() > 1 ? "," : "") + obj.json;
+      if (!page->more) break;
+      q.cursor = page->next;
+    }
+    all += "]";
+    if (auto st = LoadIndicators(all, &matcher, &skipped); !st.ok()) return Fail(st.message());
+  }
+  std::string identity = o.identity;
+  if (identity.empty()) {
+    char host[256] = "tearline";
+    gethostname(host, sizeof host - 1);
+    identity = "identity--" + stix::Uuid5(stix::kStixScoNamespace, std::string("tearline-node:") + host);
+  }
+  std::fprintf(stderr, "tearline match: %zu indicators (%zu evaluated for every batch, %zu skipped: not parsable)\n",
+               matcher.size(), matcher.unanchored(), skipped);
+  auto run_batch = [&](std::string_view json, const std::string& where) {
+    auto obs = pattern::Observations::FromJson(json);
+    if (!obs.ok()) {
+      std::fprintf(stderr, "tearline: %s: %s\n", where.c_str(), obs.status().message().c_str());
+      return false;
+    }
+    auto found = matcher.Match(*obs);
+    if (!found.ok()) {
+      std::fprintf(stderr, "tearline: %s: %s\n", where.c_str(), found.status().message().c_str());
+      return false;
+    }
+    std::string out;
+    for (const auto& s : *found) out += SightingJson(s, identity) + "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  bool ok = true;
+  bool lines = o.observations == "-" || FormFor(o.format, o.observations) == stix::Form::kJsonLines;
+  if (lines) {
+    // Streaming: one batch per line (a bundle, envelope or array of observed-data and SCOs).
+    std::FILE* in = o.observations == "-" ? stdin : std::fopen(o.observations.c_str(), "rb");
+    if (!in) return Fail("cannot read " + o.observations);
+    std::string line;
+    size_t number = 0;
+    int c;
+    while (true) {
+      line.clear();
+      while ((c = std::fgetc(in)) != EOF && c != '\n') line += static_cast<char>(c);
+      ++number;
+      if (line.find_first_not_of(" \t\r") != std::string::npos) {
+        ok &= run_batch(line, o.observations + " line " + std::to_string(number));
+      }
+      if (c == EOF) break;
+    }
+    if (in != stdin) std::fclose(in);
+  } else {
+    auto data = ReadInput(o.observations, stix::Limits{}.max_document_bytes);
+    if (!data.ok()) return Fail(data.status().message());
+    ok = run_batch(*data, o.observations);
+  }
+  return ok ? 0 : 2;
+}
+
 }  // namespace
 
 int Run(int argc, char** argv) {
@@ -339,6 +453,14 @@ int Run(int argc, char** argv) {
   p_token->add_option("--db", po.db, "SQLite database file")->required();
   p_token->add_option("NAME", po.name, "principal name")->required();
 
+  auto* match = app.add_subcommand("match", "Match indicators against observed-data; writes STIX sightings as JSON lines");
+  match->add_option("--indicators", o.indicators, "bundle or array holding indicators (pattern_type stix)");
+  match->add_option("--db", o.db, "SQLite database (instead of --indicators)");
+  match->add_option("--collection", o.collection, "collection holding the indicators (with --db)");
+  match->add_option("--observations", o.observations, "observed-data and SCOs: a bundle/array file, or JSON lines ('-' = stdin, one batch per line)")->required();
+  match->add_option("--identity", o.identity, "where_sighted_refs of the sightings (default: this node's identity)");
+  match->add_option("--format", o.format, "auto, json or jsonl")->check(CLI::IsMember({"auto", "json", "jsonl"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -355,6 +477,7 @@ int Run(int argc, char** argv) {
   if (stats->parsed()) return Stats(o);
   if (check->parsed()) return PatternCheck(o);
   if (serve->parsed()) return Serve(config_path);
+  if (match->parsed()) return Match(o);
   if (config_check->parsed()) return ConfigCheck(config_path);
   if (p_add->parsed()) return PrincipalAdd(po);
   if (p_list->parsed()) return PrincipalList(po);
