@@ -8,6 +8,8 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <re2/set.h>
 #include <climits>
 #include <functional>
 #include <set>
@@ -171,6 +173,11 @@ class Evaluator {
       out.push_back(std::move(m));
     }
     return out;
+  }
+
+  //! Whether comparison expression `c` (object types `types`) holds for observation `i`.
+  bool MatchOne(const CompExpr& c, const std::vector<std::string_view>& types, size_t i) {
+    return MatchesObservation(c, types, obs_.list[i]);
   }
 
   //! Values of `path` in the objects of observation `i` (for the matcher's keys).
@@ -528,9 +535,20 @@ class Evaluator {
   const Observations::Impl& obs_;
   std::map<std::string, std::unique_ptr<RE2>> regex_cache_;
   std::string error_;
+
+ public:
+  const std::string& error() const { return error_; }
 };
 
 // ---------- the bulk matcher's anchors ----------
+
+void CompTypes(const CompExpr& c, std::set<std::string_view>* out) {
+  if (c.kind == CompExpr::Kind::kCmp) {
+    out->insert(c.path.type);
+  } else {
+    for (const auto& ch : c.children) CompTypes(*ch, out);
+  }
+}
 
 // Canonical text of a value for equality keys: numbers that are integral compare
 // equal whatever their JSON form (1024 == 1024.0), as the evaluator does.
@@ -563,30 +581,76 @@ bool LiteralKey(const Literal& l, std::string* out) {
   }
 }
 
-struct AnchorSet {
-  bool any = true;                 // true: no necessary key known
-  std::vector<std::pair<std::string, std::string>> keys;  // (path text, value key)
+// A necessary condition for a comparison to hold: an exact value, an IP network
+// (ISSUBSET) or a regular expression (MATCHES, LIKE) on a path.
+struct Anchor {
+  enum class Kind { kExact, kCidr, kRegex };
+  Kind kind = Kind::kExact;
+  std::string path;   // ObjectPath::ToString()
+  std::string value;  // value key; masked network bytes; regex text
+  int family = 0, prefix = 0;
 };
+
+struct AnchorSet {
+  bool any = true;  // true: no necessary condition known
+  std::vector<Anchor> anchors;
+};
+
+std::string MaskedNet(const Net& n, int prefix) {
+  size_t bytes = n.family == 4 ? 4 : 16;
+  std::string out(reinterpret_cast<const char*>(n.addr.data()), bytes);
+  for (size_t i = 0; i < bytes; ++i) {
+    int keep = std::clamp(prefix - static_cast<int>(i) * 8, 0, 8);
+    out[i] = static_cast<char>(static_cast<unsigned char>(out[i]) & static_cast<unsigned char>(keep == 0 ? 0 : 0xFF << (8 - keep)));
+  }
+  return out;
+}
+
+// SQL LIKE as an anchored RE2 expression (% any run, _ one character).
+std::string LikeToRegex(std::string_view like) {
+  std::string re = "^";
+  for (char c : like) {
+    if (c == '%') re += "(?s:.*)";
+    else if (c == '_') re += "(?s:.)";
+    else re += RE2::QuoteMeta(std::string(1, c));
+  }
+  return re + "$";
+}
 
 AnchorSet Anchors(const CompExpr& c) {
   AnchorSet a;
   switch (c.kind) {
     case CompExpr::Kind::kCmp: {
-      if (c.negated || (c.op != CmpOp::kEq && c.op != CmpOp::kIn)) return a;
-      for (const auto& lit : c.values) {
-        std::string k;
-        if (!LiteralKey(lit, &k)) return AnchorSet{};
-        a.keys.emplace_back(c.path.ToString(), k);
+      if (c.negated) return a;
+      std::string path = c.path.ToString();
+      if (c.op == CmpOp::kEq || c.op == CmpOp::kIn) {
+        for (const auto& lit : c.values) {
+          std::string k;
+          if (!LiteralKey(lit, &k)) return AnchorSet{};
+          a.anchors.push_back({Anchor::Kind::kExact, path, k});
+        }
+      } else if (c.op == CmpOp::kIsSubset) {
+        Net n;
+        if (!ParseNet(c.values[0].text, &n)) return a;
+        a.anchors.push_back({Anchor::Kind::kCidr, path, MaskedNet(n, n.prefix), n.family, n.prefix});
+      } else if (c.op == CmpOp::kMatches || c.op == CmpOp::kLike) {
+        std::string re = c.op == CmpOp::kMatches ? c.values[0].text : LikeToRegex(c.values[0].text);
+        RE2::Options opt;
+        opt.set_log_errors(false);
+        if (!RE2(re, opt).ok()) return a;  // the evaluator reports it; here: no anchor
+        a.anchors.push_back({Anchor::Kind::kRegex, path, re});
+      } else {
+        return a;
       }
-      a.any = a.keys.empty();
+      a.any = a.anchors.empty();
       return a;
     }
     case CompExpr::Kind::kAnd: {
-      // Every child must hold: the child with the fewest keys is a necessary condition.
+      // Every child must hold: the child with the fewest anchors is a necessary condition.
       AnchorSet best;
       for (const auto& ch : c.children) {
         AnchorSet x = Anchors(*ch);
-        if (!x.any && (best.any || x.keys.size() < best.keys.size())) best = std::move(x);
+        if (!x.any && (best.any || x.anchors.size() < best.anchors.size())) best = std::move(x);
       }
       return best;
     }
@@ -594,7 +658,7 @@ AnchorSet Anchors(const CompExpr& c) {
       for (const auto& ch : c.children) {
         AnchorSet x = Anchors(*ch);
         if (x.any) return AnchorSet{};
-        a.keys.insert(a.keys.end(), x.keys.begin(), x.keys.end());
+        a.anchors.insert(a.anchors.end(), x.anchors.begin(), x.anchors.end());
       }
       a.any = false;
       return a;
@@ -611,7 +675,7 @@ AnchorSet Anchors(const ObsExpr& e) {
       AnchorSet best;
       for (const auto& ch : e.children) {
         AnchorSet x = Anchors(*ch);
-        if (!x.any && (best.any || x.keys.size() < best.keys.size())) best = std::move(x);
+        if (!x.any && (best.any || x.anchors.size() < best.anchors.size())) best = std::move(x);
       }
       return best;
     }
@@ -620,7 +684,7 @@ AnchorSet Anchors(const ObsExpr& e) {
       for (const auto& ch : e.children) {
         AnchorSet x = Anchors(*ch);
         if (x.any) return AnchorSet{};
-        a.keys.insert(a.keys.end(), x.keys.begin(), x.keys.end());
+        a.anchors.insert(a.anchors.end(), x.anchors.begin(), x.anchors.end());
       }
       a.any = false;
       return a;
@@ -651,11 +715,64 @@ struct Matcher::Impl {
   struct Indicator {
     std::string id;
     Pattern pattern;
+    bool simple = false;                  // one observation expression, no qualifiers
+    std::vector<std::string_view> types;  // its object types (views into the AST)
   };
   std::vector<Indicator> indicators;
   std::unordered_map<std::string, std::vector<uint32_t>> index;  // "path\x1fvalue" -> indicators
+  // ISSUBSET: per path the (family, prefix) lengths in use; "path\x1ffamily/prefix\x1fbytes" -> indicators.
+  std::map<std::string, std::set<std::pair<int, int>>> cidr_lengths;
+  std::unordered_map<std::string, std::vector<uint32_t>> cidr_index;
+  // MATCHES / LIKE: one RE2::Set per path, compiled before the first batch.
+  struct RegexIndex {
+    std::unique_ptr<RE2::Set> set;
+    std::vector<std::vector<uint32_t>> owners;  // per regex in the set
+    std::map<std::string, int> ids;             // regex text -> index in the set
+    bool compiled = false;
+  };
+  std::map<std::string, RegexIndex> regexes;
+  std::mutex compile_mu;
   std::map<std::string, ObjectPath> paths;                       // every anchored path, by text
   std::vector<uint32_t> always;                                  // unanchored indicators
+
+  static Sighting Make(const Observations& batch, const std::string& id, const std::set<size_t>& used) {
+    Sighting s;
+    s.indicator_id = id;
+    s.first_us = INT64_MAX;
+    s.last_us = INT64_MIN;
+    for (size_t i : used) {
+      const Observation& o = batch.impl().list[i];
+      s.observed_data_ids.emplace_back(o.id);
+      s.count += o.count;
+      s.first_us = std::min(s.first_us, o.first_us);
+      s.last_us = std::max(s.last_us, o.last_us);
+    }
+    return s;
+  }
+
+  //! Evaluates simple indicators only on the observations that selected them.
+  Result<std::vector<Sighting>> RunSelected(const Observations& batch,
+                                            const std::map<uint32_t, std::vector<uint32_t>>& selected) const {
+    std::vector<Sighting> out;
+    Evaluator ev(batch.impl());
+    for (const auto& [k, obs] : selected) {
+      const Indicator& ind = indicators[k];
+      std::set<size_t> used;
+      if (ind.simple) {
+        for (uint32_t i : obs) {
+          if (ev.MatchOne(*ind.pattern.root->comparison, ind.types, i)) used.insert(i);
+        }
+        if (!ev.error().empty()) return Status::Invalid(ev.error());
+      } else {
+        Evaluator full(batch.impl());
+        auto matches = full.All(*ind.pattern.root);
+        if (!matches.ok()) return matches.status();
+        for (const auto& m : *matches) used.insert(m.observations.begin(), m.observations.end());
+      }
+      if (!used.empty()) out.push_back(Make(batch, ind.id, used));
+    }
+    return out;
+  }
 
   Result<std::vector<Sighting>> Run(const Observations& batch, const std::vector<uint32_t>& which) const {
     std::vector<Sighting> out;
@@ -698,12 +815,30 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
   if (a.any) {
     impl_->always.push_back(k);
   } else {
-    // The path of each key is kept so batches can be turned into keys.
-    std::vector<std::string> seen;
-    for (const auto& [path, value] : a.keys) {
-      std::string key = path + '\x1f' + value;
-      auto& list = impl_->index[key];
-      if (list.empty() || list.back() != k) list.push_back(k);
+    for (const auto& an : a.anchors) {
+      std::vector<uint32_t>* list = nullptr;
+      if (an.kind == Anchor::Kind::kExact) {
+        list = &impl_->index[an.path + '\x1f' + an.value];
+      } else if (an.kind == Anchor::Kind::kCidr) {
+        impl_->cidr_lengths[an.path].insert({an.family, an.prefix});
+        list = &impl_->cidr_index[an.path + '\x1f' + std::to_string(an.family) + "/" + std::to_string(an.prefix) + '\x1f' + an.value];
+      } else {
+        auto& rx = impl_->regexes[an.path];
+        if (!rx.set) {
+          RE2::Options opt;
+          opt.set_log_errors(false);
+          rx.set = std::make_unique<RE2::Set>(opt, RE2::UNANCHORED);
+        }
+        auto it = rx.ids.find(an.value);
+        if (it == rx.ids.end()) {
+          int id = rx.set->Add(an.value, nullptr);
+          it = rx.ids.emplace(an.value, id).first;
+          rx.owners.emplace_back();
+          rx.compiled = false;
+        }
+        list = &rx.owners[static_cast<size_t>(it->second)];
+      }
+      if (list->empty() || list->back() != k) list->push_back(k);
     }
     std::function<void(const CompExpr&)> collect = [&](const CompExpr& c) {
       if (c.kind == CompExpr::Kind::kCmp) {
@@ -718,13 +853,38 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
     };
     walk(*p->root);
   }
-  impl_->indicators.push_back({std::move(indicator_id), std::move(p).value()});
+  Impl::Indicator ind{std::move(indicator_id), std::move(p).value()};
+  const ObsExpr& root = *ind.pattern.root;
+  ind.simple = root.kind == ObsExpr::Kind::kObservation && root.qualifiers.empty();
+  if (ind.simple) {
+    std::set<std::string_view> types;
+    CompTypes(*root.comparison, &types);
+    ind.types.assign(types.begin(), types.end());
+  }
+  impl_->indicators.push_back(std::move(ind));
   return Status::Ok();
 }
 
 Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch) const {
-  // One pass over the batch: the keys it contains, then the indicators they select.
-  std::set<uint32_t> candidates(impl_->always.begin(), impl_->always.end());
+  // One pass over the batch: the keys it contains select indicators, each with the
+  // observations that selected it. Unanchored indicators see every observation.
+  std::map<uint32_t, std::vector<uint32_t>> selected;
+  std::vector<uint32_t> every(batch.size());
+  for (uint32_t i = 0; i < every.size(); ++i) every[i] = i;
+  for (uint32_t k : impl_->always) selected[k] = every;
+  {
+    std::lock_guard lock(impl_->compile_mu);
+    for (auto& [path, rx] : impl_->regexes) {
+      if (!rx.compiled) rx.compiled = rx.set->Compile();
+    }
+  }
+  auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
+    for (uint32_t k : ks) {
+      auto& obs = selected[k];
+      if (obs.empty() || obs.back() != i) obs.push_back(static_cast<uint32_t>(i));
+    }
+  };
+  std::vector<int> regex_hits;
   Evaluator ev(batch.impl());
   std::vector<Value> values;
   std::string vk;
@@ -732,14 +892,36 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
     for (const auto& [text, path] : impl_->paths) {
       values.clear();
       ev.PathValues(i, path, &values);
+      auto lengths = impl_->cidr_lengths.find(text);
+      auto rx = impl_->regexes.find(text);
       for (const auto& v : values) {
-        if (!ValueKey(v.el, &vk)) continue;
-        auto it = impl_->index.find(text + '\x1f' + vk);
-        if (it != impl_->index.end()) candidates.insert(it->second.begin(), it->second.end());
+        if (ValueKey(v.el, &vk)) {
+          auto it = impl_->index.find(text + '\x1f' + vk);
+          if (it != impl_->index.end()) select(it->second, i);
+        }
+        std::string_view sv;
+        if (v.el.get(sv)) continue;
+        if (lengths != impl_->cidr_lengths.end()) {
+          Net n;
+          if (ParseNet(sv, &n)) {
+            for (const auto& [family, prefix] : lengths->second) {
+              if (family != n.family || prefix > n.prefix) continue;
+              auto it = impl_->cidr_index.find(text + '\x1f' + std::to_string(family) + "/" + std::to_string(prefix) +
+                                               '\x1f' + MaskedNet(n, prefix));
+              if (it != impl_->cidr_index.end()) select(it->second, i);
+            }
+          }
+        }
+        if (rx != impl_->regexes.end() && rx->second.compiled) {
+          regex_hits.clear();
+          if (rx->second.set->Match(sv, &regex_hits)) {
+            for (int id : regex_hits) select(rx->second.owners[static_cast<size_t>(id)], i);
+          }
+        }
       }
     }
   }
-  return impl_->Run(batch, std::vector<uint32_t>(candidates.begin(), candidates.end()));
+  return impl_->RunSelected(batch, selected);
 }
 
 Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& batch) const {

@@ -17,7 +17,7 @@ std::string Hash(std::mt19937& r) {
 }
 
 std::string RandomPattern(std::mt19937& r) {
-  switch (r() % 10) {
+  switch (r() % 12) {
     case 0: return "[ipv4-addr:value = '" + Ip(r) + "']";
     case 1: return "[domain-name:value = '" + Domain(r) + "']";
     case 2: return "[file:hashes.'SHA-256' = '" + Hash(r) + "']";
@@ -25,9 +25,11 @@ std::string RandomPattern(std::mt19937& r) {
     case 4: return "[ipv4-addr:value = '" + Ip(r) + "' OR domain-name:value = '" + Domain(r) + "']";
     case 5: return "[network-traffic:dst_port = " + std::to_string(r() % 4 == 0 ? 443 : 8000 + r() % 50) +
                    " AND network-traffic:dst_ref.value = '" + Ip(r) + "']";
-    case 6: return "[domain-name:value MATCHES '^host" + std::to_string(r() % 30) + "\\\\.']";  // unanchored
+    case 6: return "[domain-name:value MATCHES '^host" + std::to_string(r() % 30) + "\\\\.']";  // regex set
     case 7: return "[ipv4-addr:value = '" + Ip(r) + "'] FOLLOWEDBY [domain-name:value = '" + Domain(r) + "']";
-    case 8: return "[ipv4-addr:value ISSUBSET '198.51.100." + std::to_string((r() % 25) * 8) + "/29']";  // unanchored
+    case 8: return "[ipv4-addr:value ISSUBSET '198.51.100." + std::to_string((r() % 25) * 8) + "/29']";  // network index
+    case 10: return "[network-traffic:dst_port >= " + std::to_string(8040 + r() % 10) + "]";  // unanchored range
+    case 11: return "[file:name LIKE 'f" + std::to_string(r() % 4) + "_.exe']";  // LIKE through the regex set
     default: return "([file:name = 'f" + std::to_string(r() % 40) + ".exe'] AND [ipv4-addr:value = '" + Ip(r) +
                     "']) WITHIN 600 SECONDS";
   }
