@@ -153,6 +153,10 @@ class Evaluator {
  public:
   explicit Evaluator(const Observations::Impl& obs) : obs_(obs) {}
 
+  //! Restricts observation expressions (by node) to the listed observations; nodes
+  //! not in the map see every observation. The bulk matcher's candidate lists.
+  void Restrict(const std::unordered_map<const ObsExpr*, std::vector<uint32_t>>* only) { only_ = only; }
+
   Result<bool> Run(const ObsExpr& root) {
     auto b = Eval(root);
     if (!error_.empty()) return Status::Invalid(error_);
@@ -206,7 +210,14 @@ class Evaluator {
         std::set<std::string_view> type_set;
         Types(*e.comparison, &type_set);
         std::vector<std::string_view> types(type_set.begin(), type_set.end());
-        for (uint32_t i = 0; i < obs_.list.size() && out.size() < kMaxBindings; ++i) {
+        const std::vector<uint32_t>* only = nullptr;
+        if (only_) {
+          auto it = only_->find(&e);
+          if (it != only_->end()) only = &it->second;
+        }
+        size_t n = only ? only->size() : obs_.list.size();
+        for (size_t j = 0; j < n && out.size() < kMaxBindings; ++j) {
+          uint32_t i = only ? (*only)[j] : static_cast<uint32_t>(j);
           if (MatchesObservation(*e.comparison, types, obs_.list[i])) {
             const Observation& o = obs_.list[i];
             out.push_back({{i}, o.first_us, o.last_us, o.count});
@@ -533,6 +544,7 @@ class Evaluator {
   }
 
   const Observations::Impl& obs_;
+  const std::unordered_map<const ObsExpr*, std::vector<uint32_t>>* only_ = nullptr;
   std::map<std::string, std::unique_ptr<RE2>> regex_cache_;
   std::string error_;
 
@@ -717,7 +729,12 @@ struct Matcher::Impl {
     Pattern pattern;
     bool simple = false;                  // one observation expression, no qualifiers
     std::vector<std::string_view> types;  // its object types (views into the AST)
+    std::vector<uint32_t> leaves;         // anchored observation expressions (ids in `leaves`)
   };
+  // Observation expressions of multi-observation patterns, indexed like indicators
+  // (ids with kLeafBit) so each is evaluated only on observations carrying its anchors.
+  static constexpr uint32_t kLeafBit = 0x80000000u;
+  std::vector<const ObsExpr*> leaves;
   std::vector<Indicator> indicators;
   std::unordered_map<std::string, std::vector<uint32_t>> index;  // "path\x1fvalue" -> indicators
   // ISSUBSET: per path the (family, prefix) lengths in use; "path\x1ffamily/prefix\x1fbytes" -> indicators.
@@ -727,8 +744,22 @@ struct Matcher::Impl {
   struct RegexIndex {
     std::unique_ptr<RE2::Set> set;
     std::vector<std::vector<uint32_t>> owners;  // per regex in the set
+    std::vector<std::string> texts;             // per regex, to rebuild the set
     std::map<std::string, int> ids;             // regex text -> index in the set
     bool compiled = false;
+    bool failed = false;  // the set could not be compiled: its owners see every observation
+
+    static std::unique_ptr<RE2::Set> NewSet() {
+      RE2::Options opt;
+      opt.set_log_errors(false);
+      opt.set_max_mem(int64_t{512} << 20);
+      return std::make_unique<RE2::Set>(opt, RE2::UNANCHORED);
+    }
+    void Compile() {
+      if (compiled || failed) return;
+      compiled = set->Compile();
+      failed = !compiled;
+    }
   };
   std::map<std::string, RegexIndex> regexes;
   std::mutex compile_mu;
@@ -752,7 +783,8 @@ struct Matcher::Impl {
 
   //! Evaluates simple indicators only on the observations that selected them.
   Result<std::vector<Sighting>> RunSelected(const Observations& batch,
-                                            const std::map<uint32_t, std::vector<uint32_t>>& selected) const {
+                                            const std::map<uint32_t, std::vector<uint32_t>>& selected,
+                                            const std::unordered_map<uint32_t, std::vector<uint32_t>>& leaf_obs) const {
     std::vector<Sighting> out;
     Evaluator ev(batch.impl());
     for (const auto& [k, obs] : selected) {
@@ -765,6 +797,12 @@ struct Matcher::Impl {
         if (!ev.error().empty()) return Status::Invalid(ev.error());
       } else {
         Evaluator full(batch.impl());
+        std::unordered_map<const ObsExpr*, std::vector<uint32_t>> only;
+        for (uint32_t leaf : ind.leaves) {
+          auto it = leaf_obs.find(leaf);
+          only[leaves[leaf]] = it == leaf_obs.end() ? std::vector<uint32_t>{} : it->second;
+        }
+        full.Restrict(&only);
         auto matches = full.All(*ind.pattern.root);
         if (!matches.ok()) return matches.status();
         for (const auto& m : *matches) used.insert(m.observations.begin(), m.observations.end());
@@ -812,10 +850,8 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
   if (!p.ok()) return p.status();
   auto k = static_cast<uint32_t>(impl_->indicators.size());
   AnchorSet a = Anchors(*p->root);
-  if (a.any) {
-    impl_->always.push_back(k);
-  } else {
-    for (const auto& an : a.anchors) {
+    auto register_anchors = [&](const AnchorSet& set, uint32_t owner) {
+    for (const auto& an : set.anchors) {
       std::vector<uint32_t>* list = nullptr;
       if (an.kind == Anchor::Kind::kExact) {
         list = &impl_->index[an.path + '\x1f' + an.value];
@@ -824,22 +860,32 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
         list = &impl_->cidr_index[an.path + '\x1f' + std::to_string(an.family) + "/" + std::to_string(an.prefix) + '\x1f' + an.value];
       } else {
         auto& rx = impl_->regexes[an.path];
-        if (!rx.set) {
-          RE2::Options opt;
-          opt.set_log_errors(false);
-          rx.set = std::make_unique<RE2::Set>(opt, RE2::UNANCHORED);
-        }
         auto it = rx.ids.find(an.value);
         if (it == rx.ids.end()) {
+          if (!rx.set || rx.compiled || rx.failed) {
+            // A compiled RE2::Set takes no more patterns: rebuild it with the new one.
+            rx.set = Impl::RegexIndex::NewSet();
+            for (const auto& t : rx.texts) rx.set->Add(t, nullptr);
+            rx.compiled = rx.failed = false;
+          }
           int id = rx.set->Add(an.value, nullptr);
+          if (id < 0) {
+            if (owner == k) impl_->always.push_back(k);
+            continue;  // a leaf without this anchor is just less restricted
+          }
           it = rx.ids.emplace(an.value, id).first;
+          rx.texts.push_back(an.value);
           rx.owners.emplace_back();
-          rx.compiled = false;
         }
         list = &rx.owners[static_cast<size_t>(it->second)];
       }
-      if (list->empty() || list->back() != k) list->push_back(k);
+      if (list->empty() || list->back() != owner) list->push_back(owner);
     }
+    };
+  if (a.any) {
+    impl_->always.push_back(k);
+  } else {
+    register_anchors(a, k);
     std::function<void(const CompExpr&)> collect = [&](const CompExpr& c) {
       if (c.kind == CompExpr::Kind::kCmp) {
         impl_->paths.emplace(c.path.ToString(), c.path);
@@ -856,6 +902,22 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
   Impl::Indicator ind{std::move(indicator_id), std::move(p).value()};
   const ObsExpr& root = *ind.pattern.root;
   ind.simple = root.kind == ObsExpr::Kind::kObservation && root.qualifiers.empty();
+  if (!ind.simple && !a.any) {
+    // Index each observation expression on its own anchors (paths were collected above).
+    std::function<void(const ObsExpr&)> leaves = [&](const ObsExpr& e) {
+      if (e.kind == ObsExpr::Kind::kObservation) {
+        AnchorSet la = Anchors(*e.comparison);
+        if (la.any) return;
+        auto leaf = static_cast<uint32_t>(impl_->leaves.size());
+        impl_->leaves.push_back(&e);
+        ind.leaves.push_back(leaf);
+        register_anchors(la, leaf | Impl::kLeafBit);
+        return;
+      }
+      for (const auto& ch : e.children) leaves(*ch);
+    };
+    leaves(root);
+  }
   if (ind.simple) {
     std::set<std::string_view> types;
     CompTypes(*root.comparison, &types);
@@ -869,18 +931,27 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   // One pass over the batch: the keys it contains select indicators, each with the
   // observations that selected it. Unanchored indicators see every observation.
   std::map<uint32_t, std::vector<uint32_t>> selected;
+  std::unordered_map<uint32_t, std::vector<uint32_t>> leaf_obs;  // leaf -> observations carrying its anchors
   std::vector<uint32_t> every(batch.size());
   for (uint32_t i = 0; i < every.size(); ++i) every[i] = i;
   for (uint32_t k : impl_->always) selected[k] = every;
   {
     std::lock_guard lock(impl_->compile_mu);
     for (auto& [path, rx] : impl_->regexes) {
-      if (!rx.compiled) rx.compiled = rx.set->Compile();
+      rx.Compile();
+      if (rx.failed) {
+        for (const auto& owners : rx.owners) {
+          for (uint32_t k : owners) {
+            if (k & Impl::kLeafBit) leaf_obs[k & ~Impl::kLeafBit] = every;
+            else selected[k] = every;
+          }
+        }
+      }
     }
   }
   auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
     for (uint32_t k : ks) {
-      auto& obs = selected[k];
+      auto& obs = (k & Impl::kLeafBit) ? leaf_obs[k & ~Impl::kLeafBit] : selected[k];
       if (obs.empty() || obs.back() != i) obs.push_back(static_cast<uint32_t>(i));
     }
   };
@@ -921,7 +992,7 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
       }
     }
   }
-  return impl_->RunSelected(batch, selected);
+  return impl_->RunSelected(batch, selected, leaf_obs);
 }
 
 Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& batch) const {
