@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "pattern/pattern.h"
 #include "stix/stix.h"
 #include "store/store.h"
 #include "test_util.h"
@@ -264,6 +265,48 @@ TEST(SharedData, OtherRealWorldBundlesValidate) {
   auto atlas = v.Validate(ReadFile(DataDir() + "/other/mitre-atlas/stix-atlas.json"));
   EXPECT_FALSE(atlas.ok());
   EXPECT_GT(atlas.objects.size(), 0u) << "the valid ATLAS objects are still accepted";
+}
+
+}  // namespace
+}  // namespace tearline
+
+namespace tearline {
+namespace {
+
+// The OASIS examples (spec-derived): every file validates, except the one whose object
+// references a marking-definition that exists nowhere (refused on purpose, docs/validation.md).
+TEST(SharedData, OasisExamplesValidateAndTheirPatternsParse) {
+  REQUIRE_DATA();
+  size_t files = 0, patterns = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(DataDir() + "/oasis-examples")) {
+    if (entry.path().extension() != ".json") continue;
+    ++files;
+    std::string text = ReadFile(entry.path().string());
+    stix::Validator v;
+    auto r = v.Validate(text);
+    bool expected_bad = entry.path().filename() == "interop-objectmarking-test.json";
+    if (expected_bad) {
+      ASSERT_FALSE(r.diagnostics.empty());
+      EXPECT_EQ(r.diagnostics[0].rule, "marking-ref-unknown");
+    } else {
+      EXPECT_TRUE(r.ok()) << entry.path() << ": " << (r.diagnostics.empty() ? "" : r.diagnostics[0].ToString());
+    }
+    simdjson::dom::parser p;
+    simdjson::dom::element root;
+    if (p.parse(text).get(root)) continue;
+    simdjson::dom::array objs;
+    if (root["objects"].get(objs)) continue;
+    for (auto o : objs) {
+      std::string_view type, pattern_type, pat;
+      if (o["type"].get(type) || type != "indicator" || o["pattern"].get(pat)) continue;
+      if (!o["pattern_type"].get(pattern_type) && pattern_type != "stix") continue;
+      ++patterns;
+      auto parsed = pattern::Parse(pat);
+      EXPECT_TRUE(parsed.ok()) << entry.path() << ": " << pat << ": " << parsed.status().message();
+    }
+  }
+  EXPECT_GT(files, 20u);
+  EXPECT_GT(patterns, 20u);
 }
 
 }  // namespace
