@@ -237,11 +237,17 @@ TEST(SharedData, AttackVersionsAcrossReleases) {
     ASSERT_EQ(got_versions.size(), versions.size()) << which;
     for (const auto& [id, vs] : versions) {
       const auto& g = got_versions[id];
-      if (which == "all") EXPECT_EQ(g, vs) << id;
-      if (which == "first") EXPECT_EQ(g, std::set<std::string>{*vs.begin()}) << id;
-      if (which == "last") EXPECT_EQ(g, std::set<std::string>{*vs.rbegin()}) << id;
+      if (which == "all") {
+        EXPECT_EQ(g, vs) << id;
+      } else if (which == "first") {
+        EXPECT_EQ(g, std::set<std::string>{*vs.begin()}) << id;
+      } else {
+        EXPECT_EQ(g, std::set<std::string>{*vs.rbegin()}) << id;
+      }
     }
-    if (which == "all") EXPECT_EQ(got.size(), all_count);
+    if (which == "all") {
+      EXPECT_EQ(got.size(), all_count);
+    }
   };
   check("all");
   check("first");

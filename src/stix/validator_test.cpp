@@ -293,7 +293,9 @@ TEST_P(RuleTest, Holds) {
   }
   if (!c.rule.empty()) {
     EXPECT_TRUE(found) << "expected rule " << c.rule << ", got:\n" << all;
-    if (!c.warning) EXPECT_TRUE(r.objects.empty()) << "an invalid object must not be returned";
+    if (!c.warning) {
+      EXPECT_TRUE(r.objects.empty()) << "an invalid object must not be returned";
+    }
   }
 }
 
