@@ -298,3 +298,54 @@ TEST(CliMatch, WritesValidSightings) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+std::string Od(const std::string& n, const std::string& org, const std::string& modified, const std::string& sco) {
+  return R"({"type":"observed-data","spec_version":"2.1","id":"observed-data--00000000-0000-4000-8000-0000000000)" + n +
+         R"(","created":")" + modified + R"(","modified":")" + modified + R"(","created_by_ref":")" + org +
+         R"(","first_observed":"2026-03-01T00:00:00Z","last_observed":"2026-03-01T00:00:00Z","number_observed":1,"object_refs":[")" +
+         sco + R"("]})";
+}
+
+std::string Sighting(const std::string& n, const std::string& org, const std::string& indicator) {
+  return R"({"type":"sighting","spec_version":"2.1","id":"sighting--00000000-0000-4000-8000-0000000000)" + n +
+         R"(","created":"2026-03-02T00:00:00.000Z","modified":"2026-03-02T00:00:00.000Z","created_by_ref":")" + org +
+         R"(","sighting_of_ref":")" + indicator + R"("})";
+}
+
+TEST(CliCorrelations, ObservablesAndSightingsFromSeveralOrganisations) {
+  TempDir tmp;
+  const std::string a = "identity--00000000-0000-4000-8000-00000000000a", b = "identity--00000000-0000-4000-8000-00000000000b",
+                    c = "identity--00000000-0000-4000-8000-00000000000c";
+  const std::string ip = "ipv4-addr--28bb3599-77cd-5a82-a950-b5bc3caf07c4", other = "ipv4-addr--00000000-0000-5000-8000-000000000001";
+  const std::string ind = "indicator--a6f12b93-270d-41b3-a42c-84798615a449";
+  std::string db = tmp.path() + "/t.db", out;
+  WriteFile(tmp.path() + "/one.json", Bundle({Od("01", a, "2026-03-01T00:00:00.000Z", ip), Od("02", b, "2026-03-01T01:00:00.000Z", ip),
+                                              Od("03", a, "2026-03-01T02:00:00.000Z", other), Sighting("11", a, ind),
+                                              Sighting("12", b, ind)}));
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection intel " + tmp.path() + "/one.json", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " correlations --db " + db + " --collection intel", &out), 0) << out;
+  EXPECT_NE(out.find("observable " + ip + "  organisations=" + a + "," + b), std::string::npos) << out;
+  EXPECT_NE(out.find("indicator  " + ind), std::string::npos) << out;
+  EXPECT_EQ(out.find(other), std::string::npos) << "one organisation is no correlation";
+  EXPECT_NE(out.find("2 correlations; 2 new groupings"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection correlations", &out), 0);
+  EXPECT_NE(out.find("\"context\":\"suspicious-activity\""), std::string::npos) << out;
+  stix::Validator v;
+  EXPECT_TRUE(v.Validate(out).ok()) << out;
+  // Idempotent; a third organisation makes a new version of the grouping.
+  ASSERT_EQ(RunCommand(Bin() + " correlations --db " + db + " --collection intel", &out), 0);
+  EXPECT_NE(out.find("0 new groupings"), std::string::npos) << out;
+  WriteFile(tmp.path() + "/two.json", Bundle({Od("04", c, "2026-03-05T00:00:00.000Z", ip)}));
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection intel " + tmp.path() + "/two.json", &out), 0);
+  ASSERT_EQ(RunCommand(Bin() + " correlations --db " + db + " --collection intel", &out), 0);
+  EXPECT_NE(out.find("1 new groupings"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection correlations --version all --type grouping", &out), 0);
+  EXPECT_EQ(test::ObjectsByVersion(out).size(), 3u) << out;
+  EXPECT_EQ(RunCommand(Bin() + " correlations --db " + tmp.path() + "/none.db", &out), 2);
+}
+
+}  // namespace
+}  // namespace tearline

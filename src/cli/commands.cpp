@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve.h"
+#include "correlate/correlate.h"
 #include "pattern/pattern.h"
 #include "stix/stix.h"
 #include "store/store.h"
@@ -33,6 +34,7 @@ struct Options {
   std::string indicators;
   std::string observations;
   std::string identity;
+  std::string into;
 };
 
 stix::Form FormFor(const std::string& format, const std::string& path) {
@@ -385,6 +387,26 @@ int Match(const Options& o) {
   return ok ? 0 : 2;
 }
 
+int Correlations(const Options& o) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  std::string from = o.collection.empty() ? "demo" : o.collection;
+  auto found = correlate::Find(**db, from);
+  if (!found.ok()) return Fail(found.status().message());
+  for (const auto& c : *found) {
+    std::string orgs;
+    for (const auto& x : c.organisations) orgs += (orgs.empty() ? "" : ",") + x;
+    std::printf("%-10s %s  organisations=%s  reports=%zu  %s..%s\n", c.kind.c_str(), c.shared_ref.c_str(), orgs.c_str(),
+                c.reports.size(), c.first_seen.c_str(), c.last_seen.c_str());
+  }
+  std::string into = o.into.empty() ? "correlations" : o.into;
+  auto stored = correlate::Record(**db, into, *found);
+  if (!stored.ok()) return Fail(stored.status().message());
+  std::fprintf(stderr, "%zu correlations; %zu new groupings stored in collection \"%s\"\n", found->size(), *stored,
+               into.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int Run(int argc, char** argv) {
@@ -461,6 +483,12 @@ int Run(int argc, char** argv) {
   match->add_option("--identity", o.identity, "where_sighted_refs of the sightings (default: this node's identity)");
   match->add_option("--format", o.format, "auto, json or jsonl")->check(CLI::IsMember({"auto", "json", "jsonl"}));
 
+  auto* corr = app.add_subcommand("correlations",
+                                  "Find observables and indicators reported by two or more organisations; store STIX groupings");
+  corr->add_option("--db", o.db, "SQLite database")->required();
+  corr->add_option("--collection", o.collection, "collection to examine (default: demo)");
+  corr->add_option("--into", o.into, "collection for the groupings (default: correlations)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -478,6 +506,7 @@ int Run(int argc, char** argv) {
   if (check->parsed()) return PatternCheck(o);
   if (serve->parsed()) return Serve(config_path);
   if (match->parsed()) return Match(o);
+  if (corr->parsed()) return Correlations(o);
   if (config_check->parsed()) return ConfigCheck(config_path);
   if (p_add->parsed()) return PrincipalAdd(po);
   if (p_list->parsed()) return PrincipalList(po);
