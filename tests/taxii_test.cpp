@@ -457,6 +457,59 @@ TEST_F(TaxiiTest, MetricsInPrometheusFormat) {
   EXPECT_EQ(taxii::RouteOf("/a/b/c/d/e/f/g"), "other");
 }
 
+TEST_F(TaxiiTest, ObservedDataPostedToAWatchedCollectionIsMatched) {
+  Stop();
+  auto cfg = MakeConfig(dir_.path() + "/t.db");
+  cfg.match_watch = "inbox";
+  cfg.match_indicators = "demo";
+  cfg.match_sightings = "sightings";
+  cfg.match_identity = "identity--bcf37703-2aee-42eb-aacc-ad1622f17f99";
+  Start(cfg, false);
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  std::string od =
+      R"({"type":"observed-data","spec_version":"2.1","id":"observed-data--3b1e7f43-7c9e-4a56-9bd8-7dfde5b2c501",)"
+      R"("created":"2026-03-01T21:20:00.000Z","modified":"2026-03-01T21:20:00.000Z","first_observed":"2026-03-01T21:14:00Z",)"
+      R"("last_observed":"2026-03-01T21:20:00Z","number_observed":2,"object_refs":["ipv4-addr--aa0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a11"]})";
+  std::string ip = R"({"type":"ipv4-addr","spec_version":"2.1","id":"ipv4-addr--aa0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a11","value":"203.0.113.45"})";
+  auto r = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + od + "," + ip + "]}");
+  ASSERT_EQ(r.status, 202) << r.body;
+  store::Query q;
+  q.collection = "sightings";
+  auto page = store_->Query(q);
+  ASSERT_TRUE(page.ok()) << page.status().message();
+  ASSERT_EQ(page->objects.size(), 1u);
+  const std::string& s = page->objects[0].json;
+  EXPECT_NE(s.find("\"observed_data_refs\":[\"observed-data--3b1e7f43-7c9e-4a56-9bd8-7dfde5b2c501\"]"), std::string::npos) << s;
+  EXPECT_NE(s.find("\"count\":2"), std::string::npos) << s;
+  EXPECT_NE(s.find("\"where_sighted_refs\":[\"identity--bcf37703-2aee-42eb-aacc-ad1622f17f99\"]"), std::string::npos);
+  // Objects posted elsewhere are not matched.
+  auto none = Http("POST", Coll(demo_) + "objects/", post, "{\"objects\":[" + od + "]}");
+  EXPECT_EQ(none.status, 403);
+  // A new indicator is picked up without a restart.
+  std::string ind = R"({"type":"indicator","spec_version":"2.1","id":"indicator--0f4b8a3c-1d2e-4f5a-8b6c-7d8e9f0a1b2c",)"
+                    R"("created":"2026-03-03T00:00:00.000Z","modified":"2026-03-03T00:00:00.000Z","pattern":"[ipv4-addr:value = '192.0.2.9']",)"
+                    R"("pattern_type":"stix","valid_from":"2026-03-03T00:00:00Z"})";
+  stix::Validator v;
+  ASSERT_TRUE(store_->Put("demo", v.Validate(ind).objects).ok());
+  std::string od2 = od, ip2 = ip;
+  od2.replace(od2.find("3b1e7f43"), 8, "4c2f8054");
+  ip2.replace(ip2.find("203.0.113.45"), 12, "192.0.2.9");
+  ASSERT_EQ(Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + od2 + "," + ip2 + "]}").status, 202);
+  page = store_->Query(q);
+  EXPECT_EQ(page->objects.size(), 2u);
+}
+
+TEST(TaxiiConfig, MatchingSection) {
+  auto ok = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[matching]\nwatch = \"inbox\"\nindicators = \"intel\"\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->match_sightings, "sightings");
+  auto bad = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[matching]\nwatch = \"inbox\"\n");
+  EXPECT_FALSE(bad.ok());
+  auto bad_id = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[matching]\nwatch = \"i\"\nindicators = \"j\"\nidentity = \"me\"\n");
+  EXPECT_FALSE(bad_id.ok());
+}
+
 TEST_F(TaxiiTest, Tls) {
   Stop();
   std::string cert = dir_.path() + "/cert.pem", key = dir_.path() + "/key.pem", out;

@@ -842,6 +842,7 @@ struct Matcher::Impl {
 Matcher::Matcher() : impl_(std::make_unique<Impl>()) {}
 Matcher::~Matcher() = default;
 Matcher::Matcher(Matcher&&) noexcept = default;
+Matcher& Matcher::operator=(Matcher&&) noexcept = default;
 size_t Matcher::size() const { return impl_->indicators.size(); }
 size_t Matcher::unanchored() const { return impl_->always.size(); }
 

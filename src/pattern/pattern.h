@@ -146,6 +146,7 @@ class Matcher {
   Matcher();
   ~Matcher();
   Matcher(Matcher&&) noexcept;
+  Matcher& operator=(Matcher&&) noexcept;
 
   //! Adds an indicator. Invalid if the pattern does not parse.
   Status Add(std::string indicator_id, std::string_view pattern);

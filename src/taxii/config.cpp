@@ -69,7 +69,20 @@ Result<Config> ParseConfig(std::string_view text) {
   }
   Config c;
   Reader r;
-  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots"});
+  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching"});
+  if (auto* m = root["matching"].as_table()) {
+    r.Unknown(*m, "matching.", {"watch", "indicators", "sightings", "identity"});
+    r.Str(*m, "matching.", "watch", &c.match_watch);
+    r.Str(*m, "matching.", "indicators", &c.match_indicators);
+    r.Str(*m, "matching.", "sightings", &c.match_sightings);
+    r.Str(*m, "matching.", "identity", &c.match_identity);
+    if (c.match_watch.empty() || c.match_indicators.empty()) {
+      r.Fail("matching", "watch and indicators are both required");
+    }
+    if (!c.match_identity.empty() && c.match_identity.rfind("identity--", 0) != 0) {
+      r.Fail("matching.identity", "must be an identity id (identity--<uuid>)");
+    }
+  }
   if (auto* s = root["server"].as_table()) {
     r.Unknown(*s, "server.", {"address", "port", "tls_cert", "tls_key", "public_url", "threads", "public_discovery", "log_format"});
     r.Str(*s, "server.", "address", &c.listen_address);

@@ -8,6 +8,7 @@
 
 #include "stix/stix.h"
 #include "taxii/taxii.h"
+#include "taxii/watcher.h"
 
 namespace tearline::taxii {
 namespace {
@@ -206,7 +207,10 @@ Service::Service(Config config, store::Store& store, const policy::Releaser& rel
       if (info.ok()) collections_[c.name] = *info;  // a failure shows as "not found" per request
     }
   }
+  if (!config_.match_watch.empty()) watcher_ = std::make_unique<Watcher>(config_, store_);
 }
+
+Service::~Service() = default;
 
 Response Service::Error(int status, std::string title, std::string description) {
   Json j;
@@ -553,6 +557,10 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
       int64_t request_time = NowMicros();
       auto put = store_.Put(info.name, vr.objects);
       if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
+      if (watcher_ && watcher_->Watches(info.name)) {
+        // Matching is best effort: the objects are stored and acknowledged either way.
+        (void)watcher_->OnPosted(vr.objects);
+      }
       std::string successes, failures;
       size_t n_ok = 0, n_fail = 0;
       for (size_t k = 0; k < vr.objects.size(); ++k) {

@@ -60,7 +60,15 @@ struct Config {
   size_t threads = 0;
   std::chrono::milliseconds request_timeout{10000};
   std::string log_format = "text";  //!< text or json
+  // [matching]: observed-data posted to `watch` is matched against the indicators of
+  // `indicators`; the sightings (where_sighted_refs `identity`) are stored in `sightings`.
+  std::string match_watch;
+  std::string match_indicators;
+  std::string match_sightings = "sightings";
+  std::string match_identity;
 };
+
+class Watcher;
 
 //! Parses a TOML config; errors name the key and what is wrong.
 Result<Config> ParseConfig(std::string_view toml_text);
@@ -102,6 +110,8 @@ class Service {
   //! `metrics` when given (GET /metrics serves it).
   Service(Config config, store::Store& store, const policy::Releaser& releaser, const Metrics* metrics = nullptr);
 
+  ~Service();
+
   //! Thread safe. Never throws.
   net::Response Handle(const net::Request& request);
 
@@ -122,6 +132,7 @@ class Service {
   std::unordered_map<std::string, store::CollectionInfo> collections_;
   const policy::Releaser& releaser_;
   const Metrics* metrics_;
+  std::unique_ptr<Watcher> watcher_;  // store-backed matching, when configured
   // Successful credential checks, cached so Argon2id runs once per credential
   // and not per request: key = SHA-256 of the presented credential.
   std::mutex cache_mu_;
