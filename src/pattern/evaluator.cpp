@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <hs.h>
 #include <re2/set.h>
 #include <climits>
 #include <functional>
@@ -741,24 +742,100 @@ struct Matcher::Impl {
   std::map<std::string, std::set<std::pair<int, int>>> cidr_lengths;
   std::unordered_map<std::string, std::vector<uint32_t>> cidr_index;
   // MATCHES / LIKE: one RE2::Set per path, compiled before the first batch.
+  // MATCHES / LIKE anchors of one path: one Hyperscan database in prefilter mode
+  // (it may select too much, never too little; candidates are evaluated fully), and
+  // an RE2::Set for the expressions Hyperscan cannot take.
   struct RegexIndex {
-    std::unique_ptr<RE2::Set> set;
-    std::vector<std::vector<uint32_t>> owners;  // per regex in the set
-    std::vector<std::string> texts;             // per regex, to rebuild the set
-    std::map<std::string, int> ids;             // regex text -> index in the set
+    std::vector<std::vector<uint32_t>> owners;  // per regex
+    std::vector<std::string> texts;             // per regex
+    std::map<std::string, int> ids;             // regex text -> index
     bool compiled = false;
-    bool failed = false;  // the set could not be compiled: its owners see every observation
+    bool failed = false;  // neither engine could take the set: its owners see every observation
+    hs_database_t* hs_db = nullptr;
+    hs_scratch_t* hs_scratch = nullptr;
+    std::unique_ptr<RE2::Set> re2;
+    std::vector<int> re2_ids;  // RE2::Set index -> regex index
 
-    static std::unique_ptr<RE2::Set> NewSet() {
-      RE2::Options opt;
-      opt.set_log_errors(false);
-      opt.set_max_mem(int64_t{512} << 20);
-      return std::make_unique<RE2::Set>(opt, RE2::UNANCHORED);
+    RegexIndex() = default;
+    RegexIndex(const RegexIndex&) = delete;
+    ~RegexIndex() { Reset(); }
+
+    void Reset() {
+      if (hs_scratch) hs_free_scratch(hs_scratch);
+      if (hs_db) hs_free_database(hs_db);
+      hs_scratch = nullptr;
+      hs_db = nullptr;
+      re2.reset();
+      re2_ids.clear();
+      compiled = failed = false;
     }
+
     void Compile() {
       if (compiled || failed) return;
-      compiled = set->Compile();
-      failed = !compiled;
+      std::vector<int> for_re2;
+      std::vector<int> for_hs(texts.size());
+      for (size_t i = 0; i < texts.size(); ++i) for_hs[i] = static_cast<int>(i);
+      bool hs_ok = hs_valid_platform() == HS_SUCCESS;
+      while (hs_ok && !for_hs.empty()) {
+        std::vector<const char*> exprs;
+        std::vector<unsigned> flags, ids;
+        for (int i : for_hs) {
+          exprs.push_back(texts[static_cast<size_t>(i)].c_str());
+          flags.push_back(HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_UTF8 | HS_FLAG_DOTALL);
+          ids.push_back(static_cast<unsigned>(i));
+        }
+        hs_compile_error_t* err = nullptr;
+        hs_error_t rc = hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                                         HS_MODE_BLOCK, nullptr, &hs_db, &err);
+        if (rc == HS_SUCCESS) break;
+        int bad = err ? err->expression : -1;
+        if (err) hs_free_compile_error(err);
+        hs_db = nullptr;
+        if (bad < 0) {  // not one expression's fault: give all to RE2
+          for_re2.insert(for_re2.end(), for_hs.begin(), for_hs.end());
+          for_hs.clear();
+          break;
+        }
+        for_re2.push_back(for_hs[static_cast<size_t>(bad)]);
+        for_hs.erase(for_hs.begin() + bad);
+      }
+      if (!hs_ok) for_re2 = for_hs;
+      if (hs_db && hs_alloc_scratch(hs_db, &hs_scratch) != HS_SUCCESS) {
+        failed = true;
+        return;
+      }
+      if (!for_re2.empty()) {
+        RE2::Options opt;
+        opt.set_log_errors(false);
+        opt.set_max_mem(int64_t{512} << 20);
+        re2 = std::make_unique<RE2::Set>(opt, RE2::UNANCHORED);
+        for (int i : for_re2) {
+          if (re2->Add(texts[static_cast<size_t>(i)], nullptr) >= 0) re2_ids.push_back(i);
+        }
+        if (!re2->Compile()) {
+          failed = true;
+          return;
+        }
+      }
+      compiled = true;
+    }
+
+    //! Indexes of the regexes that may match `value`.
+    void Candidates(std::string_view value, hs_scratch_t* scratch, std::vector<int>* out) const {
+      if (hs_db && scratch) {
+        hs_scan(hs_db, value.data(), static_cast<unsigned>(value.size()), 0, scratch,
+                [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
+                  static_cast<std::vector<int>*>(ctx)->push_back(static_cast<int>(id));
+                  return 0;
+                },
+                out);
+      }
+      if (re2) {
+        std::vector<int> hits;
+        if (re2->Match(value, &hits)) {
+          for (int h : hits) out->push_back(re2_ids[static_cast<size_t>(h)]);
+        }
+      }
     }
   };
   std::map<std::string, RegexIndex> regexes;
@@ -846,6 +923,11 @@ Matcher& Matcher::operator=(Matcher&&) noexcept = default;
 size_t Matcher::size() const { return impl_->indicators.size(); }
 size_t Matcher::unanchored() const { return impl_->always.size(); }
 
+void Matcher::Compile() {
+  std::lock_guard lock(impl_->compile_mu);
+  for (auto& [path, rx] : impl_->regexes) rx.Compile();
+}
+
 Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
   auto p = Parse(pattern_text);
   if (!p.ok()) return p.status();
@@ -863,18 +945,8 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
         auto& rx = impl_->regexes[an.path];
         auto it = rx.ids.find(an.value);
         if (it == rx.ids.end()) {
-          if (!rx.set || rx.compiled || rx.failed) {
-            // A compiled RE2::Set takes no more patterns: rebuild it with the new one.
-            rx.set = Impl::RegexIndex::NewSet();
-            for (const auto& t : rx.texts) rx.set->Add(t, nullptr);
-            rx.compiled = rx.failed = false;
-          }
-          int id = rx.set->Add(an.value, nullptr);
-          if (id < 0) {
-            if (owner == k) impl_->always.push_back(k);
-            continue;  // a leaf without this anchor is just less restricted
-          }
-          it = rx.ids.emplace(an.value, id).first;
+          rx.Reset();  // recompiled before the next batch
+          it = rx.ids.emplace(an.value, static_cast<int>(rx.texts.size())).first;
           rx.texts.push_back(an.value);
           rx.owners.emplace_back();
         }
@@ -957,6 +1029,18 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
     }
   };
   std::vector<int> regex_hits;
+  // Hyperscan scratch is per thread of use: clone one per path for this call.
+  std::map<std::string, hs_scratch_t*> scratch;
+  for (auto& [path, rx] : impl_->regexes) {
+    hs_scratch_t* s = nullptr;
+    if (rx.hs_scratch && hs_clone_scratch(rx.hs_scratch, &s) == HS_SUCCESS) scratch[path] = s;
+  }
+  struct FreeScratch {
+    std::map<std::string, hs_scratch_t*>& m;
+    ~FreeScratch() {
+      for (auto& [p, s] : m) hs_free_scratch(s);
+    }
+  } free_scratch{scratch};
   Evaluator ev(batch.impl());
   std::vector<Value> values;
   std::string vk;
@@ -986,9 +1070,9 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
         }
         if (rx != impl_->regexes.end() && rx->second.compiled) {
           regex_hits.clear();
-          if (rx->second.set->Match(sv, &regex_hits)) {
-            for (int id : regex_hits) select(rx->second.owners[static_cast<size_t>(id)], i);
-          }
+          auto sc = scratch.find(text);
+          rx->second.Candidates(sv, sc == scratch.end() ? nullptr : sc->second, &regex_hits);
+          for (int id : regex_hits) select(rx->second.owners[static_cast<size_t>(id)], i);
         }
       }
     }
