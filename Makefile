@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # tearline — the two commands a new user needs:
 #   make run    install Debian packages, build, start a node with sample data
 #   make test   install Debian packages, build, run every test (ctest)
@@ -6,7 +7,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 export CCACHE_DIR ?= $(HOME)/.cache/tearline-ccache
 
-.PHONY: all deps build run test bench sanitize clean
+.PHONY: all deps build run test bench sanitize fuzz clean
 
 all: build
 
@@ -35,5 +36,18 @@ sanitize: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && TEARLINE_QUICK=1 ctest --output-on-failure -j $(JOBS)
 
+# Short libFuzzer runs of every parser target (clang, ASan+UBSan); CI runs this after `make test`.
+FUZZ_SECONDS ?= 15
+fuzz: deps
+	cmake -S . -B $(BUILD)-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DTEARLINE_SANITIZE=ON
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_validate fuzz_pattern
+	for t in validate pattern; do \
+	  mkdir -p $(BUILD)-fuzz/corpus-$$t && \
+	  $(BUILD)-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=1 -max_len=65536 -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-$$t fuzz/corpus/$$t 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
