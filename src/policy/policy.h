@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -14,18 +16,64 @@
 
 namespace tearline::policy {
 
-//! Who receives: a principal acting over TAXII (later also partners and warnings).
-struct Recipient {
-  std::string principal;
-  bool can_read = false;  //!< read permission on the collection being served
-};
-
 enum class Outcome { kWithhold, kRelease, kReleaseVariant };
 
 struct Decision {
   Outcome outcome = Outcome::kWithhold;
   std::string reason;  //!< for the audit log
 };
+
+
+// ---- The sharing rules as pure functions (DESIGN.md "Policy model"; issue #4) ----
+
+//! TLP 2.0 levels, least to most restrictive. TLP 1.0 WHITE is CLEAR.
+enum class Tlp { kClear = 0, kGreen = 1, kAmber = 2, kAmberStrict = 3, kRed = 4 };
+
+//! The TLP level of a marking-definition id: the four STIX 2.1 TLP 1.0
+//! definitions (§7.2.1.4) and the five OASIS TLP 2.0 ones. nullopt otherwise.
+std::optional<Tlp> TlpOfMarking(std::string_view marking_id);
+
+//! The most restrictive TLP among `marking_refs`; `fallback` when none is a TLP marking.
+Tlp EffectiveTlp(const std::vector<std::string>& marking_refs, Tlp fallback);
+
+//! A partner's channel state.
+enum class Channel { kOpen, kRestricted, kSuspended, kClosed };
+
+//! What the rules need to know about one object (extracted once; no I/O in Decide).
+struct ObjectFacts {
+  std::vector<std::string> marking_refs;   //!< object_marking_refs
+  std::string source_partner;              //!< identity of the partner it came from; empty: our own
+  bool no_relay = false;                   //!< the source forbade relaying
+  std::vector<std::string> distribution;   //!< named organisations / individuals (tearline extension)
+  bool approved_warning_for = false;       //!< an approved duty-to-warn warning addressed to the recipient
+};
+
+//! Who receives, as a partner organisation.
+struct PartnerRecipient {
+  std::string identity;                    //!< the partner organisation (STIX identity id)
+  std::string individual;                  //!< the named person acting for it, if any
+  Channel channel = Channel::kOpen;
+  std::vector<std::string> groups;         //!< trust groups it belongs to
+};
+
+//! To whom a collection is shared.
+struct Audience {
+  std::vector<std::string> partners;       //!< identities
+  std::vector<std::string> groups;         //!< trust groups
+  Tlp default_tlp = Tlp::kAmber;           //!< for objects that carry no TLP marking
+};
+
+//! The decision for one object and one partner (withhold or release; tear-line
+//! variants come with the extension of issue #4). Pure: same inputs, same answer.
+Decision DecideForPartner(const ObjectFacts& object, const PartnerRecipient& to, const Audience& audience);
+
+//! Who receives: a principal acting over TAXII (later also partners and warnings).
+struct Recipient {
+  std::string principal;
+  bool can_read = false;  //!< read permission on the collection being served
+};
+
+
 
 class Releaser {
  public:

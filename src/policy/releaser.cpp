@@ -1,5 +1,7 @@
 #include "policy/policy.h"
 
+#include <algorithm>
+
 namespace tearline::policy {
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
@@ -16,6 +18,108 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
     if (d.outcome == Outcome::kRelease) out.push_back(std::move(o));
   }
   return out;
+}
+
+}  // namespace tearline::policy
+
+namespace tearline::policy {
+namespace {
+
+struct KnownTlp {
+  std::string_view id;
+  Tlp tlp;
+};
+constexpr KnownTlp kTlps[] = {
+    // STIX 2.1 §7.2.1.4 (TLP 1.0)
+    {"marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9", Tlp::kClear},  // WHITE
+    {"marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da", Tlp::kGreen},
+    {"marking-definition--f88d31f6-486f-44da-b317-01333bde0b82", Tlp::kAmber},
+    {"marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed", Tlp::kRed},
+    // OASIS TLP 2.0 (extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d)
+    {"marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487", Tlp::kClear},
+    {"marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb", Tlp::kGreen},
+    {"marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421", Tlp::kAmber},
+    {"marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003", Tlp::kAmberStrict},
+    {"marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1", Tlp::kRed},
+};
+
+bool Contains(const std::vector<std::string>& v, std::string_view x) {
+  return !x.empty() && std::find(v.begin(), v.end(), x) != v.end();
+}
+
+bool SharesGroup(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  return std::any_of(a.begin(), a.end(), [&](const std::string& g) { return Contains(b, g); });
+}
+
+const char* Name(Tlp t) {
+  switch (t) {
+    case Tlp::kClear: return "TLP:CLEAR";
+    case Tlp::kGreen: return "TLP:GREEN";
+    case Tlp::kAmber: return "TLP:AMBER";
+    case Tlp::kAmberStrict: return "TLP:AMBER+STRICT";
+    case Tlp::kRed: return "TLP:RED";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::optional<Tlp> TlpOfMarking(std::string_view id) {
+  for (const auto& k : kTlps) {
+    if (k.id == id) return k.tlp;
+  }
+  return std::nullopt;
+}
+
+Tlp EffectiveTlp(const std::vector<std::string>& refs, Tlp fallback) {
+  std::optional<Tlp> most;
+  for (const auto& r : refs) {
+    auto t = TlpOfMarking(r);
+    if (t && (!most || *t > *most)) most = t;
+  }
+  return most.value_or(fallback);
+}
+
+Decision DecideForPartner(const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience) {
+  auto withhold = [](std::string why) { return Decision{Outcome::kWithhold, std::move(why)}; };
+  // A closed channel carries nothing but approved duty-to-warn warnings addressed to the partner.
+  if (to.channel == Channel::kClosed) {
+    return o.approved_warning_for ? Decision{Outcome::kRelease, "approved warning across a closed channel"}
+                                  : withhold("channel closed");
+  }
+  Tlp tlp = EffectiveTlp(o.marking_refs, audience.default_tlp);
+  // Relay: what came from partner A goes to B only if A's markings allow it.
+  bool relay = !o.source_partner.empty() && o.source_partner != to.identity;
+  if (relay && (tlp == Tlp::kRed || tlp == Tlp::kAmberStrict || o.no_relay)) {
+    return withhold(std::string("no relay of ") + (o.no_relay ? "a no_relay object" : Name(tlp)));
+  }
+  if (to.channel == Channel::kSuspended && tlp != Tlp::kClear && !o.approved_warning_for) {
+    return withhold("channel suspended: TLP:CLEAR and warnings only");
+  }
+  if (to.channel == Channel::kRestricted && tlp > Tlp::kGreen) {
+    return withhold("channel restricted: TLP:CLEAR and TLP:GREEN only");
+  }
+  switch (tlp) {
+    case Tlp::kClear:
+      return {Outcome::kRelease, "TLP:CLEAR"};
+    case Tlp::kGreen:
+      if (SharesGroup(to.groups, audience.groups) || Contains(audience.partners, to.identity)) {
+        return {Outcome::kRelease, "TLP:GREEN to the community"};
+      }
+      return withhold("TLP:GREEN outside the community the collection is shared with");
+    case Tlp::kAmber:
+      if (Contains(o.distribution, to.identity) || Contains(audience.partners, to.identity)) {
+        return {Outcome::kRelease, "TLP:AMBER to a named organisation"};
+      }
+      return withhold("TLP:AMBER: organisation not named");
+    case Tlp::kAmberStrict:
+      if (Contains(o.distribution, to.identity)) return {Outcome::kRelease, "TLP:AMBER+STRICT to the named organisation"};
+      return withhold("TLP:AMBER+STRICT: organisation not named in the distribution");
+    case Tlp::kRed:
+      if (Contains(o.distribution, to.individual)) return {Outcome::kRelease, "TLP:RED to a named recipient"};
+      return withhold("TLP:RED: recipient not named individually");
+  }
+  return withhold("unknown TLP");
 }
 
 }  // namespace tearline::policy

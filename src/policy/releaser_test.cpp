@@ -1,0 +1,108 @@
+// The sharing rules as a table: object facts x recipient x audience -> decision.
+#include <gtest/gtest.h>
+
+#include "policy/policy.h"
+
+namespace tearline::policy {
+namespace {
+
+const std::string kClear = "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487";
+const std::string kWhite = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+const std::string kGreen = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb";
+const std::string kGreen1 = "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da";
+const std::string kAmber = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421";
+const std::string kAmber1 = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+const std::string kStrict = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003";
+const std::string kRed = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1";
+const std::string kRed1 = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+const std::string kStatement = "marking-definition--1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b";
+
+const std::string kSouth = "identity--00000000-0000-4000-8000-000000000001";  // the recipient
+const std::string kEast = "identity--00000000-0000-4000-8000-000000000002";   // another partner
+const std::string kOfficer = "identity--00000000-0000-4000-8000-0000000000aa"; // a named individual at South
+
+TEST(Tlp, MarkingIdsMapToLevels) {
+  EXPECT_EQ(TlpOfMarking(kClear), Tlp::kClear);
+  EXPECT_EQ(TlpOfMarking(kWhite), Tlp::kClear);
+  EXPECT_EQ(TlpOfMarking(kGreen), Tlp::kGreen);
+  EXPECT_EQ(TlpOfMarking(kGreen1), Tlp::kGreen);
+  EXPECT_EQ(TlpOfMarking(kAmber), Tlp::kAmber);
+  EXPECT_EQ(TlpOfMarking(kAmber1), Tlp::kAmber);
+  EXPECT_EQ(TlpOfMarking(kStrict), Tlp::kAmberStrict);
+  EXPECT_EQ(TlpOfMarking(kRed), Tlp::kRed);
+  EXPECT_EQ(TlpOfMarking(kRed1), Tlp::kRed);
+  EXPECT_FALSE(TlpOfMarking(kStatement));
+  EXPECT_EQ(EffectiveTlp({kGreen, kStatement, kRed1, kAmber}, Tlp::kAmber), Tlp::kRed) << "the most restrictive wins";
+  EXPECT_EQ(EffectiveTlp({kStatement}, Tlp::kAmber), Tlp::kAmber) << "the collection default applies";
+  EXPECT_EQ(EffectiveTlp({}, Tlp::kGreen), Tlp::kGreen);
+}
+
+struct Case {
+  const char* name;
+  ObjectFacts object;
+  PartnerRecipient to;
+  Audience audience;
+  Outcome expected;
+};
+
+PartnerRecipient South(Channel c = Channel::kOpen, std::vector<std::string> groups = {}) {
+  return {kSouth, kOfficer, c, std::move(groups)};
+}
+
+TEST(Releaser, DecisionTable) {
+  Audience none;                               // shared with nobody in particular
+  Audience community{{}, {"ct-europe"}, Tlp::kAmber};
+  Audience named{{kSouth}, {}, Tlp::kAmber};
+  const Case cases[] = {
+      {"clear to anyone", {{kClear}}, South(), none, Outcome::kRelease},
+      {"white is clear", {{kWhite}}, South(), none, Outcome::kRelease},
+      {"green needs the community", {{kGreen}}, South(), none, Outcome::kWithhold},
+      {"green to a group member", {{kGreen}}, South(Channel::kOpen, {"ct-europe"}), community, Outcome::kRelease},
+      {"green to a named audience partner", {{kGreen}}, South(), named, Outcome::kRelease},
+      {"green to another group", {{kGreen}}, South(Channel::kOpen, {"other"}), community, Outcome::kWithhold},
+      {"amber to the audience", {{kAmber}}, South(), named, Outcome::kRelease},
+      {"amber to the distribution", {{kAmber}, "", false, {kSouth}}, South(), none, Outcome::kRelease},
+      {"amber not named", {{kAmber}}, South(Channel::kOpen, {"ct-europe"}), community, Outcome::kWithhold},
+      {"unmarked uses the default amber", {{}}, South(), named, Outcome::kRelease},
+      {"unmarked default amber not named", {{}}, South(), none, Outcome::kWithhold},
+      {"strict needs the distribution", {{kStrict}}, South(), named, Outcome::kWithhold},
+      {"strict to the named organisation", {{kStrict}, "", false, {kSouth}}, South(), none, Outcome::kRelease},
+      {"red needs the individual", {{kRed}, "", false, {kSouth}}, South(), named, Outcome::kWithhold},
+      {"red to the named individual", {{kRed}, "", false, {kOfficer}}, South(), none, Outcome::kRelease},
+      {"most restrictive wins", {{kClear, kRed1}}, South(), named, Outcome::kWithhold},
+      // channel states
+      {"restricted passes green", {{kGreen}}, South(Channel::kRestricted, {"ct-europe"}), community, Outcome::kRelease},
+      {"restricted stops amber", {{kAmber}}, South(Channel::kRestricted), named, Outcome::kWithhold},
+      {"suspended passes clear", {{kClear}}, South(Channel::kSuspended), none, Outcome::kRelease},
+      {"suspended stops green", {{kGreen}}, South(Channel::kSuspended, {"ct-europe"}), community, Outcome::kWithhold},
+      {"suspended passes a warning", {{kAmber}, "", false, {kSouth}, true}, South(Channel::kSuspended), none, Outcome::kRelease},
+      {"closed stops clear", {{kClear}}, South(Channel::kClosed), none, Outcome::kWithhold},
+      {"closed passes an approved warning", {{kAmber}, "", false, {}, true}, South(Channel::kClosed), none, Outcome::kRelease},
+      // relay from another partner
+      {"relay clear", {{kClear}, kEast}, South(), none, Outcome::kRelease},
+      {"relay amber to the audience", {{kAmber}, kEast}, South(), named, Outcome::kRelease},
+      {"never relay red", {{kRed}, kEast, false, {kOfficer}}, South(), none, Outcome::kWithhold},
+      {"never relay amber+strict", {{kStrict}, kEast, false, {kSouth}}, South(), none, Outcome::kWithhold},
+      {"never relay no_relay", {{kClear}, kEast, true}, South(), none, Outcome::kWithhold},
+      {"back to its source is no relay", {{kStrict}, kSouth, true, {kSouth}}, South(), none, Outcome::kRelease},
+  };
+  for (const auto& c : cases) {
+    Decision d = DecideForPartner(c.object, c.to, c.audience);
+    EXPECT_EQ(d.outcome, c.expected) << c.name << " (" << d.reason << ")";
+    EXPECT_FALSE(d.reason.empty()) << c.name;
+  }
+}
+
+TEST(Releaser, DecisionsArePure) {
+  ObjectFacts o{{kGreen}};
+  Audience a{{}, {"g"}, Tlp::kAmber};
+  auto first = DecideForPartner(o, South(Channel::kOpen, {"g"}), a);
+  for (int i = 0; i < 100; ++i) {
+    auto again = DecideForPartner(o, South(Channel::kOpen, {"g"}), a);
+    EXPECT_EQ(again.outcome, first.outcome);
+    EXPECT_EQ(again.reason, first.reason);
+  }
+}
+
+}  // namespace
+}  // namespace tearline::policy
