@@ -349,3 +349,40 @@ TEST(CliCorrelations, ObservablesAndSightingsFromSeveralOrganisations) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+TEST(CliPolicy, PartnersGroupsAndAudiences) {
+  TempDir tmp;
+  std::string db = tmp.path() + "/t.db", out;
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection demo " + std::string(TEARLINE_SOURCE_DIR) +
+                           "/samples/northern-lantern.json", &out), 0);
+  EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " " + south + " --name Southland --principal south", &out), 0) << out;
+  EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " not-an-identity", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " " + south + " --channel half-open", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " group member add --db " + db + " ct-europe " + south, &out), 0) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group list --db " + db, &out), 0);
+  EXPECT_NE(out.find("ct-europe: " + south), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " collection share --db " + db + " demo --group ct-europe --default-tlp green", &out), 0) << out;
+  EXPECT_EQ(RunCommand(Bin() + " collection share --db " + db + " nope --group ct-europe", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " collection share --db " + db + " demo --default-tlp purple", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " partner show --db " + db + " " + south, &out), 0);
+  EXPECT_NE(out.find("collection demo (via group), default TLP green"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " partner set-channel --db " + db + " " + south + " suspended", &out), 0);
+  EXPECT_NE(out.find("open -> suspended"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " partner set-channel --db " + db + " " + south + " ajar", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " partner list --db " + db, &out), 0);
+  EXPECT_NE(out.find("channel=suspended  principals=south  groups=ct-europe"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group member remove --db " + db + " ct-europe " + south, &out), 0);
+  EXPECT_EQ(RunCommand(Bin() + " group member remove --db " + db + " ct-europe " + south, &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " collection unshare --db " + db + " demo --group ct-europe", &out), 0);
+  EXPECT_NE(out.find("groups= default TLP green"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " partner remove --db " + db + " " + south, &out), 0);
+  EXPECT_EQ(RunCommand(Bin() + " partner remove --db " + db + " " + south, &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " partner list --db " + tmp.path() + "/none.db", &out), 2);
+}
+
+}  // namespace
+}  // namespace tearline

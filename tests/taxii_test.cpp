@@ -500,6 +500,51 @@ TEST_F(TaxiiTest, ObservedDataPostedToAWatchedCollectionIsMatched) {
   EXPECT_EQ(page->objects.size(), 2u);
 }
 
+TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  ASSERT_TRUE(store_->PutPrincipal({"south", taxii::HashSecret(kPassword), {"demo"}, {}}).ok());
+  ASSERT_TRUE(store_->PutPartner({south, "Southland", "open", {"south"}, {"ct-europe"}}).ok());
+  HttpOptions who{std::string("south:") + kPassword, "", {"Accept: " + kTaxii}, ""};
+  auto get = [&] { return Http("GET", Coll(demo_) + "objects/?limit=1000", who).body; };
+  // Not shared with anyone: TLP:CLEAR only (the node's identity and the city are WHITE).
+  std::string body = get();
+  EXPECT_NE(body.find("\"type\":\"location\""), std::string::npos) << body;
+  EXPECT_EQ(body.find("\"type\":\"attack-pattern\""), std::string::npos);
+  EXPECT_EQ(body.find("\"type\":\"campaign\""), std::string::npos);
+  // Shared with the trust group: TLP:GREEN too.
+  ASSERT_TRUE(store_->PutAudience({"demo", {}, {"ct-europe"}, "amber"}).ok());
+  body = get();
+  EXPECT_NE(body.find("\"type\":\"attack-pattern\""), std::string::npos);
+  EXPECT_NE(body.find("\"type\":\"report\""), std::string::npos);
+  EXPECT_EQ(body.find("\"type\":\"campaign\""), std::string::npos) << "TLP:AMBER needs the organisation named";
+  // Shared with the partner by name: TLP:AMBER (and unmarked objects, default AMBER); never TLP:RED.
+  ASSERT_TRUE(store_->PutAudience({"demo", {south}, {"ct-europe"}, "amber"}).ok());
+  body = get();
+  EXPECT_NE(body.find("\"type\":\"campaign\""), std::string::npos);
+  EXPECT_NE(body.find("\"type\":\"ipv4-addr\""), std::string::npos);
+  EXPECT_EQ(body.find("\"type\":\"note\""), std::string::npos) << "TLP:RED is for named individuals";
+  EXPECT_EQ(body.find("Relay server used by Cell K-17 handlers"), std::string::npos);
+  // A channel change applies to the next request.
+  auto channel = [&](const char* state) {
+    auto p = store_->GetPartner(south);
+    ASSERT_TRUE(p.ok());
+    p->channel = state;
+    ASSERT_TRUE(store_->PutPartner(*p).ok());
+  };
+  channel("restricted");
+  body = get();
+  EXPECT_EQ(body.find("\"type\":\"campaign\""), std::string::npos);
+  EXPECT_NE(body.find("\"type\":\"report\""), std::string::npos);
+  channel("suspended");
+  body = get();
+  EXPECT_EQ(body.find("\"type\":\"report\""), std::string::npos);
+  EXPECT_NE(body.find("\"type\":\"location\""), std::string::npos);
+  channel("closed");
+  EXPECT_EQ(get(), "{\"more\":false}");
+  // The same objects for a local analyst are unaffected.
+  EXPECT_NE(Http("GET", Coll(demo_) + "objects/?limit=1000", Analyst()).body.find("\"type\":\"note\""), std::string::npos);
+}
+
 TEST(TaxiiConfig, MatchingSection) {
   auto ok = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[matching]\nwatch = \"inbox\"\nindicators = \"intel\"\n");
   ASSERT_TRUE(ok.ok()) << ok.status().message();

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "cli/cli.h"
+#include "cli/policy_cmds.h"
 #include "cli/serve.h"
 #include "correlate/correlate.h"
 #include "pattern/pattern.h"
@@ -489,6 +490,53 @@ int Run(int argc, char** argv) {
   corr->add_option("--collection", o.collection, "collection to examine (default: demo)");
   corr->add_option("--into", o.into, "collection for the groupings (default: correlations)");
 
+  PolicyOptions pol;
+  auto* partner = app.add_subcommand("partner", "Partner organisations: channel state, principals, trust groups");
+  partner->require_subcommand(1);
+  auto* pa = partner->add_subcommand("add", "Create or update a partner");
+  pa->add_option("--db", pol.db, "SQLite database")->required();
+  pa->add_option("IDENTITY", pol.identity, "the partner's STIX identity id")->required();
+  pa->add_option("--name", pol.name, "display name");
+  pa->add_option("--channel", pol.channel, "open (default), restricted, suspended or closed");
+  pa->add_option("--principal", pol.principals, "TAXII principals acting for it")->delimiter(',');
+  pa->add_option("--group", pol.groups, "trust groups it belongs to")->delimiter(',');
+  auto* pl = partner->add_subcommand("list", "List partners");
+  pl->add_option("--db", pol.db, "SQLite database")->required();
+  auto* ps = partner->add_subcommand("show", "Show a partner and the collections shared with it");
+  ps->add_option("--db", pol.db, "SQLite database")->required();
+  ps->add_option("IDENTITY", pol.identity, "identity id")->required();
+  auto* pc = partner->add_subcommand("set-channel", "Change a channel: applies to the next request, on every path");
+  pc->add_option("--db", pol.db, "SQLite database")->required();
+  pc->add_option("IDENTITY", pol.identity, "identity id")->required();
+  pc->add_option("STATE", pol.channel, "open, restricted, suspended or closed")->required();
+  auto* pr = partner->add_subcommand("remove", "Remove a partner");
+  pr->add_option("--db", pol.db, "SQLite database")->required();
+  pr->add_option("IDENTITY", pol.identity, "identity id")->required();
+  auto* group = app.add_subcommand("group", "Trust groups");
+  group->require_subcommand(1);
+  auto* gl = group->add_subcommand("list", "List trust groups and members");
+  gl->add_option("--db", pol.db, "SQLite database")->required();
+  auto* gm = group->add_subcommand("member", "Add or remove a member");
+  gm->require_subcommand(1);
+  auto* gma = gm->add_subcommand("add", "Add a partner to a group");
+  auto* gmr = gm->add_subcommand("remove", "Remove a partner from a group");
+  for (auto* c : {gma, gmr}) {
+    c->add_option("--db", pol.db, "SQLite database")->required();
+    c->add_option("GROUP", pol.name, "group name")->required();
+    c->add_option("IDENTITY", pol.identity, "partner identity id")->required();
+  }
+  auto* coll = app.add_subcommand("collection", "Collection audiences");
+  coll->require_subcommand(1);
+  auto* cs = coll->add_subcommand("share", "Share a collection with a partner or trust group");
+  auto* cu = coll->add_subcommand("unshare", "Stop sharing a collection with a partner or trust group");
+  for (auto* c : {cs, cu}) {
+    c->add_option("--db", pol.db, "SQLite database")->required();
+    c->add_option("COLLECTION", pol.name, "collection name")->required();
+    c->add_option("--partner", pol.partner, "partner identity id");
+    c->add_option("--group", pol.group, "trust group");
+    c->add_option("--default-tlp", pol.default_tlp, "TLP of unmarked objects: clear, green, amber (default), amber+strict, red");
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -507,6 +555,16 @@ int Run(int argc, char** argv) {
   if (serve->parsed()) return Serve(config_path);
   if (match->parsed()) return Match(o);
   if (corr->parsed()) return Correlations(o);
+  if (pa->parsed()) return PartnerAdd(pol);
+  if (pl->parsed()) return PartnerList(pol);
+  if (ps->parsed()) return PartnerShow(pol);
+  if (pc->parsed()) return PartnerSetChannel(pol);
+  if (pr->parsed()) return PartnerRemove(pol);
+  if (gl->parsed()) return GroupList(pol);
+  if (gma->parsed()) return GroupMember(pol, true);
+  if (gmr->parsed()) return GroupMember(pol, false);
+  if (cs->parsed()) return CollectionShare(pol, true);
+  if (cu->parsed()) return CollectionShare(pol, false);
   if (config_check->parsed()) return ConfigCheck(config_path);
   if (p_add->parsed()) return PrincipalAdd(po);
   if (p_list->parsed()) return PrincipalList(po);

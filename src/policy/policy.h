@@ -67,13 +67,24 @@ struct Audience {
 //! variants come with the extension of issue #4). Pure: same inputs, same answer.
 Decision DecideForPartner(const ObjectFacts& object, const PartnerRecipient& to, const Audience& audience);
 
-//! Who receives: a principal acting over TAXII (later also partners and warnings).
+
+
+
+
+//! Who receives: a principal acting over TAXII, possibly for a partner organisation.
 struct Recipient {
   std::string principal;
-  bool can_read = false;  //!< read permission on the collection being served
+  bool can_read = false;                     //!< read permission on the collection being served
+  const PartnerRecipient* partner = nullptr; //!< set when the principal acts for a partner
+  const Audience* audience = nullptr;        //!< the collection's audience (with partner)
 };
 
-
+//! Store records to policy values (unknown channel strings are treated as closed,
+//! unknown TLP names as AMBER: the safe side).
+PartnerRecipient ToRecipient(const store::Partner& p);
+Audience ToAudience(const store::Audience& a);
+std::optional<Tlp> ParseTlp(std::string_view name);
+std::optional<Channel> ParseChannel(std::string_view name);
 
 class Releaser {
  public:

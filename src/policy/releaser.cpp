@@ -1,12 +1,27 @@
 #include "policy/policy.h"
 
+#include <simdjson.h>
+
 #include <algorithm>
 
 namespace tearline::policy {
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
   if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection"};
-  return {Outcome::kRelease, "read permission"};
+  if (!to.partner) return {Outcome::kRelease, "read permission (local principal)"};
+  ObjectFacts facts;
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  if (parser.parse(object.json).get(e)) return {Outcome::kWithhold, "unreadable object"};
+  simdjson::dom::array refs;
+  if (!e["object_marking_refs"].get(refs)) {
+    for (auto r : refs) {
+      std::string_view id;
+      if (!r.get(id)) facts.marking_refs.emplace_back(id);
+    }
+  }
+  static const Audience kNobody;
+  return DecideForPartner(facts, *to.partner, to.audience ? *to.audience : kNobody);
 }
 
 std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to) const {
@@ -63,6 +78,31 @@ const char* Name(Tlp t) {
 }
 
 }  // namespace
+
+std::optional<Tlp> ParseTlp(std::string_view n) {
+  if (n == "clear" || n == "white") return Tlp::kClear;
+  if (n == "green") return Tlp::kGreen;
+  if (n == "amber") return Tlp::kAmber;
+  if (n == "amber+strict") return Tlp::kAmberStrict;
+  if (n == "red") return Tlp::kRed;
+  return std::nullopt;
+}
+
+std::optional<Channel> ParseChannel(std::string_view n) {
+  if (n == "open") return Channel::kOpen;
+  if (n == "restricted") return Channel::kRestricted;
+  if (n == "suspended") return Channel::kSuspended;
+  if (n == "closed") return Channel::kClosed;
+  return std::nullopt;
+}
+
+PartnerRecipient ToRecipient(const store::Partner& p) {
+  return {p.identity, "", ParseChannel(p.channel).value_or(Channel::kClosed), p.groups};
+}
+
+Audience ToAudience(const store::Audience& a) {
+  return {a.partners, a.groups, ParseTlp(a.default_tlp).value_or(Tlp::kAmber)};
+}
 
 std::optional<Tlp> TlpOfMarking(std::string_view id) {
   for (const auto& k : kTlps) {

@@ -14,7 +14,7 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 2;  // 2: statuses, principals, tokens
+constexpr int kSchemaVersion = 3;  // 2: statuses, principals, tokens; 3: partners, audiences
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS principals(
   name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, can_read TEXT NOT NULL, can_write TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens(
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partners(
+  identity TEXT PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, principals TEXT NOT NULL, groups_ TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audiences(
+  collection TEXT PRIMARY KEY, partners TEXT NOT NULL, groups_ TEXT NOT NULL, default_tlp TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
 // Lists of collection names are kept as newline-separated text.
@@ -157,7 +161,7 @@ class SqliteStore final : public Store {
     if (version == 0) {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
-               "('collections','objects','markings','statuses','principals','tokens')");
+               "('collections','objects','markings','statuses','principals','tokens','partners','audiences')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -387,6 +391,90 @@ class SqliteStore final : public Store {
     s.Bind(4, t.created);
     if (Step(s) != SQLITE_DONE) return Io("store token");
     return Status::Ok();
+  }
+
+  Status PutPartner(const Partner& p) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO partners(identity, name, channel, principals, groups_) VALUES(?,?,?,?,?)");
+    std::string pr = JoinLines(p.principals), gr = JoinLines(p.groups);
+    s.Bind(1, p.identity);
+    s.Bind(2, p.name);
+    s.Bind(3, p.channel);
+    s.Bind(4, pr);
+    s.Bind(5, gr);
+    if (Step(s) != SQLITE_DONE) return Io("store partner");
+    return Status::Ok();
+  }
+
+  Result<Partner> GetPartner(std::string_view identity) override {
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Partner> {
+      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_ FROM partners WHERE identity=?");
+      s.Reset();
+      s.Bind(1, identity);
+      int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        Partner p{s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4))};
+        sqlite3_reset(s.get());
+        return p;
+      }
+      sqlite3_reset(s.get());
+      if (rc == SQLITE_DONE) return Status::NotFound("no partner " + std::string(identity));
+      return Status::Io(std::string("read partner: ") + sqlite3_errmsg(db));
+    });
+  }
+
+  Result<std::vector<Partner>> ListPartners() override {
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<Partner>> {
+      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_ FROM partners ORDER BY name, identity");
+      s.Reset();
+      std::vector<Partner> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        out.push_back({s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4))});
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_DONE) return Status::Io(std::string("list partners: ") + sqlite3_errmsg(db));
+      return out;
+    });
+  }
+
+  Status RemovePartner(std::string_view identity) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "DELETE FROM partners WHERE identity=?");
+    s.Bind(1, identity);
+    if (Step(s) != SQLITE_DONE) return Io("remove partner");
+    return sqlite3_changes(db_) > 0 ? Status::Ok() : Status::NotFound("no partner " + std::string(identity));
+  }
+
+  Status PutAudience(const Audience& a) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO audiences(collection, partners, groups_, default_tlp) VALUES(?,?,?,?)");
+    std::string pr = JoinLines(a.partners), gr = JoinLines(a.groups);
+    s.Bind(1, a.collection);
+    s.Bind(2, pr);
+    s.Bind(3, gr);
+    s.Bind(4, a.default_tlp);
+    if (Step(s) != SQLITE_DONE) return Io("store audience");
+    return Status::Ok();
+  }
+
+  Result<Audience> GetAudience(std::string_view collection) override {
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Audience> {
+      Stmt& s = CachedOn(db, stmts, "SELECT partners, groups_, default_tlp FROM audiences WHERE collection=?");
+      s.Reset();
+      s.Bind(1, collection);
+      int rc = sqlite3_step(s.get());
+      Audience a;
+      a.collection = std::string(collection);
+      if (rc == SQLITE_ROW) {
+        a.partners = SplitLines(s.Text(0));
+        a.groups = SplitLines(s.Text(1));
+        a.default_tlp = s.Text(2);
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("read audience: ") + sqlite3_errmsg(db));
+      return a;
+    });
   }
 
   Result<Token> GetToken(std::string_view id) override {

@@ -110,6 +110,24 @@ struct Token {
   int64_t created = 0;  //!< microseconds
 };
 
+//! A partner organisation (issue #4): its identity, the principals that act for it,
+//! its channel state and the trust groups it belongs to.
+struct Partner {
+  std::string identity;                 //!< STIX identity id of the organisation
+  std::string name;
+  std::string channel = "open";         //!< open, restricted, suspended, closed
+  std::vector<std::string> principals;  //!< TAXII principals acting for it
+  std::vector<std::string> groups;      //!< trust groups
+};
+
+//! To whom a collection is shared, and the TLP of its unmarked objects.
+struct Audience {
+  std::string collection;
+  std::vector<std::string> partners;  //!< identities
+  std::vector<std::string> groups;    //!< trust groups
+  std::string default_tlp = "amber";  //!< clear, green, amber, amber+strict, red
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -157,6 +175,15 @@ class Store {
   virtual Result<std::vector<Principal>> ListPrincipals() = 0;
   virtual Status RemovePrincipal(std::string_view name) = 0;  //!< also removes its tokens
   virtual Status PutToken(const Token& t) = 0;
+
+  // ---- partners and audiences (sharing policy) ----
+  virtual Status PutPartner(const Partner& p) = 0;                      //!< insert or replace
+  virtual Result<Partner> GetPartner(std::string_view identity) = 0;    //!< NotFound if absent
+  virtual Result<std::vector<Partner>> ListPartners() = 0;
+  virtual Status RemovePartner(std::string_view identity) = 0;          //!< NotFound if absent
+  virtual Status PutAudience(const Audience& a) = 0;                    //!< insert or replace
+  //! The audience of a collection; an empty one (default TLP amber) if never set.
+  virtual Result<Audience> GetAudience(std::string_view collection) = 0;
   virtual Result<Token> GetToken(std::string_view id) = 0;  //!< NotFound if absent
 };
 

@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <optional>
 #include <map>
 
 #include "stix/stix.h"
@@ -436,7 +437,20 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     }
   }
   if (!coll) return Error(404, "Not Found", "no collection \"" + seg[2] + "\"");
-  policy::Recipient to{who.principal.name, can_read};
+  // A principal that acts for a partner organisation receives what the sharing rules allow that
+  // partner (channel, TLP, audience); read fresh on every request so changes apply at once.
+  std::optional<policy::PartnerRecipient> partner;
+  policy::Audience audience;
+  if (auto partners = store_.ListPartners(); partners.ok()) {
+    for (const auto& p : *partners) {
+      if (std::find(p.principals.begin(), p.principals.end(), who.principal.name) != p.principals.end()) {
+        partner = policy::ToRecipient(p);
+        if (auto a = store_.GetAudience(info.name); a.ok()) audience = policy::ToAudience(*a);
+        break;
+      }
+    }
+  }
+  policy::Recipient to{who.principal.name, can_read, partner ? &*partner : nullptr, &audience};
 
   // §5.2 Collection
   if (seg.size() == 3) {

@@ -1,0 +1,169 @@
+#include "cli/policy_cmds.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "policy/policy.h"
+#include "stix/stix.h"
+#include "store/store.h"
+
+namespace tearline::cli {
+namespace {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "tearline: %s\n", msg.c_str());
+  return 2;
+}
+
+Result<std::unique_ptr<store::Store>> Open(const std::string& db, bool create) {
+  if (!create && !std::filesystem::exists(db)) return Status::Io("database " + db + " does not exist");
+  return store::OpenSqlite(db);
+}
+
+bool ValidIdentity(const std::string& id) {
+  stix::IdParts p;
+  return stix::SplitId(id, &p) && p.type == "identity" && stix::UuidVersion(p.uuid) != 0;
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+void Print(const store::Partner& p) {
+  std::printf("%s  name=\"%s\"  channel=%s  principals=%s  groups=%s\n", p.identity.c_str(), p.name.c_str(),
+              p.channel.c_str(), Join(p.principals).c_str(), Join(p.groups).c_str());
+}
+
+}  // namespace
+
+int PartnerAdd(const PolicyOptions& o) {
+  if (!ValidIdentity(o.identity)) return Fail("the partner must be a STIX identity id (identity--<uuid>)");
+  std::string channel = o.channel.empty() ? "open" : o.channel;
+  if (!policy::ParseChannel(channel)) return Fail("--channel must be open, restricted, suspended or closed");
+  auto db = Open(o.db, true);
+  if (!db.ok()) return Fail(db.status().message());
+  store::Partner p{o.identity, o.name.empty() ? o.identity : o.name, channel, o.principals, o.groups};
+  if (auto st = (*db)->PutPartner(p); !st.ok()) return Fail(st.message());
+  Print(p);
+  return 0;
+}
+
+int PartnerList(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto list = (*db)->ListPartners();
+  if (!list.ok()) return Fail(list.status().message());
+  for (const auto& p : *list) Print(p);
+  return 0;
+}
+
+int PartnerShow(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto p = (*db)->GetPartner(o.identity);
+  if (!p.ok()) return Fail(p.status().message());
+  Print(*p);
+  auto colls = (*db)->ListCollections();
+  if (colls.ok()) {
+    for (const auto& c : *colls) {
+      auto a = (*db)->GetAudience(c.name);
+      if (!a.ok()) continue;
+      bool named = std::count(a->partners.begin(), a->partners.end(), p->identity) > 0;
+      bool grouped = std::any_of(p->groups.begin(), p->groups.end(), [&](const std::string& g) {
+        return std::count(a->groups.begin(), a->groups.end(), g) > 0;
+      });
+      if (named || grouped) {
+        std::printf("  collection %s (%s%s), default TLP %s\n", c.name.c_str(), named ? "named" : "",
+                    named && grouped ? ", via group" : grouped ? "via group" : "", a->default_tlp.c_str());
+      }
+    }
+  }
+  return 0;
+}
+
+int PartnerSetChannel(const PolicyOptions& o) {
+  if (!policy::ParseChannel(o.channel)) return Fail("the channel must be open, restricted, suspended or closed");
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto p = (*db)->GetPartner(o.identity);
+  if (!p.ok()) return Fail(p.status().message());
+  std::string before = p->channel;
+  p->channel = o.channel;
+  if (auto st = (*db)->PutPartner(*p); !st.ok()) return Fail(st.message());
+  std::printf("%s: channel %s -> %s (applies to the next request)\n", o.identity.c_str(), before.c_str(), o.channel.c_str());
+  return 0;
+}
+
+int PartnerRemove(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto st = (*db)->RemovePartner(o.identity); !st.ok()) return Fail(st.message());
+  std::printf("partner %s removed\n", o.identity.c_str());
+  return 0;
+}
+
+int GroupMember(const PolicyOptions& o, bool add) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto p = (*db)->GetPartner(o.identity);
+  if (!p.ok()) return Fail(p.status().message());
+  auto& g = p->groups;
+  bool present = std::count(g.begin(), g.end(), o.name) > 0;
+  if (add && !present) g.push_back(o.name);
+  if (!add && !present) return Fail(o.identity + " is not a member of " + o.name);
+  if (!add) g.erase(std::remove(g.begin(), g.end(), o.name), g.end());
+  if (auto st = (*db)->PutPartner(*p); !st.ok()) return Fail(st.message());
+  std::printf("group %s: %s %s\n", o.name.c_str(), add ? "added" : "removed", o.identity.c_str());
+  return 0;
+}
+
+int GroupList(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto list = (*db)->ListPartners();
+  if (!list.ok()) return Fail(list.status().message());
+  std::map<std::string, std::set<std::string>> groups;
+  for (const auto& p : *list) {
+    for (const auto& g : p.groups) groups[g].insert(p.identity);
+  }
+  for (const auto& [g, members] : groups) {
+    std::printf("%s:", g.c_str());
+    for (const auto& m : members) std::printf(" %s", m.c_str());
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int CollectionShare(const PolicyOptions& o, bool share) {
+  if (o.partner.empty() == o.group.empty() && o.default_tlp.empty()) {
+    return Fail("give --partner IDENTITY or --group NAME (or --default-tlp)");
+  }
+  if (!o.default_tlp.empty() && !policy::ParseTlp(o.default_tlp)) {
+    return Fail("--default-tlp must be clear, green, amber, amber+strict or red");
+  }
+  if (!o.partner.empty() && !ValidIdentity(o.partner)) return Fail("--partner must be an identity id");
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto c = (*db)->GetCollection(o.name); !c.ok()) return Fail(c.status().message());
+  auto a = (*db)->GetAudience(o.name);
+  if (!a.ok()) return Fail(a.status().message());
+  auto apply = [&](std::vector<std::string>& list, const std::string& x) {
+    if (x.empty()) return;
+    list.erase(std::remove(list.begin(), list.end(), x), list.end());
+    if (share) list.push_back(x);
+  };
+  apply(a->partners, o.partner);
+  apply(a->groups, o.group);
+  if (!o.default_tlp.empty()) a->default_tlp = o.default_tlp;
+  if (auto st = (*db)->PutAudience(*a); !st.ok()) return Fail(st.message());
+  std::printf("collection %s: partners=%s groups=%s default TLP %s\n", o.name.c_str(), Join(a->partners).c_str(),
+              Join(a->groups).c_str(), a->default_tlp.c_str());
+  return 0;
+}
+
+}  // namespace tearline::cli
