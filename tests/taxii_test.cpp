@@ -541,8 +541,28 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   EXPECT_NE(body.find("\"type\":\"location\""), std::string::npos);
   channel("closed");
   EXPECT_EQ(get(), "{\"more\":false}");
+  // Every release was audited, naming the partner; the chain verifies.
+  auto log = store_->ReadAudit(0, 100000);
+  ASSERT_TRUE(log.ok());
+  ASSERT_FALSE(log->empty());
+  EXPECT_EQ(log->back().recipient, "south@" + south);
+  EXPECT_TRUE(audit::Verify(*log).ok);
   // The same objects for a local analyst are unaffected.
   EXPECT_NE(Http("GET", Coll(demo_) + "objects/?limit=1000", Analyst()).body.find("\"type\":\"note\""), std::string::npos);
+}
+
+TEST_F(TaxiiTest, AuditLogVerifiesAndShowsTampering) {
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=5", Analyst()).status, 200);
+  std::string out;
+  std::string db = config_.database;
+  ASSERT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit verify --db " + db, &out), 0) << out;
+  EXPECT_NE(out.find("15 entries, chain intact"), std::string::npos) << out;
+  ASSERT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit list --db " + db + " --limit 2", &out), 0);
+  EXPECT_NE(out.find("14 "), std::string::npos) << out;
+  EXPECT_NE(out.find("analyst"), std::string::npos);
+  ASSERT_EQ(test::RunCommand("sqlite3 " + db + " \"UPDATE audit SET recipient='mallory' WHERE seq=7\"", &out), 0) << out;
+  EXPECT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit verify --db " + db, &out), 1);
+  EXPECT_NE(out.find("entry 7: content does not match its hash"), std::string::npos) << out;
 }
 
 TEST(TaxiiConfig, MatchingSection) {

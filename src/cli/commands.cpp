@@ -388,6 +388,33 @@ int Match(const Options& o) {
   return ok ? 0 : 2;
 }
 
+int AuditCmd(const Options& o, bool verify, size_t limit) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  std::vector<audit::Entry> all;
+  int64_t after = 0;
+  while (true) {
+    auto page = (*db)->ReadAudit(after, 10000);
+    if (!page.ok()) return Fail(page.status().message());
+    if (page->empty()) break;
+    after = page->back().seq;
+    all.insert(all.end(), page->begin(), page->end());
+  }
+  if (verify) {
+    auto r = audit::Verify(all);
+    std::printf("%s\n", r.message.c_str());
+    return r.ok ? 0 : 1;
+  }
+  size_t start = all.size() > limit ? all.size() - limit : 0;
+  for (size_t i = start; i < all.size(); ++i) {
+    const auto& e = all[i];
+    std::printf("%lld %s %s %s %s %s (%s) %s\n", static_cast<long long>(e.seq), FormatMicros(e.time_us).c_str(),
+                e.recipient.c_str(), e.object_id.c_str(), e.version.c_str(), e.decision.c_str(), e.reason.c_str(),
+                e.hash.substr(0, 16).c_str());
+  }
+  return 0;
+}
+
 int Correlations(const Options& o) {
   auto db = OpenDb(o.db, false);
   if (!db.ok()) return Fail(db.status().message());
@@ -490,6 +517,15 @@ int Run(int argc, char** argv) {
   corr->add_option("--collection", o.collection, "collection to examine (default: demo)");
   corr->add_option("--into", o.into, "collection for the groupings (default: correlations)");
 
+  size_t audit_limit = 50;
+  auto* aud = app.add_subcommand("audit", "The hash-chained log of every release");
+  aud->require_subcommand(1);
+  auto* av = aud->add_subcommand("verify", "Check the chain: exit 0 intact, 1 broken (names the first bad entry)");
+  av->add_option("--db", o.db, "SQLite database")->required();
+  auto* al = aud->add_subcommand("list", "Show the latest entries");
+  al->add_option("--db", o.db, "SQLite database")->required();
+  al->add_option("--limit", audit_limit, "how many (default 50)");
+
   PolicyOptions pol;
   auto* partner = app.add_subcommand("partner", "Partner organisations: channel state, principals, trust groups");
   partner->require_subcommand(1);
@@ -555,6 +591,8 @@ int Run(int argc, char** argv) {
   if (serve->parsed()) return Serve(config_path);
   if (match->parsed()) return Match(o);
   if (corr->parsed()) return Correlations(o);
+  if (av->parsed()) return AuditCmd(o, true, 0);
+  if (al->parsed()) return AuditCmd(o, false, audit_limit);
   if (pa->parsed()) return PartnerAdd(pol);
   if (pl->parsed()) return PartnerList(pol);
   if (ps->parsed()) return PartnerShow(pol);

@@ -93,7 +93,9 @@ class Releaser {
 
   //! Applies Decide() to a page: returns what may leave, in order. Objects
   //! withheld are dropped; nothing about them is returned.
-  std::vector<store::StoredObject> Release(std::vector<store::StoredObject> objects, const Recipient& to) const;
+  //! When `decisions` is given it receives the decision of each released object (same order).
+  std::vector<store::StoredObject> Release(std::vector<store::StoredObject> objects, const Recipient& to,
+                                           std::vector<Decision>* decisions = nullptr) const;
 
   //! How many objects went through Release() (tests prove every route calls it).
   uint64_t released_calls() const { return calls_.load(); }

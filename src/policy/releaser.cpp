@@ -24,13 +24,16 @@ Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to
   return DecideForPartner(facts, *to.partner, to.audience ? *to.audience : kNobody);
 }
 
-std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to) const {
+std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to,
+                                                   std::vector<Decision>* decisions) const {
   ++calls_;
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
   for (auto& o : objects) {
     Decision d = Decide(o, to);
-    if (d.outcome == Outcome::kRelease) out.push_back(std::move(o));
+    if (d.outcome != Outcome::kRelease) continue;
+    out.push_back(std::move(o));
+    if (decisions) decisions->push_back(std::move(d));
   }
   return out;
 }

@@ -14,7 +14,7 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 3;  // 2: statuses, principals, tokens; 3: partners, audiences
+constexpr int kSchemaVersion = 4;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS tokens(
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partners(
   identity TEXT PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, principals TEXT NOT NULL, groups_ TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit(
+  seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
+  version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audiences(
   collection TEXT PRIMARY KEY, partners TEXT NOT NULL, groups_ TEXT NOT NULL, default_tlp TEXT NOT NULL) WITHOUT ROWID;
 )sql";
@@ -161,7 +164,7 @@ class SqliteStore final : public Store {
     if (version == 0) {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
-               "('collections','objects','markings','statuses','principals','tokens','partners','audiences')");
+               "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -474,6 +477,63 @@ class SqliteStore final : public Store {
       sqlite3_reset(s.get());
       if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("read audience: ") + sqlite3_errmsg(db));
       return a;
+    });
+  }
+
+  Status AppendAudit(std::vector<audit::Entry> entries) override {
+    if (entries.empty()) return Status::Ok();
+    std::lock_guard lock(mu_);
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
+    auto fail = [&](const char* what) {
+      Exec("ROLLBACK");
+      return Io(what);
+    };
+    Stmt& last = Cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    last.Reset();
+    int rc = sqlite3_step(last.get());
+    int64_t seq = rc == SQLITE_ROW ? last.Int(0) : 0;
+    std::string prev = rc == SQLITE_ROW ? last.Text(1) : audit::kGenesis;
+    sqlite3_reset(last.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail("read audit head");
+    Stmt& ins = Cached(
+        "INSERT INTO audit(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?)");
+    for (auto& e : entries) {
+      e.seq = ++seq;
+      e.prev_hash = prev;
+      e.hash = audit::EntryHash(e);
+      prev = e.hash;
+      ins.Reset();
+      ins.Bind(1, e.seq);
+      ins.Bind(2, e.time_us);
+      ins.Bind(3, e.recipient);
+      ins.Bind(4, e.object_id);
+      ins.Bind(5, e.version);
+      ins.Bind(6, e.decision);
+      ins.Bind(7, e.reason);
+      ins.Bind(8, e.prev_hash);
+      ins.Bind(9, e.hash);
+      if (Step(ins) != SQLITE_DONE) return fail("append audit");
+    }
+    if (!Exec("COMMIT")) return fail("commit audit");
+    return Status::Ok();
+  }
+
+  Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) override {
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<audit::Entry>> {
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM audit "
+                         "WHERE seq>? ORDER BY seq LIMIT ?");
+      s.Reset();
+      s.Bind(1, after);
+      s.Bind(2, static_cast<int64_t>(limit));
+      std::vector<audit::Entry> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8)});
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_DONE) return Status::Io(std::string("read audit: ") + sqlite3_errmsg(db));
+      return out;
     });
   }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "audit/audit.h"
 #include "stix/stix.h"
 
 namespace tearline::store {
@@ -184,6 +185,12 @@ class Store {
   virtual Status PutAudience(const Audience& a) = 0;                    //!< insert or replace
   //! The audience of a collection; an empty one (default TLP amber) if never set.
   virtual Result<Audience> GetAudience(std::string_view collection) = 0;
+
+  // ---- audit log of releases ----
+  //! Appends entries atomically, assigning seq, prev_hash and hash (the chain).
+  virtual Status AppendAudit(std::vector<audit::Entry> entries) = 0;
+  //! Entries with seq > after, in order, at most `limit`.
+  virtual Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) = 0;
   virtual Result<Token> GetToken(std::string_view id) = 0;  //!< NotFound if absent
 };
 

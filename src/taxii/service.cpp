@@ -451,6 +451,16 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     }
   }
   policy::Recipient to{who.principal.name, can_read, partner ? &*partner : nullptr, &audience};
+  // Every object that leaves in a response is recorded in the hash-chained audit log.
+  auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why) {
+    std::vector<audit::Entry> entries;
+    int64_t now = NowMicros();
+    std::string recipient = who.principal.name + (partner ? "@" + partner->identity : "");
+    for (size_t k = 0; k < objs.size(); ++k) {
+      entries.push_back({0, now, recipient, objs[k].id, objs[k].modified, "release", k < why.size() ? why[k].reason : ""});
+    }
+    return store_.AppendAudit(std::move(entries));
+  };
 
   // §5.2 Collection
   if (seg.size() == 3) {
@@ -624,7 +634,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
     auto page = store_.Query(q);
     if (!page.ok()) return page_error(page.status());
-    auto objs = releaser_.Release(std::move(page->objects), to);
+    std::vector<policy::Decision> why;
+    auto objs = releaser_.Release(std::move(page->objects), to, &why);
+    if (!audit_release(objs, why).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
     std::string items;
     for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
     Json j;
@@ -658,8 +670,10 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
     auto page = store_.Query(q);
     if (!page.ok()) return page_error(page.status());
-    auto objs = releaser_.Release(std::move(page->objects), to);
+    std::vector<policy::Decision> why;
+    auto objs = releaser_.Release(std::move(page->objects), to, &why);
     if (objs.empty()) return Error(404, "Not Found", "no such object");
+    if (!audit_release(objs, why).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
     std::string items;
     for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
     Json j;
