@@ -556,13 +556,13 @@ TEST_F(TaxiiTest, AuditLogVerifiesAndShowsTampering) {
   std::string out;
   std::string db = config_.database;
   ASSERT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit verify --db " + db, &out), 0) << out;
-  EXPECT_NE(out.find("15 entries, chain intact"), std::string::npos) << out;
+  EXPECT_NE(out.find("3 entries, chain intact"), std::string::npos) << out;
   ASSERT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit list --db " + db + " --limit 2", &out), 0);
-  EXPECT_NE(out.find("14 "), std::string::npos) << out;
+  EXPECT_NE(out.find("5 objects"), std::string::npos) << out;
   EXPECT_NE(out.find("analyst"), std::string::npos);
-  ASSERT_EQ(test::RunCommand("sqlite3 " + db + " \"UPDATE audit SET recipient='mallory' WHERE seq=7\"", &out), 0) << out;
+  ASSERT_EQ(test::RunCommand("sqlite3 " + db + " \"UPDATE audit SET recipient='mallory' WHERE seq=2\"", &out), 0) << out;
   EXPECT_EQ(test::RunCommand(std::string(TEARLINE_BINARY) + " audit verify --db " + db, &out), 1);
-  EXPECT_NE(out.find("entry 7: content does not match its hash"), std::string::npos) << out;
+  EXPECT_NE(out.find("entry 2: content does not match its hash"), std::string::npos) << out;
 }
 
 TEST(TaxiiConfig, MatchingSection) {

@@ -16,8 +16,8 @@ struct Entry {
   int64_t seq = 0;          //!< 1, 2, 3, ... (assigned by the store)
   int64_t time_us = 0;      //!< when it was released
   std::string recipient;    //!< principal, and "@partner-identity" when acting for a partner
-  std::string object_id;
-  std::string version;      //!< modified of the released version (empty if none)
+  std::string object_id;    //!< released objects, "id@modified" one per line
+  std::string version;      //!< a summary, e.g. "3 objects"
   std::string decision;     //!< "release" or "release-variant"
   std::string reason;       //!< the Releaser's reason
   std::string prev_hash;    //!< hash of entry seq-1 (64 zeros for the first)

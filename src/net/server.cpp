@@ -88,8 +88,9 @@ class ServerImpl final : public Server {
   }
 
  private:
+  // Handlers may block (store writes, the audit's group commit): 4 threads per core by default.
   size_t Threads() const {
-    return opt_.threads ? opt_.threads : std::max<size_t>(1, std::thread::hardware_concurrency());
+    return opt_.threads ? opt_.threads : 4 * std::max<size_t>(1, std::thread::hardware_concurrency());
   }
 
   Response Error(int status, const std::string& title, const std::string& description) const {

@@ -9,6 +9,7 @@
 
 #include "stix/stix.h"
 #include "taxii/taxii.h"
+#include "taxii/audit_writer.h"
 #include "taxii/watcher.h"
 
 namespace tearline::taxii {
@@ -209,6 +210,7 @@ Service::Service(Config config, store::Store& store, const policy::Releaser& rel
     }
   }
   if (!config_.match_watch.empty()) watcher_ = std::make_unique<Watcher>(config_, store_);
+  audit_ = std::make_unique<AuditWriter>(store_);
 }
 
 Service::~Service() = default;
@@ -452,14 +454,20 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
   }
   policy::Recipient to{who.principal.name, can_read, partner ? &*partner : nullptr, &audience};
   // Every object that leaves in a response is recorded in the hash-chained audit log.
+  // One entry per response: every object (id@modified, one per line) and the distinct reasons.
   auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why) {
-    std::vector<audit::Entry> entries;
-    int64_t now = NowMicros();
-    std::string recipient = who.principal.name + (partner ? "@" + partner->identity : "");
+    if (objs.empty()) return Status::Ok();
+    std::string ids, reasons;
     for (size_t k = 0; k < objs.size(); ++k) {
-      entries.push_back({0, now, recipient, objs[k].id, objs[k].modified, "release", k < why.size() ? why[k].reason : ""});
+      ids += (k ? "\n" : "") + objs[k].id + "@" + objs[k].modified;
+      if (k < why.size() && reasons.find(why[k].reason) == std::string::npos) {
+        reasons += (reasons.empty() ? "" : "; ") + why[k].reason;
+      }
     }
-    return store_.AppendAudit(std::move(entries));
+    std::string recipient = who.principal.name + (partner ? "@" + partner->identity : "");
+    std::vector<audit::Entry> entries;
+    entries.push_back({0, NowMicros(), recipient, ids, std::to_string(objs.size()) + " objects", "release", reasons});
+    return audit_->Append(std::move(entries));
   };
 
   // §5.2 Collection

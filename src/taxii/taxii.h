@@ -69,6 +69,7 @@ struct Config {
 };
 
 class Watcher;
+class AuditWriter;
 
 //! Parses a TOML config; errors name the key and what is wrong.
 Result<Config> ParseConfig(std::string_view toml_text);
@@ -133,6 +134,7 @@ class Service {
   const policy::Releaser& releaser_;
   const Metrics* metrics_;
   std::unique_ptr<Watcher> watcher_;  // store-backed matching, when configured
+  std::unique_ptr<AuditWriter> audit_;  // group commit of release records
   // Successful credential checks, cached so Argon2id runs once per credential
   // and not per request: key = SHA-256 of the presented credential.
   std::mutex cache_mu_;

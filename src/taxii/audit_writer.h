@@ -1,0 +1,71 @@
+// Group commit for the audit log (private to src/taxii): concurrent requests hand
+// their entries to one writer thread, which appends everything pending in one
+// transaction and then wakes them. A response leaves only after its release is
+// durably audited, and the fsync is shared by all requests waiting together.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+
+namespace tearline::taxii {
+
+class AuditWriter {
+ public:
+  explicit AuditWriter(store::Store& store) : store_(store), thread_([this] { Loop(); }) {}
+  ~AuditWriter() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  //! Blocks until `entries` are committed (or the commit failed).
+  Status Append(std::vector<audit::Entry> entries) {
+    if (entries.empty()) return Status::Ok();
+    std::unique_lock lock(mu_);
+    uint64_t ticket = ++submitted_;
+    pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    cv_.notify_all();
+    done_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
+    if (committed_ < ticket) return Status::Io("audit writer stopped");
+    return failed_upto_ >= ticket ? last_error_ : Status::Ok();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+      if (pending_.empty() && stop_) return;
+      std::vector<audit::Entry> batch;
+      batch.swap(pending_);
+      uint64_t upto = submitted_;
+      lock.unlock();
+      Status st = store_.AppendAudit(std::move(batch));
+      lock.lock();
+      committed_ = upto;
+      if (!st.ok()) {
+        failed_upto_ = upto;
+        last_error_ = st;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  store::Store& store_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<audit::Entry> pending_;
+  uint64_t submitted_ = 0, committed_ = 0, failed_upto_ = 0;
+  Status last_error_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
+}  // namespace tearline::taxii
