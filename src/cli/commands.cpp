@@ -13,6 +13,8 @@
 #include "cli/serve.h"
 #include "correlate/correlate.h"
 #include "pattern/pattern.h"
+#include "policy/policy.h"
+#include "taxii/taxii.h"
 #include "stix/stix.h"
 #include "store/store.h"
 
@@ -170,10 +172,13 @@ int Export(const Options& o) {
   if (auto c = (*db)->GetCollection(o.collection); !c.ok()) return Fail(c.status().message());
   std::string out = "{\"type\":\"bundle\",\"id\":\"bundle--" + stix::NewUuid4() + "\"";
   bool first = true;
+  // The operator exporting locally is a reader of everything, but the objects still pass the Releaser.
+  policy::Releaser releaser;
+  policy::Recipient operator_recipient{"cli-export", true};
   while (true) {
     auto page = (*db)->Query(q);
     if (!page.ok()) return Fail(page.status().message());
-    for (const auto& obj : page->objects) {
+    for (const auto& obj : releaser.Release(std::move(page->objects), operator_recipient)) {
       out += first ? ",\"objects\":[" : ",";
       first = false;
       out += obj.json;
@@ -294,22 +299,6 @@ Status LoadIndicators(std::string_view json, pattern::Matcher* m, size_t* skippe
   return Status::Ok();
 }
 
-std::string SightingJson(const pattern::Matcher::Sighting& s, const std::string& identity) {
-  std::string now = FormatMicros(NowMicros());
-  std::string j = "{\"type\":\"sighting\",\"spec_version\":\"2.1\",\"id\":\"sighting--" + stix::NewUuid4() +
-                  "\",\"created\":\"" + now + "\",\"modified\":\"" + now + "\",\"sighting_of_ref\":";
-  stix::AppendJsonString(j, s.indicator_id);
-  j += ",\"observed_data_refs\":[";
-  for (size_t i = 0; i < s.observed_data_ids.size(); ++i) {
-    if (i) j += ",";
-    stix::AppendJsonString(j, s.observed_data_ids[i]);
-  }
-  j += "],\"count\":" + std::to_string(std::min<int64_t>(s.count, 999999999)) + ",\"first_seen\":\"" +
-       FormatMicros(s.first_us) + "\",\"last_seen\":\"" + FormatMicros(s.last_us) + "\",\"where_sighted_refs\":[";
-  stix::AppendJsonString(j, identity);
-  return j + "]}";
-}
-
 int Match(const Options& o) {
   pattern::Matcher matcher;
   size_t skipped = 0;
@@ -336,12 +325,7 @@ int Match(const Options& o) {
     all += "]";
     if (auto st = LoadIndicators(all, &matcher, &skipped); !st.ok()) return Fail(st.message());
   }
-  std::string identity = o.identity;
-  if (identity.empty()) {
-    char host[256] = "tearline";
-    gethostname(host, sizeof host - 1);
-    identity = "identity--" + stix::Uuid5(stix::kStixScoNamespace, std::string("tearline-node:") + host);
-  }
+  std::string identity = o.identity.empty() ? taxii::NodeIdentity() : o.identity;
   std::fprintf(stderr, "tearline match: %zu indicators (%zu evaluated for every batch, %zu skipped: not parsable)\n",
                matcher.size(), matcher.unanchored(), skipped);
   auto run_batch = [&](std::string_view json, const std::string& where) {
@@ -356,7 +340,7 @@ int Match(const Options& o) {
       return false;
     }
     std::string out;
-    for (const auto& s : *found) out += SightingJson(s, identity) + "\n";
+    for (const auto& s : *found) out += taxii::SightingJson(s, identity) + "\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
     return true;

@@ -14,6 +14,7 @@
 #include "common/timestamp.h"
 #include "net/net.h"
 #include "policy/policy.h"
+#include "stix/stix.h"
 #include "store/store.h"
 #include "taxii/taxii.h"
 
@@ -23,21 +24,6 @@ namespace {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "tearline: %s\n", msg.c_str());
   return 2;
-}
-
-void JsonEscape(std::string& out, std::string_view s) {
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
 }
 
 }  // namespace
@@ -100,13 +86,13 @@ int Serve(const std::string& path) {
   auto observer = [&](const net::Request& req, const net::Response& res, std::chrono::microseconds took) {
     metrics.Record(taxii::RouteOf(req.target), res.status, took);
     if (json_log) {
-      std::string line = "{\"time\":\"" + FormatMicros(NowMicros()) + "\",\"remote\":\"";
-      JsonEscape(line, req.remote);
-      line += "\",\"method\":\"";
-      JsonEscape(line, req.method);
-      line += "\",\"target\":\"";
-      JsonEscape(line, req.target);
-      line += "\",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.body.size()) +
+      std::string line = "{\"time\":\"" + FormatMicros(NowMicros()) + "\",\"remote\":";
+      stix::AppendJsonString(line, req.remote);
+      line += ",\"method\":";
+      stix::AppendJsonString(line, req.method);
+      line += ",\"target\":";
+      stix::AppendJsonString(line, req.target);
+      line += ",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.body.size()) +
               ",\"micros\":" + std::to_string(took.count()) + "}";
       log->info(line);
     } else {

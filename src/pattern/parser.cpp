@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "common/text.h"
 #include "common/timestamp.h"
 #include "pattern/pattern.h"
 
@@ -170,21 +171,6 @@ bool IsKeyword(const std::string& s) {
 }
 
 bool ValidTimestamp(std::string_view s) { return ParseTimestamp(s).has_value(); }
-
-bool ValidBase64(std::string_view s) {
-  if (s.size() % 4 != 0) return false;
-  size_t pad = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '=') {
-      if (i + 2 < s.size()) return false;
-      ++pad;
-    } else if (pad || !(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 class Parser {
  public:
@@ -504,7 +490,7 @@ class Parser {
       case Tok::kBinary:
         l->kind = Literal::Kind::kBinary;
         l->text = cur_.text;
-        if (!ValidBase64(cur_.text)) {
+        if (!IsBase64(cur_.text)) {
           Fail(pos, "binary literal b'...' must be base64");
           return false;
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/text.h"
 #include "pattern/pattern.h"
 #include "stix/json.h"
 
@@ -61,22 +62,6 @@ std::string_view Str(dom::element obj, std::string_view key) {
 
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-}
-
-bool IsBase64(std::string_view s) {
-  if (s.size() % 4 != 0) return false;
-  size_t pad = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '=') {
-      ++pad;
-      if (i + 2 < s.size()) return false;
-      continue;
-    }
-    if (pad) return false;
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')) return false;
-  }
-  return pad <= 2;
 }
 
 // Dictionary keys (§2.6): ASCII letters, digits, hyphen, underscore, at most 250 chars.

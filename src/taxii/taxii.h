@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "net/net.h"
+#include "pattern/pattern.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -70,6 +71,12 @@ struct Config {
 
 class Watcher;
 class AuditWriter;
+
+//! This node's identity for where_sighted_refs when none is configured: a UUIDv5 of the host name.
+std::string NodeIdentity();
+
+//! A STIX sighting (new id, created/modified now) for one match of the bulk matcher.
+std::string SightingJson(const pattern::Matcher::Sighting& s, const std::string& where_sighted);
 
 //! Parses a TOML config; errors name the key and what is wrong.
 Result<Config> ParseConfig(std::string_view toml_text);

@@ -72,29 +72,9 @@ Result<size_t> Watcher::OnPosted(const std::vector<stix::Object>& posted) {
   auto found = matcher_.Match(*obs);
   if (!found.ok()) return found.status();
   if (found->empty()) return size_t{0};
-  std::string identity = config_.match_identity;
-  if (identity.empty()) {
-    char host[256] = "tearline";
-    gethostname(host, sizeof host - 1);
-    identity = "identity--" + stix::Uuid5(stix::kStixScoNamespace, std::string("tearline-node:") + host);
-  }
-  std::string now = FormatMicros(NowMicros());
+  std::string identity = config_.match_identity.empty() ? NodeIdentity() : config_.match_identity;
   std::string env = "{\"objects\":[";
-  for (size_t k = 0; k < found->size(); ++k) {
-    const auto& s = (*found)[k];
-    std::string j = "{\"type\":\"sighting\",\"spec_version\":\"2.1\",\"id\":\"sighting--" + stix::NewUuid4() +
-                    "\",\"created\":\"" + now + "\",\"modified\":\"" + now + "\",\"sighting_of_ref\":";
-    stix::AppendJsonString(j, s.indicator_id);
-    j += ",\"observed_data_refs\":[";
-    for (size_t i = 0; i < s.observed_data_ids.size(); ++i) {
-      if (i) j += ",";
-      stix::AppendJsonString(j, s.observed_data_ids[i]);
-    }
-    j += "],\"count\":" + std::to_string(std::min<int64_t>(s.count, 999999999)) + ",\"first_seen\":\"" +
-         FormatMicros(s.first_us) + "\",\"last_seen\":\"" + FormatMicros(s.last_us) + "\",\"where_sighted_refs\":[";
-    stix::AppendJsonString(j, identity);
-    env += (k ? "," : "") + j + "]}";
-  }
+  for (size_t k = 0; k < found->size(); ++k) env += (k ? "," : "") + SightingJson((*found)[k], identity);
   env += "]}";
   stix::Validator v;
   auto r = v.Validate(env);
@@ -103,6 +83,28 @@ Result<size_t> Watcher::OnPosted(const std::vector<stix::Object>& posted) {
   auto put = store_.Put(config_.match_sightings, r.objects);
   if (!put.ok()) return put.status();
   return put->stored;
+}
+
+std::string NodeIdentity() {
+  char host[256] = "tearline";
+  gethostname(host, sizeof host - 1);
+  return "identity--" + stix::Uuid5(stix::kStixScoNamespace, std::string("tearline-node:") + host);
+}
+
+std::string SightingJson(const pattern::Matcher::Sighting& s, const std::string& where_sighted) {
+  std::string now = FormatMicros(NowMicros());
+  std::string j = "{\"type\":\"sighting\",\"spec_version\":\"2.1\",\"id\":\"sighting--" + stix::NewUuid4() +
+                  "\",\"created\":\"" + now + "\",\"modified\":\"" + now + "\",\"sighting_of_ref\":";
+  stix::AppendJsonString(j, s.indicator_id);
+  j += ",\"observed_data_refs\":[";
+  for (size_t i = 0; i < s.observed_data_ids.size(); ++i) {
+    if (i) j += ",";
+    stix::AppendJsonString(j, s.observed_data_ids[i]);
+  }
+  j += "],\"count\":" + std::to_string(std::min<int64_t>(s.count, 999999999)) + ",\"first_seen\":\"" +
+       FormatMicros(s.first_us) + "\",\"last_seen\":\"" + FormatMicros(s.last_us) + "\",\"where_sighted_refs\":[";
+  stix::AppendJsonString(j, where_sighted);
+  return j + "]}";
 }
 
 }  // namespace tearline::taxii
