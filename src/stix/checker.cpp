@@ -769,13 +769,8 @@ void ObjectChecker::CheckExtensions(std::string_view path, dom::element v) {
           Error(Join(p, "extension_type"), "extension-type", std::string(kSecExtensions),
                 "extension_type must be one of new-sdo, new-sco, new-sro, property-extension, "
                 "toplevel-property-extension");
-        } else if ((et == "new-sdo" && category_ != Category::kSdo) ||
-                   (et == "new-sco" && category_ != Category::kSco) ||
-                   (et == "new-sro" && category_ != Category::kSro)) {
-          // consistent by construction for custom types; a spec type cannot be "new"
-          Error(Join(p, "extension_type"), "extension-type", std::string(kSecExtensions),
-                "a " + std::string(et) + " extension cannot be attached to the predefined type " + type_);
         } else if (spec_ && et.starts_with("new-")) {
+          // A custom type's category follows its new-* extension; a predefined type cannot be "new".
           Error(Join(p, "extension_type"), "extension-type", std::string(kSecExtensions),
                 "a " + std::string(et) + " extension cannot be attached to the predefined type " + type_);
         }

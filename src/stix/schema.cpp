@@ -47,7 +47,6 @@ const std::vector<Prop>& MarkingCommon() {
 }
 
 std::vector<TypeSpec> BuildTypes() {
-  const std::vector<std::string_view> kKillChain;  // unused marker
   std::vector<TypeSpec> t;
   auto sdo = [&](std::string_view type, std::string_view sec, std::vector<Prop> p) {
     t.push_back({type, Category::kSdo, sec, std::move(p)});
@@ -330,12 +329,6 @@ PropertyInfo FindProperty(const TypeSpec* spec, Category category, std::string_v
   const PropertyMap& m = spec ? maps->at(spec) : kCustom[static_cast<int>(category)];
   auto it = m.find(name);
   return it == m.end() ? PropertyInfo{} : it->second;
-}
-
-bool IsSro(std::string_view type) { return type == "relationship" || type == "sighting"; }
-
-bool IsMeta(std::string_view type) {
-  return type == "marking-definition" || type == "language-content" || type == "extension-definition";
 }
 
 }  // namespace tearline::stix::schema

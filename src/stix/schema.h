@@ -75,8 +75,4 @@ struct PropertyInfo {
 };
 PropertyInfo FindProperty(const TypeSpec* spec, Category category, std::string_view name);
 
-//! Category of a STIX-defined type; custom types return kSdo unless `is_sco`.
-bool IsSro(std::string_view type);
-bool IsMeta(std::string_view type);
-
 }  // namespace tearline::stix::schema

@@ -329,7 +329,7 @@ net::Response Service::Handle(const Request& req) {
     if (!AcceptsTaxii(req.Header("Accept"))) {
       return Error(406, "Not Acceptable", std::string("this server produces ") + kTaxiiMediaType);
     }
-    return Dispatch(req, who);
+    return Dispatch(req, who, url.segments, url.params);
   } catch (const std::exception& e) {
     return Error(500, "Internal Server Error", "the request could not be handled");
   }
@@ -343,10 +343,8 @@ bool Allowed(const std::vector<std::string>& list, const store::CollectionInfo& 
 
 }  // namespace
 
-net::Response Service::Dispatch(const Request& req, const Caller& who) {
-  Url url;
-  ParseUrl(req.target, &url);
-  const auto& seg = url.segments;
+net::Response Service::Dispatch(const Request& req, const Caller& who, const std::vector<std::string>& seg,
+                                const std::multimap<std::string, std::string>& params) {
   auto method_not_allowed = [&](const char* allow) {
     Response r = Error(405, "Method Not Allowed", std::string("allowed: ") + allow);
     r.Set("Allow", allow);
@@ -466,7 +464,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
     }
     std::string recipient = who.principal.name + (partner ? "@" + partner->identity : "");
     std::vector<audit::Entry> entries;
-    entries.push_back({0, NowMicros(), recipient, ids, std::to_string(objs.size()) + " objects", "release", reasons});
+    entries.push_back({0, NowMicros(), recipient, ids, std::to_string(objs.size()) + " objects", "release", reasons, "", ""});
     return audit_->Append(std::move(entries));
   };
 
@@ -486,7 +484,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who) {
   q.limit = config_.default_page_size;
   std::string bad;
   bool version_given = false;
-  for (const auto& [k, v] : url.params) {
+  for (const auto& [k, v] : params) {
     if (k == "added_after") {
       auto ts = ParseTimestamp(v);
       if (!ts) bad = "added_after must be an RFC 3339 timestamp";

@@ -130,8 +130,8 @@ class Service {
 
  private:
   struct Caller;
-  struct Route;
-  net::Response Dispatch(const net::Request& req, const Caller& who);
+  net::Response Dispatch(const net::Request& req, const Caller& who, const std::vector<std::string>& seg,
+                         const std::multimap<std::string, std::string>& params);
   bool Authenticate(const net::Request& req, Caller* who);
 
   Config config_;
