@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -20,7 +21,8 @@ enum class Outcome { kWithhold, kRelease, kReleaseVariant };
 
 struct Decision {
   Outcome outcome = Outcome::kWithhold;
-  std::string reason;  //!< for the audit log
+  std::string reason;               //!< for the audit log
+  std::vector<std::string> strip;   //!< granular-marking selectors the recipient may not see
 };
 
 
@@ -39,14 +41,42 @@ Tlp EffectiveTlp(const std::vector<std::string>& marking_refs, Tlp fallback);
 //! A partner's channel state.
 enum class Channel { kOpen, kRestricted, kSuspended, kClosed };
 
+//! tearline's own property-extension (docs/extension.md): distribution, releasable,
+//! sensitive, no_relay, min_full_tier. Declared by the extension-definition that
+//! ExtensionDefinitionJson() returns; every node ships it.
+inline constexpr std::string_view kExtensionId = "extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5";
+
+//! The extension-definition object (compact JSON) that declares kExtensionId.
+const std::string& ExtensionDefinitionJson();
+
+//! One granular marking (STIX 2.1 §7.2.3): a marking-definition applied to some properties.
+struct GranularMarking {
+  std::string marking_ref;
+  std::vector<std::string> selectors;
+};
+
+//! What a recipient already holds of an object (the release history): a recipient
+//! never receives both the original and its tear-line variant.
+enum class Held { kNothing, kOriginal, kVariant };
+
 //! What the rules need to know about one object (extracted once; no I/O in Decide).
 struct ObjectFacts {
   std::vector<std::string> marking_refs;   //!< object_marking_refs
   std::string source_partner;              //!< identity of the partner it came from; empty: our own
-  bool no_relay = false;                   //!< the source forbade relaying
+  bool no_relay = false;                   //!< the source forbade relaying (tearline extension)
   std::vector<std::string> distribution;   //!< named organisations / individuals (tearline extension)
   bool approved_warning_for = false;       //!< an approved duty-to-warn warning addressed to the recipient
+  bool revoked = false;                    //!< `revoked: true` (§3.2)
+  bool has_extension = false;              //!< carries tearline's extension: a tear-line variant can be made
+  int min_full_tier = 0;                   //!< partners below this tier get the variant
+  bool variant_markings_given = false;     //!< `releasable.object_marking_refs` present
+  std::vector<std::string> variant_marking_refs;  //!< markings of the variant, when given
+  std::vector<GranularMarking> granular;   //!< granular_markings
 };
+
+//! Extracts the facts from an object's JSON (the stored, validated form). Unreadable
+//! JSON gives nullopt (callers withhold). `source_partner` comes from the store.
+std::optional<ObjectFacts> ExtractFacts(std::string_view json, std::string_view source_partner = {});
 
 //! Who receives, as a partner organisation.
 struct PartnerRecipient {
@@ -54,6 +84,7 @@ struct PartnerRecipient {
   std::string individual;                  //!< the named person acting for it, if any
   Channel channel = Channel::kOpen;
   std::vector<std::string> groups;         //!< trust groups it belongs to
+  int tier = 0;                            //!< trust tier: originals need tier >= min_full_tier
 };
 
 //! To whom a collection is shared.
@@ -63,9 +94,43 @@ struct Audience {
   Tlp default_tlp = Tlp::kAmber;           //!< for objects that carry no TLP marking
 };
 
-//! The decision for one object and one partner (withhold or release; tear-line
-//! variants come with the extension of issue #4). Pure: same inputs, same answer.
-Decision DecideForPartner(const ObjectFacts& object, const PartnerRecipient& to, const Audience& audience);
+//! The decision for one object and one partner: withhold, release the original, or
+//! release the tear-line variant. Pure: same inputs, same answer. The rules, in order:
+//!  1. closed channel: only approved warnings addressed to the partner;
+//!  2. relay (object from another partner): never RED, AMBER+STRICT or no_relay (original markings);
+//!  3. revoked: only to a recipient that holds an earlier version;
+//!  4. form: original when tier >= min_full_tier, else the variant (if the object has the
+//!     extension); a recipient holding one form never gets the other;
+//!  5. channel (restricted: CLEAR/GREEN; suspended: CLEAR and warnings) and TLP on the markings
+//!     of the chosen form (the variant's own when `releasable.object_marking_refs` gives them);
+//!  6. granular markings the recipient may not see (by 2 and 5) list their selectors in `strip`.
+Decision DecideForPartner(const ObjectFacts& object, const PartnerRecipient& to, const Audience& audience,
+                          Held held = Held::kNothing);
+
+//! The id a tear-line variant (or any object this node republishes modified) gets:
+//! same type, UUIDv5 of the original id in the namespace of the node's identity UUID
+//! (STIX 2.1 §3.6: whoever republishes with changes MUST use a new id).
+std::string VariantId(std::string_view original_id, std::string_view node_identity);
+
+//! How a recipient receives an object that another object refers to.
+enum class RefForm { kUnknown, kOriginal, kVariant, kWithheld };
+
+//! Produces the JSON a recipient receives for a released object. `resolve` tells how
+//! the recipient receives each object referred to (*_ref, *_refs at any depth except
+//! marking references): references to variants are rewritten to the variant id,
+//! references to withheld objects removed (a relationship or sighting whose
+//! source/target/sighting_of is withheld is withheld; an emptied required list
+//! withholds the object). An original that had to be changed this way is republished
+//! like a variant (new id, created_by_ref the node). A variant loses the `sensitive`
+//! paths, external_references, created_by_ref of the source and the extension, and
+//! takes the `releasable` values. Granular-marked properties in `strip` are removed.
+//! Returns nullopt when the object must be withheld after all; `*as_variant` says
+//! whether the id changed.
+std::optional<std::string> Render(std::string_view json, const Decision& decision, std::string_view node_identity,
+                                  const std::function<RefForm(std::string_view)>& resolve, bool* as_variant);
+
+//! The ids an object refers to (what Render would resolve), for batch lookups.
+std::vector<std::string> ReferencedIds(std::string_view json);
 
 
 
@@ -77,6 +142,10 @@ struct Recipient {
   bool can_read = false;                     //!< read permission on the collection being served
   const PartnerRecipient* partner = nullptr; //!< set when the principal acts for a partner
   const Audience* audience = nullptr;        //!< the collection's audience (with partner)
+  // With a partner: what Render needs.
+  std::string node_identity;                 //!< this node's identity (variant ids, created_by_ref)
+  std::function<Held(std::string_view id)> held;          //!< release history; empty: nothing held
+  std::function<RefForm(std::string_view id)> resolve;    //!< referenced objects; empty: all unknown
 };
 
 //! Store records to policy values (unknown channel strings are treated as closed,
@@ -91,8 +160,10 @@ class Releaser {
   //! The decision for one stored object and one recipient. Pure.
   Decision Decide(const store::StoredObject& object, const Recipient& to) const;
 
-  //! Applies Decide() to a page: returns what may leave, in order. Objects
-  //! withheld are dropped; nothing about them is returned.
+  //! Applies Decide() and Render() to a page: returns what may leave, in order, as the
+  //! recipient receives it (variants carry their own id and JSON). Objects withheld are
+  //! dropped; nothing about them is returned. Objects without JSON (manifest rows) are
+  //! decided on their facts alone and must not be used for partners.
   //! When `decisions` is given it receives the decision of each released object (same order).
   std::vector<store::StoredObject> Release(std::vector<store::StoredObject> objects, const Recipient& to,
                                            std::vector<Decision>* decisions = nullptr) const;

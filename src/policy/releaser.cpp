@@ -1,27 +1,17 @@
 #include "policy/policy.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 
 namespace tearline::policy {
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
-  if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection"};
-  if (!to.partner) return {Outcome::kRelease, "read permission (local principal)"};
-  ObjectFacts facts;
-  simdjson::dom::parser parser;
-  simdjson::dom::element e;
-  if (parser.parse(object.json).get(e)) return {Outcome::kWithhold, "unreadable object"};
-  simdjson::dom::array refs;
-  if (!e["object_marking_refs"].get(refs)) {
-    for (auto r : refs) {
-      std::string_view id;
-      if (!r.get(id)) facts.marking_refs.emplace_back(id);
-    }
-  }
+  if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection", {}};
+  if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}};
+  auto facts = ExtractFacts(object.json, object.source);
+  if (!facts) return {Outcome::kWithhold, "unreadable object", {}};
   static const Audience kNobody;
-  return DecideForPartner(facts, *to.partner, to.audience ? *to.audience : kNobody);
+  Held held = to.held ? to.held(object.id) : Held::kNothing;
+  return DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
 }
 
 std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to,
@@ -31,7 +21,17 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
   out.reserve(objects.size());
   for (auto& o : objects) {
     Decision d = Decide(o, to);
-    if (d.outcome != Outcome::kRelease) continue;
+    if (d.outcome == Outcome::kWithhold) continue;
+    if (to.partner) {
+      bool as_variant = false;
+      auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant);
+      if (!json) continue;
+      if (as_variant) {
+        o.id = VariantId(o.id, to.node_identity);
+        d.outcome = Outcome::kReleaseVariant;
+      }
+      o.json = std::move(*json);
+    }
     out.push_back(std::move(o));
     if (decisions) decisions->push_back(std::move(d));
   }
@@ -123,46 +123,93 @@ Tlp EffectiveTlp(const std::vector<std::string>& refs, Tlp fallback) {
   return most.value_or(fallback);
 }
 
-Decision DecideForPartner(const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience) {
-  auto withhold = [](std::string why) { return Decision{Outcome::kWithhold, std::move(why)}; };
-  // A closed channel carries nothing but approved duty-to-warn warnings addressed to the partner.
-  if (to.channel == Channel::kClosed) {
-    return o.approved_warning_for ? Decision{Outcome::kRelease, "approved warning across a closed channel"}
-                                  : withhold("channel closed");
-  }
-  Tlp tlp = EffectiveTlp(o.marking_refs, audience.default_tlp);
-  // Relay: what came from partner A goes to B only if A's markings allow it.
-  bool relay = !o.source_partner.empty() && o.source_partner != to.identity;
-  if (relay && (tlp == Tlp::kRed || tlp == Tlp::kAmberStrict || o.no_relay)) {
-    return withhold(std::string("no relay of ") + (o.no_relay ? "a no_relay object" : Name(tlp)));
-  }
+namespace {
+
+// Why `tlp` may not reach `to` (channel and TLP rules 2 and 5), or empty when it may.
+std::string Denied(Tlp tlp, const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience, bool relay) {
+  if (relay && (tlp == Tlp::kRed || tlp == Tlp::kAmberStrict)) return std::string("no relay of ") + Name(tlp);
   if (to.channel == Channel::kSuspended && tlp != Tlp::kClear && !o.approved_warning_for) {
-    return withhold("channel suspended: TLP:CLEAR and warnings only");
+    return "channel suspended: TLP:CLEAR and warnings only";
   }
-  if (to.channel == Channel::kRestricted && tlp > Tlp::kGreen) {
-    return withhold("channel restricted: TLP:CLEAR and TLP:GREEN only");
-  }
+  if (to.channel == Channel::kRestricted && tlp > Tlp::kGreen) return "channel restricted: TLP:CLEAR and TLP:GREEN only";
   switch (tlp) {
     case Tlp::kClear:
-      return {Outcome::kRelease, "TLP:CLEAR"};
+      return {};
     case Tlp::kGreen:
-      if (SharesGroup(to.groups, audience.groups) || Contains(audience.partners, to.identity)) {
-        return {Outcome::kRelease, "TLP:GREEN to the community"};
-      }
-      return withhold("TLP:GREEN outside the community the collection is shared with");
+      if (SharesGroup(to.groups, audience.groups) || Contains(audience.partners, to.identity)) return {};
+      return "TLP:GREEN outside the community the collection is shared with";
     case Tlp::kAmber:
-      if (Contains(o.distribution, to.identity) || Contains(audience.partners, to.identity)) {
-        return {Outcome::kRelease, "TLP:AMBER to a named organisation"};
-      }
-      return withhold("TLP:AMBER: organisation not named");
+      if (Contains(o.distribution, to.identity) || Contains(audience.partners, to.identity)) return {};
+      return "TLP:AMBER: organisation not named";
     case Tlp::kAmberStrict:
-      if (Contains(o.distribution, to.identity)) return {Outcome::kRelease, "TLP:AMBER+STRICT to the named organisation"};
-      return withhold("TLP:AMBER+STRICT: organisation not named in the distribution");
+      if (Contains(o.distribution, to.identity)) return {};
+      return "TLP:AMBER+STRICT: organisation not named in the distribution";
     case Tlp::kRed:
-      if (Contains(o.distribution, to.individual)) return {Outcome::kRelease, "TLP:RED to a named recipient"};
-      return withhold("TLP:RED: recipient not named individually");
+      if (Contains(o.distribution, to.individual)) return {};
+      return "TLP:RED: recipient not named individually";
   }
-  return withhold("unknown TLP");
+  return "unknown TLP";
+}
+
+const char* Allowed(Tlp t) {
+  switch (t) {
+    case Tlp::kClear: return "TLP:CLEAR";
+    case Tlp::kGreen: return "TLP:GREEN to the community";
+    case Tlp::kAmber: return "TLP:AMBER to a named organisation";
+    case Tlp::kAmberStrict: return "TLP:AMBER+STRICT to the named organisation";
+    case Tlp::kRed: return "TLP:RED to a named recipient";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Decision DecideForPartner(const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience, Held held) {
+  auto withhold = [](std::string why) { return Decision{Outcome::kWithhold, std::move(why), {}}; };
+  // 1. A closed channel carries nothing but approved duty-to-warn warnings addressed to the partner.
+  if (to.channel == Channel::kClosed) {
+    return o.approved_warning_for ? Decision{Outcome::kRelease, "approved warning across a closed channel", {}}
+                                  : withhold("channel closed");
+  }
+  // 2. Relay: what came from partner A goes to B only if A's markings allow it.
+  bool relay = !o.source_partner.empty() && o.source_partner != to.identity;
+  Tlp original_tlp = EffectiveTlp(o.marking_refs, audience.default_tlp);
+  if (relay && o.no_relay) return withhold("no relay of a no_relay object");
+  if (relay && (original_tlp == Tlp::kRed || original_tlp == Tlp::kAmberStrict)) {
+    return withhold(std::string("no relay of ") + Name(original_tlp));
+  }
+  // 3. Revoked objects go only to recipients that hold an earlier version.
+  if (o.revoked && held == Held::kNothing) return withhold("revoked, and the recipient never received it");
+  // 4. Which form: never both the original and its variant to one recipient.
+  bool full = to.tier >= o.min_full_tier;
+  Outcome form;
+  if (held == Held::kVariant && o.has_extension) {
+    form = Outcome::kReleaseVariant;
+  } else if (held == Held::kOriginal && !full) {
+    return withhold("tier below min_full_tier, and the recipient holds the original: no variant");
+  } else if (full) {
+    form = Outcome::kRelease;
+  } else if (o.has_extension) {
+    form = Outcome::kReleaseVariant;
+  } else {
+    return withhold("tier below min_full_tier");
+  }
+  // 5. Channel and TLP on the markings of the chosen form.
+  bool own_markings = form == Outcome::kReleaseVariant && o.variant_markings_given;
+  Tlp tlp = own_markings ? EffectiveTlp(o.variant_marking_refs, audience.default_tlp) : original_tlp;
+  if (std::string why = Denied(tlp, o, to, audience, relay); !why.empty()) {
+    return withhold(form == Outcome::kReleaseVariant ? "tear-line variant: " + why : why);
+  }
+  Decision d{form, form == Outcome::kReleaseVariant ? std::string("tear-line variant, ") + Allowed(tlp) : Allowed(tlp), {}};
+  // 6. Properties under granular markings the recipient may not see are withheld.
+  for (const auto& g : o.granular) {
+    auto t = TlpOfMarking(g.marking_ref);
+    if (t && !Denied(*t, o, to, audience, relay).empty()) {
+      d.strip.insert(d.strip.end(), g.selectors.begin(), g.selectors.end());
+    }
+  }
+  if (!d.strip.empty()) d.reason += " (granular-marked properties withheld)";
+  return d;
 }
 
 }  // namespace tearline::policy

@@ -109,4 +109,11 @@ std::string Uuid5(std::string_view ns, std::string_view name) {
   return FormatUuid(b);
 }
 
+std::string DerivedId(std::string_view original_id, std::string_view node_identity) {
+  IdParts orig, node;
+  if (!SplitId(original_id, &orig)) return {};
+  std::string ns = SplitId(node_identity, &node) ? std::string(node.uuid) : std::string(kStixScoNamespace);
+  return std::string(orig.type) + "--" + Uuid5(ns, original_id);
+}
+
 }  // namespace tearline::stix

@@ -33,6 +33,10 @@ std::string NewUuid4();
 //! Name-based UUIDv5 (SHA-1) in `namespace_uuid` (canonical text form).
 std::string Uuid5(std::string_view namespace_uuid, std::string_view name);
 
+//! The id an object republished with changes by node `node_identity` gets (STIX 2.1
+//! §3.6): same type, UUIDv5 of `original_id` in the namespace of the node identity's UUID.
+std::string DerivedId(std::string_view original_id, std::string_view node_identity);
+
 //! The STIX namespace for deterministic SCO ids (§2.9).
 inline constexpr std::string_view kStixScoNamespace = "00abedb4-aa42-466c-9c01-fed23315a9b7";
 

@@ -142,4 +142,8 @@ void AppendJsonString(std::string& out, std::string_view s);
 //! Semantic equality of two JSON texts (member order ignored).
 bool JsonEqual(std::string_view a, std::string_view b);
 
+//! True when `property` is required on objects of `type` (common or type-specific,
+//! STIX 2.1 catalogue); false for custom types' own properties.
+bool IsRequiredProperty(std::string_view type, std::string_view property);
+
 }  // namespace tearline::stix

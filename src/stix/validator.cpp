@@ -3,6 +3,7 @@
 
 #include "stix/checker.h"
 #include "stix/json.h"
+#include "stix/schema.h"
 #include "stix/stix.h"
 
 namespace tearline::stix {
@@ -303,6 +304,14 @@ bool JsonEqual(std::string_view a, std::string_view b) {
   json::Error err;
   if (!json::Parse(pa, a, &ea, &err) || !json::Parse(pb, b, &eb, &err)) return false;
   return json::Equal(ea, eb);
+}
+
+bool IsRequiredProperty(std::string_view type, std::string_view property) {
+  if (property == "type" || property == "id") return true;
+  const schema::TypeSpec* spec = schema::FindType(type);
+  schema::Category cat = spec ? spec->category : schema::Category::kSdo;  // custom: the SDO common properties
+  auto info = schema::FindProperty(spec, cat, property);
+  return info.prop && info.prop->required;
 }
 
 }  // namespace tearline::stix

@@ -14,7 +14,8 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 4;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit
+constexpr int kSchemaVersion = 5;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+                                   // 5: object source and derived id, node meta, release history, checkpoints
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -34,11 +35,14 @@ CREATE TABLE IF NOT EXISTS objects(
   spec_version TEXT NOT NULL,
   date_added INTEGER NOT NULL,
   revoked INTEGER NOT NULL,
-  json TEXT NOT NULL
+  json TEXT NOT NULL,
+  source TEXT NOT NULL DEFAULT '',
+  derived_id TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
 CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
+CREATE INDEX IF NOT EXISTS objects_derived ON objects(coll, derived_id);
 CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS principals(
@@ -50,6 +54,11 @@ CREATE TABLE IF NOT EXISTS partners(
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
   version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS releases(
+  recipient TEXT NOT NULL, object_id TEXT NOT NULL, variant INTEGER NOT NULL, PRIMARY KEY(recipient, object_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints(
+  seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_us INTEGER NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audiences(
   collection TEXT PRIMARY KEY, partners TEXT NOT NULL, groups_ TEXT NOT NULL, default_tlp TEXT NOT NULL) WITHOUT ROWID;
 )sql";
@@ -91,7 +100,9 @@ class Stmt {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
   }
-  void Bind(int i, std::string_view v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); }
+  void Bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
+  }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
   std::string Text(int col) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
@@ -164,7 +175,8 @@ class SqliteStore final : public Store {
     if (version == 0) {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
-               "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit')");
+               "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit','meta',"
+               "'releases','checkpoints')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -172,14 +184,138 @@ class SqliteStore final : public Store {
     if (version < kSchemaVersion) {
       // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
+      if (version > 0 && version < 5) {
+        // 4 -> 5: objects gain source and derived_id (filled below, once the node identity exists).
+        const char* up = "ALTER TABLE objects ADD COLUMN source TEXT NOT NULL DEFAULT '';"
+                         "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';";
+        if (sqlite3_exec(db_, up, nullptr, nullptr, &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("upgrade schema", err);
+        }
+      }
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("create schema", err);
       }
+      if (auto st = EnsureNodeIdentity(); !st.ok()) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return st;
+      }
       std::string uv = "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT";
       if (sqlite3_exec(db_, uv.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("commit schema", err);
     }
+    Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
+    if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
+    node_identity_ = n.Text(0);
     return Status::Ok();
+  }
+
+  // Inside the schema transaction: the node's identity, and derived ids of rows stored before v5.
+  Status EnsureNodeIdentity() {
+    Stmt ins(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_identity', ?)");
+    std::string id = "identity--" + stix::NewUuid4();
+    ins.Bind(1, id);
+    if (sqlite3_step(ins.get()) != SQLITE_DONE) return Io("create node identity");
+    Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
+    if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
+    std::string node = n.Text(0);
+    Stmt sel(db_, "SELECT pk, id FROM objects WHERE derived_id=''");
+    Stmt upd(db_, "UPDATE objects SET derived_id=? WHERE pk=?");
+    std::vector<std::pair<int64_t, std::string>> rows;
+    while (sqlite3_step(sel.get()) == SQLITE_ROW) rows.emplace_back(sel.Int(0), sel.Text(1));
+    for (const auto& [pk, oid] : rows) {
+      std::string d = stix::DerivedId(oid, node);
+      upd.Reset();
+      upd.Bind(1, d);
+      upd.Bind(2, pk);
+      if (sqlite3_step(upd.get()) != SQLITE_DONE) return Io("fill derived ids");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> NodeIdentity() override { return node_identity_; }
+
+  Result<std::vector<StoredObject>> Latest(std::string_view collection, const std::vector<std::string>& ids) override {
+    std::vector<StoredObject> out;
+    if (ids.empty()) return out;
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<StoredObject>> {
+      Stmt& c = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
+      c.Reset();
+      c.Bind(1, collection);
+      int rc = sqlite3_step(c.get());
+      int64_t coll = rc == SQLITE_ROW ? c.Int(0) : -1;
+      sqlite3_reset(c.get());
+      if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? Status::NotFound("no collection") : Status::Io("find collection");
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects "
+                         "WHERE coll=? AND id=? ORDER BY version DESC LIMIT 1");
+      for (const auto& id : ids) {
+        s.Reset();
+        s.Bind(1, coll);
+        s.Bind(2, id);
+        rc = sqlite3_step(s.get());
+        if (rc == SQLITE_ROW) {
+          out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)});
+        }
+        sqlite3_reset(s.get());
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
+      }
+      return out;
+    });
+  }
+
+  Result<std::vector<std::pair<std::string, bool>>> Held(std::string_view recipient,
+                                                         const std::vector<std::string>& ids) override {
+    std::vector<std::pair<std::string, bool>> out;
+    if (ids.empty()) return out;
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts)
+                          -> Result<std::vector<std::pair<std::string, bool>>> {
+      Stmt& s = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
+      for (const auto& id : ids) {
+        s.Reset();
+        s.Bind(1, recipient);
+        s.Bind(2, id);
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_ROW) out.emplace_back(id, s.Int(0) != 0);
+        sqlite3_reset(s.get());
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("release history: ") + sqlite3_errmsg(db));
+      }
+      return out;
+    });
+  }
+
+  Result<std::pair<int64_t, std::string>> AuditHead() override {
+    std::lock_guard lock(mu_);
+    Stmt& last = Cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    last.Reset();
+    int rc = sqlite3_step(last.get());
+    std::pair<int64_t, std::string> head{0, audit::kGenesis};
+    if (rc == SQLITE_ROW) head = {last.Int(0), last.Text(1)};
+    sqlite3_reset(last.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
+    return head;
+  }
+
+  Status PutCheckpoint(const Checkpoint& c) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
+    s.Bind(1, c.seq);
+    s.Bind(2, c.hash);
+    s.Bind(3, c.time_us);
+    s.Bind(4, c.public_key);
+    s.Bind(5, c.signature);
+    if (Step(s) != SQLITE_DONE) return Io("store checkpoint");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Checkpoint>> ReadCheckpoints() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT seq, hash, time_us, public_key, signature FROM checkpoints ORDER BY seq");
+    std::vector<Checkpoint> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)});
+    if (rc != SQLITE_DONE) return Io("read checkpoints");
+    return out;
   }
 
   Result<CollectionInfo> EnsureCollection(std::string_view name, std::string_view title) override {
@@ -216,12 +352,13 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects) override {
+  Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
+                        std::string_view source) override {
     std::lock_guard lock(mu_);
     int64_t coll;
     if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin transaction");
-    auto result = PutLocked(coll, objects);
+    auto result = PutLocked(coll, objects, source);
     if (!result.ok()) {
       Exec("ROLLBACK");
       return result;
@@ -480,8 +617,8 @@ class SqliteStore final : public Store {
     });
   }
 
-  Status AppendAudit(std::vector<audit::Entry> entries) override {
-    if (entries.empty()) return Status::Ok();
+  Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases) override {
+    if (entries.empty() && releases.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
     auto fail = [&](const char* what) {
@@ -513,6 +650,15 @@ class SqliteStore final : public Store {
       ins.Bind(8, e.prev_hash);
       ins.Bind(9, e.hash);
       if (Step(ins) != SQLITE_DONE) return fail("append audit");
+    }
+    // The first form a recipient received stands (a recipient never gets both).
+    Stmt& rel = Cached("INSERT OR IGNORE INTO releases(recipient, object_id, variant) VALUES(?,?,?)");
+    for (const auto& r : releases) {
+      rel.Reset();
+      rel.Bind(1, r.recipient);
+      rel.Bind(2, r.object_id);
+      rel.Bind(3, int64_t{r.variant});
+      if (Step(rel) != SQLITE_DONE) return fail("record release");
     }
     if (!Exec("COMMIT")) return fail("commit audit");
     return Status::Ok();
@@ -602,7 +748,7 @@ class SqliteStore final : public Store {
     return Io("find collection");
   }
 
-  Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects) {
+  Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects, std::string_view source) {
     PutResult r;
     r.outcomes.reserve(objects.size());
     r.date_added.reserve(objects.size());
@@ -617,8 +763,8 @@ class SqliteStore final : public Store {
     // First arrival wins: INSERT OR IGNORE on the (coll, id, version) key; when it
     // inserted nothing, the stored version decides duplicate or conflict.
     Stmt& insert = Cached(
-        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json)"
-        " VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
+        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
@@ -634,6 +780,9 @@ class SqliteStore final : public Store {
       insert.Bind(7, added);
       insert.Bind(8, int64_t{o.revoked});
       insert.Bind(9, o.json);
+      insert.Bind(10, source);
+      std::string derived = stix::DerivedId(o.id, node_identity_);
+      insert.Bind(11, derived);
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
       if (sqlite3_changes(db_) == 0) {
         existing.Reset();
@@ -723,9 +872,15 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
-    std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added") +
+    std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : "") + " FROM objects o WHERE coll=? AND date_added>?";
-    if (!q.ids.empty()) AppendIn(sql, "id", q.ids.size());
+    if (!q.ids.empty()) {
+      // By id or by derived id: the (coll, id) and (coll, derived_id) indexes each serve one side.
+      AppendIn(sql, "(id", q.ids.size());
+      sql += " OR derived_id IN (";
+      for (size_t k = 0; k < q.ids.size(); ++k) sql += k ? ",?" : "?";
+      sql += "))";
+    }
     if (!q.types.empty()) AppendIn(sql, "type", q.types.size());
     const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
     if (!vf.all) {
@@ -751,6 +906,7 @@ class SqliteStore final : public Store {
     s.Bind(i++, coll);
     s.Bind(i++, after);
     for (const auto& v : q.ids) s.Bind(i++, v);
+    for (const auto& v : q.ids) s.Bind(i++, v);
     for (const auto& v : q.types) s.Bind(i++, v);
     if (!vf.all) {
       for (const auto& v : vf.versions) s.Bind(i++, v);
@@ -763,7 +919,7 @@ class SqliteStore final : public Store {
         break;
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
-                     with_json ? s.Text(6) : std::string()};
+                     with_json ? s.Text(7) : std::string(), s.Text(6)};
       page.objects.push_back(std::move(o));
     }
     sqlite3_reset(s.get());
@@ -779,6 +935,7 @@ class SqliteStore final : public Store {
   std::vector<std::unique_ptr<Reader>> readers_;
   std::atomic<size_t> next_reader_{0};
   int write_steps_ = 0;
+  std::string node_identity_;
 };
 
 }  // namespace

@@ -80,6 +80,7 @@ struct StoredObject {
   std::string spec_version;
   int64_t date_added = 0;   //!< microseconds
   std::string json;         //!< compact JSON as ingested
+  std::string source;       //!< identity of the partner it came from; empty: our own
 };
 
 struct Page {
@@ -129,6 +130,15 @@ struct Audience {
   std::string default_tlp = "amber";  //!< clear, green, amber, amber+strict, red
 };
 
+//! One object released to one recipient (the release history the Releaser reads).
+struct ReleaseRecord {
+  std::string recipient;   //!< partner identity
+  std::string object_id;   //!< the original id
+  bool variant = false;    //!< the tear-line variant (or a republished copy) was sent
+};
+
+using audit::Checkpoint;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -143,10 +153,25 @@ class Store {
 
   //! Stores a batch in one transaction: all outcomes are durable when this
   //! returns ok, and nothing of the batch is stored when it fails.
-  virtual Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects) = 0;
+  //! `source` is the partner identity the objects came from (empty: our own analysts).
+  virtual Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
+                                std::string_view source = {}) = 0;
+
+  //! This node's STIX identity id, created with the database (stable for its life).
+  virtual Result<std::string> NodeIdentity() = 0;
+
+  //! The last version of each of `ids` found in the collection (with JSON and source),
+  //! looked up by original id; ids not stored are absent from the result.
+  virtual Result<std::vector<StoredObject>> Latest(std::string_view collection, const std::vector<std::string>& ids) = 0;
+
+  //! What `recipient` has already received of `ids`: id -> variant? (absent: nothing).
+  virtual Result<std::vector<std::pair<std::string, bool>>> Held(std::string_view recipient,
+                                                                 const std::vector<std::string>& ids) = 0;
 
   //! One page of objects (full JSON), ordered by date_added ascending. The
   //! cursor is checked against the query: a cursor from another query is Invalid.
+  //! match[id] also matches the derived id of an object (its tear-line variant id,
+  //! stix::DerivedId with this node's identity); callers check which one was asked for.
   virtual Result<Page> Query(const store::Query& q) = 0;
 
   //! Like Query, without JSON bodies (TAXII manifests).
@@ -187,8 +212,13 @@ class Store {
   virtual Result<Audience> GetAudience(std::string_view collection) = 0;
 
   // ---- audit log of releases ----
-  //! Appends entries atomically, assigning seq, prev_hash and hash (the chain).
-  virtual Status AppendAudit(std::vector<audit::Entry> entries) = 0;
+  //! Appends entries atomically, assigning seq, prev_hash and hash (the chain), and
+  //! records `releases` in the release history in the same transaction.
+  virtual Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases = {}) = 0;
+  //! The newest audit entry's (seq, hash); (0, genesis) when empty.
+  virtual Result<std::pair<int64_t, std::string>> AuditHead() = 0;
+  virtual Status PutCheckpoint(const Checkpoint& c) = 0;
+  virtual Result<std::vector<Checkpoint>> ReadCheckpoints() = 0;
   //! Entries with seq > after, in order, at most `limit`.
   virtual Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) = 0;
   virtual Result<Token> GetToken(std::string_view id) = 0;  //!< NotFound if absent
