@@ -23,6 +23,7 @@ struct Decision {
   Outcome outcome = Outcome::kWithhold;
   std::string reason;               //!< for the audit log
   std::vector<std::string> strip;   //!< granular-marking selectors the recipient may not see
+  std::string object_id;            //!< the original id (set by Releaser::Release)
 };
 
 

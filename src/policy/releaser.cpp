@@ -5,10 +5,10 @@
 namespace tearline::policy {
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
-  if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection", {}};
-  if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}};
+  if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection", {}, {}};
+  if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}, {}};
   auto facts = ExtractFacts(object.json, object.source);
-  if (!facts) return {Outcome::kWithhold, "unreadable object", {}};
+  if (!facts) return {Outcome::kWithhold, "unreadable object", {}, {}};
   static const Audience kNobody;
   Held held = to.held ? to.held(object.id) : Held::kNothing;
   return DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
@@ -22,6 +22,7 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
   for (auto& o : objects) {
     Decision d = Decide(o, to);
     if (d.outcome == Outcome::kWithhold) continue;
+    d.object_id = o.id;
     if (to.partner) {
       bool as_variant = false;
       auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant);

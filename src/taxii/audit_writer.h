@@ -26,11 +26,14 @@ class AuditWriter {
   }
 
   //! Blocks until `entries` are committed (or the commit failed).
-  Status Append(std::vector<audit::Entry> entries) {
+  //! `releases` go into the release history in the same transaction.
+  Status Append(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases = {}) {
     if (entries.empty()) return Status::Ok();
     std::unique_lock lock(mu_);
     uint64_t ticket = ++submitted_;
     pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
+                             std::make_move_iterator(releases.end()));
     cv_.notify_all();
     done_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
     if (committed_ < ticket) return Status::Io("audit writer stopped");
@@ -45,9 +48,11 @@ class AuditWriter {
       if (pending_.empty() && stop_) return;
       std::vector<audit::Entry> batch;
       batch.swap(pending_);
+      std::vector<store::ReleaseRecord> releases;
+      releases.swap(pending_releases_);
       uint64_t upto = submitted_;
       lock.unlock();
-      Status st = store_.AppendAudit(std::move(batch));
+      Status st = store_.AppendAudit(std::move(batch), std::move(releases));
       lock.lock();
       committed_ = upto;
       if (!st.ok()) {
@@ -62,6 +67,7 @@ class AuditWriter {
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   std::vector<audit::Entry> pending_;
+  std::vector<store::ReleaseRecord> pending_releases_;
   uint64_t submitted_ = 0, committed_ = 0, failed_upto_ = 0;
   Status last_error_;
   bool stop_ = false;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <map>
+#include <set>
 
 #include "stix/stix.h"
 #include "taxii/taxii.h"
@@ -451,21 +452,32 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
   }
   policy::Recipient to{who.principal.name, can_read, partner ? &*partner : nullptr, &audience};
-  // Every object that leaves in a response is recorded in the hash-chained audit log.
-  // One entry per response: every object (id@modified, one per line) and the distinct reasons.
+  if (partner) {
+    auto node = store_.NodeIdentity();
+    to.node_identity = node.ok() ? *node : "";
+  }
+  const std::string recipient_name = who.principal.name + (partner ? "@" + partner->identity : "");
+  // Every object that leaves in a response is recorded in the hash-chained audit log, and
+  // (for partners) in the release history, in one transaction. One entry per response:
+  // every object ("id@modified", "as <variant id>" for variants: the link stays here) and the reasons.
   auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why) {
     if (objs.empty()) return Status::Ok();
     std::string ids, reasons;
+    std::vector<store::ReleaseRecord> history;
+    bool any_variant = false;
     for (size_t k = 0; k < objs.size(); ++k) {
-      ids += (k ? "\n" : "") + objs[k].id + "@" + objs[k].modified;
-      if (k < why.size() && reasons.find(why[k].reason) == std::string::npos) {
-        reasons += (reasons.empty() ? "" : "; ") + why[k].reason;
-      }
+      const policy::Decision* d = k < why.size() ? &why[k] : nullptr;
+      bool variant = d && d->outcome == policy::Outcome::kReleaseVariant;
+      std::string original = d && !d->object_id.empty() ? d->object_id : objs[k].id;
+      ids += (k ? "\n" : "") + original + "@" + objs[k].modified + (variant ? " as " + objs[k].id : "");
+      any_variant |= variant;
+      if (d && reasons.find(d->reason) == std::string::npos) reasons += (reasons.empty() ? "" : "; ") + d->reason;
+      if (partner) history.push_back({partner->identity, original, variant});
     }
-    std::string recipient = who.principal.name + (partner ? "@" + partner->identity : "");
     std::vector<audit::Entry> entries;
-    entries.push_back({0, NowMicros(), recipient, ids, std::to_string(objs.size()) + " objects", "release", reasons, "", ""});
-    return audit_->Append(std::move(entries));
+    entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(objs.size()) + " objects",
+                       any_variant ? "release-variant" : "release", reasons, "", ""});
+    return audit_->Append(std::move(entries), std::move(history));
   };
 
   // §5.2 Collection
@@ -529,13 +541,93 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     return Error(500, "Internal Server Error", "the store could not answer");
   };
 
+  // One page as the recipient receives it. Withheld objects leave no trace: the page is
+  // filled from further store pages until `limit` released objects (plus one to know
+  // whether there is more) are found, and `next` points after the last released object,
+  // so neither the count, nor `more`, nor a page boundary, nor a header reveals them.
+  // For a partner every object is rendered (variants, references) and, with match[id],
+  // only what the recipient knows by that id is returned.
+  struct Released {
+    std::vector<store::StoredObject> objects;
+    std::vector<policy::Decision> decisions;
+    bool more = false;
+    std::string next;
+  };
+  auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
+    Released out;
+    const size_t limit = query.limit;
+    const bool for_partner = partner.has_value();
+    const uint64_t fp = store::QueryFingerprint(query);
+    while (true) {
+      auto page = bodies || for_partner ? store_.Query(query) : store_.Manifest(query);
+      if (!page.ok()) return page.status();
+      std::vector<policy::Decision> why;
+      std::vector<store::StoredObject> objs;
+      if (for_partner) {
+        // Batch what the rules need: release history and the objects referred to.
+        std::vector<std::string> ids, refs;
+        std::set<std::string> seen;
+        for (const auto& o : page->objects) {
+          ids.push_back(o.id);
+          for (auto& r : policy::ReferencedIds(o.json)) {
+            if (seen.insert(r).second) refs.push_back(std::move(r));
+          }
+        }
+        std::vector<std::string> all = ids;
+        all.insert(all.end(), refs.begin(), refs.end());
+        std::unordered_map<std::string, policy::Held> held;
+        if (auto h = store_.Held(partner->identity, all); h.ok()) {
+          for (const auto& [id, variant] : *h) held[id] = variant ? policy::Held::kVariant : policy::Held::kOriginal;
+        } else {
+          return h.status();
+        }
+        policy::Recipient r = to;
+        r.held = [&held](std::string_view id) {
+          auto it = held.find(std::string(id));
+          return it == held.end() ? policy::Held::kNothing : it->second;
+        };
+        std::unordered_map<std::string, policy::RefForm> forms;
+        auto targets = store_.Latest(info.name, refs);
+        if (!targets.ok()) return targets.status();
+        for (const auto& t : *targets) {
+          auto d = releaser_.Decide(t, r);
+          forms[t.id] = d.outcome == policy::Outcome::kWithhold ? policy::RefForm::kWithheld
+                        : d.outcome == policy::Outcome::kReleaseVariant ? policy::RefForm::kVariant
+                                                                         : policy::RefForm::kOriginal;
+        }
+        r.resolve = [&forms](std::string_view id) {
+          auto it = forms.find(std::string(id));
+          return it == forms.end() ? policy::RefForm::kUnknown : it->second;
+        };
+        objs = releaser_.Release(std::move(page->objects), r, &why);
+      } else {
+        objs = releaser_.Release(std::move(page->objects), to, &why);
+      }
+      for (size_t k = 0; k < objs.size(); ++k) {
+        // match[id] names what the recipient knows: the original id or the variant id.
+        if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].id) == query.ids.end()) continue;
+        out.objects.push_back(std::move(objs[k]));
+        out.decisions.push_back(k < why.size() ? std::move(why[k]) : policy::Decision{});
+      }
+      if (out.objects.size() > limit || !page->more) break;
+      query.cursor = page->next;
+    }
+    if (out.objects.size() > limit) {
+      out.objects.resize(limit);
+      out.decisions.resize(limit);
+      out.more = true;
+      out.next = store::EncodeCursor(out.objects.back().date_added, fp);
+    }
+    return out;
+  };
+
   // §5.3 Manifest
   if (seg.size() == 4 && seg[3] == "manifest") {
     if (req.method != "GET") return method_not_allowed("GET");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
-    auto page = store_.Manifest(q);
+    auto page = release_page(q, false);
     if (!page.ok()) return page_error(page.status());
-    auto objs = releaser_.Release(std::move(page->objects), to);
+    const auto& objs = page->objects;
     std::string items;
     for (const auto& o : objs) {
       Json j;
@@ -585,7 +677,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         return Error(400, "Bad Request", msg);
       }
       int64_t request_time = NowMicros();
-      auto put = store_.Put(info.name, vr.objects);
+      // Objects a partner sends are remembered as its own: relaying them obeys its markings.
+      auto put = store_.Put(info.name, vr.objects, partner ? std::string_view(partner->identity) : std::string_view());
       if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
       if (watcher_ && watcher_->Watches(info.name)) {
         // Matching is best effort: the objects are stored and acknowledged either way.
@@ -622,6 +715,23 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         failures += (failures.empty() ? "" : ",") + j.Take();
         ++n_fail;
       }
+      {
+        // Ingest is audited: who sent which versions, and what became of them.
+        std::string ids;
+        for (size_t k = 0; k < vr.objects.size(); ++k) {
+          if (put->outcomes[k] != store::PutOutcome::kStored) continue;
+          ids += (ids.empty() ? "" : "\n") + vr.objects[k].id + "@" + vr.objects[k].modified;
+        }
+        std::vector<audit::Entry> entries;
+        entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(put->stored) + " objects", "ingest",
+                           "TAXII add objects to " + info.name + ": " + std::to_string(put->stored) + " stored, " +
+                               std::to_string(put->duplicates) + " duplicates, " + std::to_string(put->conflicts) +
+                               " conflicts, " + std::to_string(rejected.size()) + " rejected",
+                           "", ""});
+        if (!audit_->Append(std::move(entries)).ok()) {
+          return Error(500, "Internal Server Error", "the objects were stored but the ingest could not be audited");
+        }
+      }
       std::string status_id = stix::NewUuid4();
       Json s;
       s.Open().Str("id", status_id).Str("status", "complete").Str("request_timestamp", MicrosText(request_time))
@@ -638,11 +748,10 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
     if (req.method != "GET") return method_not_allowed("GET, POST");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
-    auto page = store_.Query(q);
+    auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
-    std::vector<policy::Decision> why;
-    auto objs = releaser_.Release(std::move(page->objects), to, &why);
-    if (!audit_release(objs, why).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
+    const auto& objs = page->objects;
+    if (!audit_release(objs, page->decisions).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
     std::string items;
     for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
     Json j;
@@ -674,12 +783,11 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
     if (req.method != "GET") return method_not_allowed("GET, DELETE");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
-    auto page = store_.Query(q);
+    auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
-    std::vector<policy::Decision> why;
-    auto objs = releaser_.Release(std::move(page->objects), to, &why);
+    const auto& objs = page->objects;
     if (objs.empty()) return Error(404, "Not Found", "no such object");
-    if (!audit_release(objs, why).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
+    if (!audit_release(objs, page->decisions).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
     std::string items;
     for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
     Json j;
@@ -697,9 +805,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
     q.versions = {};
     q.versions.all = true;
-    auto page = store_.Manifest(q);
+    auto page = release_page(q, false);
     if (!page.ok()) return page_error(page.status());
-    auto objs = releaser_.Release(std::move(page->objects), to);
+    const auto& objs = page->objects;
     if (objs.empty() && q.cursor.empty()) return Error(404, "Not Found", "no such object");
     std::vector<std::string> versions;
     for (const auto& o : objs) versions.push_back(o.modified.empty() ? MicrosText(o.date_added) : o.modified);
