@@ -3,6 +3,9 @@
 
 #include <filesystem>
 
+#include <sqlite3.h>
+
+#include "audit/audit.h"
 #include "stix/stix.h"
 #include "test_util.h"
 
@@ -362,8 +365,13 @@ TEST(CliPolicy, PartnersGroupsAndAudiences) {
   EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " " + south + " --name Southland --principal south", &out), 0) << out;
   EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " not-an-identity", &out), 2);
   EXPECT_EQ(RunCommand(Bin() + " partner add --db " + db + " " + south + " --channel half-open", &out), 2);
+  EXPECT_EQ(RunCommand(Bin() + " group member add --db " + db + " ct-europe " + south, &out), 2) << "groups are created first";
+  EXPECT_NE(out.find("tearline group add ct-europe"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group add --db " + db + " ct-europe --description 'European CT cooperation'", &out), 0) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group add --db " + db + " empty-group", &out), 0) << out;
   EXPECT_EQ(RunCommand(Bin() + " group member add --db " + db + " ct-europe " + south, &out), 0) << out;
   EXPECT_EQ(RunCommand(Bin() + " group list --db " + db, &out), 0);
+  EXPECT_NE(out.find("empty-group:"), std::string::npos) << out;
   EXPECT_NE(out.find("ct-europe: " + south), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Bin() + " collection share --db " + db + " demo --group ct-europe --default-tlp green", &out), 0) << out;
   EXPECT_EQ(RunCommand(Bin() + " collection share --db " + db + " nope --group ct-europe", &out), 2);
@@ -374,14 +382,123 @@ TEST(CliPolicy, PartnersGroupsAndAudiences) {
   EXPECT_NE(out.find("open -> suspended"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Bin() + " partner set-channel --db " + db + " " + south + " ajar", &out), 2);
   EXPECT_EQ(RunCommand(Bin() + " partner list --db " + db, &out), 0);
-  EXPECT_NE(out.find("channel=suspended  principals=south  groups=ct-europe"), std::string::npos) << out;
+  EXPECT_NE(out.find("channel=suspended  tier=0  principals=south  groups=ct-europe"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group remove --db " + db + " ct-europe", &out), 2) << "still in use";
+  EXPECT_NE(out.find("member " + south), std::string::npos) << out;
+  EXPECT_NE(out.find("collection demo"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Bin() + " group member remove --db " + db + " ct-europe " + south, &out), 0);
   EXPECT_EQ(RunCommand(Bin() + " group member remove --db " + db + " ct-europe " + south, &out), 2);
   EXPECT_EQ(RunCommand(Bin() + " collection unshare --db " + db + " demo --group ct-europe", &out), 0);
   EXPECT_NE(out.find("groups= default TLP green"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group remove --db " + db + " ct-europe", &out), 0) << out;
+  EXPECT_EQ(RunCommand(Bin() + " group remove --db " + db + " ct-europe", &out), 2);
   EXPECT_EQ(RunCommand(Bin() + " partner remove --db " + db + " " + south, &out), 0);
   EXPECT_EQ(RunCommand(Bin() + " partner remove --db " + db + " " + south, &out), 2);
+  // Every change above is in the audit log, and the chain with its checkpoints verifies.
+  EXPECT_EQ(RunCommand(Bin() + " audit list --db " + db + " --limit 100", &out), 0);
+  for (const char* kind : {" ingest ", " partner ", " group ", " audience ", " channel "}) {
+    EXPECT_NE(out.find(kind), std::string::npos) << kind << "\n" << out;
+  }
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + db, &out), 0) << out;
+  EXPECT_NE(out.find("signed checkpoints valid"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Bin() + " partner list --db " + tmp.path() + "/none.db", &out), 2);
+}
+
+// Rewrites the audit table through SQLite, recomputing every hash (what an attacker with
+// the database file could do): only the signed checkpoints can reveal it.
+void RewriteAuditWithValidHashes(const std::string& db) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  std::vector<audit::Entry> rows;
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(h, "SELECT seq,time_us,recipient,object_id,version,decision,reason FROM audit ORDER BY seq", -1, &s, nullptr);
+  auto text = [&](int c) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, c))); };
+  while (sqlite3_step(s) == SQLITE_ROW) {
+    rows.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), text(2), text(3), text(4), text(5), text(6)});
+  }
+  sqlite3_finalize(s);
+  rows[1].reason = "forged";
+  std::string prev = audit::kGenesis;
+  sqlite3_prepare_v2(h, "UPDATE audit SET reason=?, prev_hash=?, hash=? WHERE seq=?", -1, &s, nullptr);
+  for (auto& e : rows) {
+    e.prev_hash = prev;
+    e.hash = audit::EntryHash(e);
+    prev = e.hash;
+    sqlite3_reset(s);
+    sqlite3_bind_text(s, 1, e.reason.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, e.prev_hash.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, e.hash.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, e.seq);
+    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+}
+
+TEST(CliAudit, TamperingInEveryWayIsFoundAndPartnersVerifyTheirExport) {
+  TempDir tmp;
+  std::string db = tmp.path() + "/t.db", out;
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  ASSERT_EQ(RunCommand(Bin() + " import --db " + db + " --collection demo " + std::string(TEARLINE_SOURCE_DIR) +
+                           "/samples/northern-lantern.json", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " group add --db " + db + " ct-europe", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " partner add --db " + db + " " + south + " --name Southland --group ct-europe", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " partner set-channel --db " + db + " " + south + " restricted", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " collection share --db " + db + " demo --group ct-europe", &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " node key --db " + db, &out), 0) << out;
+  std::string key = out.substr(out.find(' ') + 1, 64);
+  ASSERT_EQ(key.size(), 64u) << out;
+  EXPECT_EQ(std::filesystem::status(db + ".key").permissions() & std::filesystem::perms::group_all,
+            std::filesystem::perms::none) << "the node key is 0600";
+  ASSERT_EQ(RunCommand(Bin() + " audit verify --db " + db + " --key " + key, &out), 0) << out;
+  EXPECT_NE(out.find("5 entries, chain intact, 5 signed checkpoints valid"), std::string::npos) << out;
+
+  // export --as shows what the partner would receive: GREEN on a restricted channel, no AMBER or RED.
+  ASSERT_EQ(RunCommand(Bin() + " export --db " + db + " --collection demo --as " + south, &out), 0) << out;
+  EXPECT_NE(out.find("\"type\":\"attack-pattern\""), std::string::npos);
+  EXPECT_EQ(out.find("\"type\":\"campaign\""), std::string::npos);
+  EXPECT_EQ(out.find("\"type\":\"note\""), std::string::npos);
+  EXPECT_EQ(RunCommand(Bin() + " export --db " + db + " --collection demo --as identity--00000000-0000-4000-8000-00000000dead", &out), 2);
+
+  // The partner's export verifies with the public key alone; a changed byte or another key fails.
+  std::string exported = tmp.path() + "/south.audit.jsonl";
+  ASSERT_EQ(RunCommand(Bin() + " audit export --db " + db + " --for " + south + " --out " + exported, &out), 0) << out;
+  ASSERT_EQ(RunCommand(Bin() + " audit verify --file " + exported + " --key " + key, &out), 0) << out;
+  EXPECT_NE(out.find("entries about you"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --file " + exported + " --key " + std::string(64, '1'), &out), 1) << out;
+  ASSERT_EQ(RunCommand("sed -i 's/restricted/open/' " + exported, &out), 0);
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --file " + exported + " --key " + key, &out), 1) << out;
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --file " + exported, &out), 2) << "the key is required";
+
+  // Four ways to tamper with the database file, each on a fresh copy; verify names the entry.
+  struct Tamper {
+    const char* what;
+    std::string sql;
+    std::string expect;
+  };
+  const Tamper tampers[] = {
+      {"changed", "UPDATE audit SET reason='nothing happened' WHERE seq=3", "entry 3: content does not match its hash"},
+      {"removed", "DELETE FROM audit WHERE seq=3", "entry 4: sequence gap: entry 3 is missing"},
+      {"inserted", "UPDATE audit SET seq=seq+100 WHERE seq>=3; UPDATE audit SET seq=seq-99 WHERE seq>=100; "
+                   "INSERT INTO audit SELECT 3,time_us,'cli:mallory',object_id,version,decision,reason,prev_hash,hash FROM audit WHERE seq=2",
+       "entry 3: does not link to the previous entry"},
+      {"reordered", "UPDATE audit SET seq=-1 WHERE seq=2; UPDATE audit SET seq=2 WHERE seq=3; UPDATE audit SET seq=3 WHERE seq=-1",
+       "entry 2: does not link to the previous entry"},
+  };
+  for (const auto& t : tampers) {
+    std::string copy = tmp.path() + "/" + t.what + ".db";
+    std::filesystem::copy_file(db, copy);
+    std::filesystem::copy_file(db + ".key", copy + ".key");
+    ASSERT_EQ(RunCommand("sqlite3 " + copy + " \"" + t.sql + "\"", &out), 0) << t.what << out;
+    EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << t.what << out;
+    EXPECT_NE(out.find(t.expect), std::string::npos) << t.what << ": " << out;
+  }
+  // A rewrite that recomputes every hash is caught by the signed checkpoints.
+  std::string copy = tmp.path() + "/rewritten.db";
+  std::filesystem::copy_file(db, copy);
+  RewriteAuditWithValidHashes(copy);
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << out;
+  EXPECT_NE(out.find("differs from the signed checkpoint"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 #include "audit/audit.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace tearline::audit {
 namespace {
@@ -44,6 +47,81 @@ TEST(Audit, TamperingIsFound) {
   Entry a{1, 1, "ab", "c"}, b{1, 1, "a", "bc"};
   a.prev_hash = b.prev_hash = kGenesis;
   EXPECT_NE(EntryHash(a), EntryHash(b));
+}
+
+std::vector<Entry> Rehash(std::vector<Entry> c) {
+  std::string prev = kGenesis;
+  for (auto& e : c) {
+    e.prev_hash = prev;
+    e.hash = EntryHash(e);
+    prev = e.hash;
+  }
+  return c;
+}
+
+TEST(Audit, SignedCheckpointsCatchARewrittenChain) {
+  std::string dir = ::testing::TempDir();
+  std::string path = dir + "/tearline-audit-test-" + std::to_string(::getpid()) + ".key";
+  std::remove(path.c_str());
+  std::string err;
+  auto key = LoadOrCreateKey(path, &err);
+  ASSERT_TRUE(key) << err;
+  auto again = LoadOrCreateKey(path, &err);
+  ASSERT_TRUE(again) << err;
+  EXPECT_EQ(again->public_hex, key->public_hex) << "the key is kept";
+  auto chain = Chain(6);
+  std::vector<Checkpoint> cps = {MakeCheckpoint(*key, 3, chain[2].hash, 1), MakeCheckpoint(*key, 6, chain[5].hash, 2)};
+  auto ok = Verify(chain, cps, key->public_hex);
+  EXPECT_TRUE(ok.ok) << ok.message;
+  EXPECT_EQ(ok.checkpoints, 2);
+  EXPECT_EQ(ok.unsigned_tail, 0);
+  // Whoever rewrites an entry and recomputes every hash is caught by the signature.
+  auto forged = chain;
+  forged[1].recipient = "nobody";
+  forged = Rehash(forged);
+  EXPECT_TRUE(Verify(forged).ok) << "without checkpoints a full rewrite is invisible";
+  auto r = Verify(forged, cps, key->public_hex);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.first_bad_seq, 3);
+  EXPECT_NE(r.message.find("signed checkpoint"), std::string::npos) << r.message;
+  // Truncating below a checkpoint is caught too.
+  auto cut = chain;
+  cut.resize(4);
+  EXPECT_FALSE(Verify(cut, cps, key->public_hex).ok);
+  // A checkpoint from another key, or a bad signature.
+  EXPECT_FALSE(Verify(chain, cps, std::string(64, 'a')).ok);
+  auto bad = cps;
+  bad[0].signature[0] = bad[0].signature[0] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(Verify(chain, bad).ok);
+  std::remove(path.c_str());
+}
+
+TEST(Audit, PartnerExportVerifiesWithThePublicKeyAlone) {
+  std::string path = ::testing::TempDir() + "/tearline-audit-export-" + std::to_string(::getpid()) + ".key";
+  std::remove(path.c_str());
+  std::string err;
+  auto key = LoadOrCreateKey(path, &err);
+  ASSERT_TRUE(key) << err;
+  auto chain = Chain(5);
+  chain[1].recipient = "south@identity--s";
+  chain[3].recipient = "south@identity--s";
+  chain = Rehash(chain);
+  std::vector<Checkpoint> cps = {MakeCheckpoint(*key, 5, chain[4].hash, 1)};
+  auto lines = ExportFor(chain, cps, "identity--s");
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_TRUE(lines[1].full);
+  EXPECT_FALSE(lines[0].full);
+  std::string text = ExportToJsonLines(lines, cps);
+  EXPECT_EQ(text.find("analyst@identity--x"), std::string::npos) << "other recipients are only digests";
+  std::vector<ExportLine> parsed;
+  std::vector<Checkpoint> parsed_cps;
+  ASSERT_TRUE(ParseExport(text, &parsed, &parsed_cps, &err)) << err;
+  auto r = VerifyExport(parsed, parsed_cps, key->public_hex);
+  EXPECT_TRUE(r.ok) << r.message;
+  parsed[1].entry.reason = "changed";
+  EXPECT_FALSE(VerifyExport(parsed, parsed_cps, key->public_hex).ok);
+  EXPECT_FALSE(ParseExport("{\"entry\":{\"seq\":\"x\"}}\n", &parsed, &parsed_cps, &err));
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -38,6 +38,10 @@ struct Options {
   std::string observations;
   std::string identity;
   std::string into;
+  std::string as_partner;   //!< export --as
+  std::string key;          //!< audit verify --key
+  std::string file;         //!< audit verify --file
+  std::string out;          //!< audit export --out
 };
 
 stix::Form FormFor(const std::string& format, const std::string& path) {
@@ -149,6 +153,14 @@ int Import(const Options& o) {
     std::fprintf(stderr, "total: %zu stored, %zu duplicates, %zu conflicts, %zu rejected\n", stored, dups, conflicts,
                  rejected);
   }
+  std::string files;
+  for (const auto& f : o.files) files += (files.empty() ? "" : ", ") + f;
+  if (stored > 0 && !AuditChange(st, o.db, "ingest", o.collection,
+                                 "import of " + files + ": " + std::to_string(stored) + " stored, " +
+                                     std::to_string(dups) + " duplicates, " + std::to_string(conflicts) +
+                                     " conflicts, " + std::to_string(rejected) + " rejected")) {
+    return 2;
+  }
   return any_io ? 2 : any_rejected ? 1 : 0;
 }
 
@@ -173,12 +185,35 @@ int Export(const Options& o) {
   std::string out = "{\"type\":\"bundle\",\"id\":\"bundle--" + stix::NewUuid4() + "\"";
   bool first = true;
   // The operator exporting locally is a reader of everything, but the objects still pass the Releaser.
+  // With --as PARTNER: exactly what that partner would receive (nothing is recorded as sent).
   policy::Releaser releaser;
-  policy::Recipient operator_recipient{"cli-export", true};
+  policy::Recipient to{"cli-export", true};
+  std::optional<policy::PartnerRecipient> partner;
+  policy::Audience audience;
+  if (!o.as_partner.empty()) {
+    auto p = (*db)->GetPartner(o.as_partner);
+    if (!p.ok()) return Fail(p.status().message());
+    auto a = (*db)->GetAudience(o.collection);
+    if (!a.ok()) return Fail(a.status().message());
+    auto c = (*db)->GetCollection(o.collection);
+    if (c.ok()) {
+      if (auto a2 = (*db)->GetAudience(c->name); a2.ok()) a = a2;
+    }
+    partner = policy::ToRecipient(*p);
+    audience = policy::ToAudience(*a);
+    to.principal = "cli-export-as";
+    to.partner = &*partner;
+    to.audience = &audience;
+    auto node = (*db)->NodeIdentity();
+    if (!node.ok()) return Fail(node.status().message());
+    to.node_identity = *node;
+  }
   while (true) {
     auto page = (*db)->Query(q);
     if (!page.ok()) return Fail(page.status().message());
-    for (const auto& obj : releaser.Release(std::move(page->objects), operator_recipient)) {
+    auto released = releaser.ReleaseFrom(**db, o.collection, std::move(page->objects), to);
+    if (!released.ok()) return Fail(released.status().message());
+    for (const auto& obj : *released) {
       out += first ? ",\"objects\":[" : ",";
       first = false;
       out += obj.json;
@@ -372,30 +407,101 @@ int Match(const Options& o) {
   return ok ? 0 : 2;
 }
 
-int AuditCmd(const Options& o, bool verify, size_t limit) {
-  auto db = OpenDb(o.db, false);
-  if (!db.ok()) return Fail(db.status().message());
+Result<std::vector<audit::Entry>> ReadWholeAudit(store::Store& db) {
   std::vector<audit::Entry> all;
   int64_t after = 0;
   while (true) {
-    auto page = (*db)->ReadAudit(after, 10000);
-    if (!page.ok()) return Fail(page.status().message());
+    auto page = db.ReadAudit(after, 10000);
+    if (!page.ok()) return page.status();
     if (page->empty()) break;
     after = page->back().seq;
     all.insert(all.end(), page->begin(), page->end());
   }
-  if (verify) {
-    auto r = audit::Verify(all);
-    std::printf("%s\n", r.message.c_str());
+  return all;
+}
+
+// audit verify: the node's own log (--db), or a partner's export (--file) with the node's key (--key).
+int AuditVerify(const Options& o) {
+  if (!o.file.empty()) {
+    if (o.key.empty()) return Fail("verifying an export needs the node's public key: --key HEX");
+    auto text = ReadInput(o.file, size_t{1} << 30);
+    if (!text.ok()) return Fail(text.status().message());
+    std::vector<audit::ExportLine> lines;
+    std::vector<audit::Checkpoint> cps;
+    std::string err;
+    if (!audit::ParseExport(*text, &lines, &cps, &err)) return Fail(o.file + ": " + err);
+    auto r = audit::VerifyExport(lines, cps, o.key);
+    size_t own = std::count_if(lines.begin(), lines.end(), [](const audit::ExportLine& l) { return l.full; });
+    std::printf("%s (%zu entries about you)\n", r.message.c_str(), own);
     return r.ok ? 0 : 1;
   }
-  size_t start = all.size() > limit ? all.size() - limit : 0;
-  for (size_t i = start; i < all.size(); ++i) {
-    const auto& e = all[i];
+  if (o.db.empty()) return Fail("give --db DATABASE (or --file EXPORT --key HEX)");
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto all = ReadWholeAudit(**db);
+  if (!all.ok()) return Fail(all.status().message());
+  auto cps = (*db)->ReadCheckpoints();
+  if (!cps.ok()) return Fail(cps.status().message());
+  auto r = audit::Verify(*all, *cps, o.key);
+  std::printf("%s\n", r.message.c_str());
+  return r.ok ? 0 : 1;
+}
+
+int AuditList(const Options& o, size_t limit) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto all = ReadWholeAudit(**db);
+  if (!all.ok()) return Fail(all.status().message());
+  size_t start = all->size() > limit ? all->size() - limit : 0;
+  for (size_t i = start; i < all->size(); ++i) {
+    const auto& e = (*all)[i];
     std::printf("%lld %s %s %s %s %s (%s) %s\n", static_cast<long long>(e.seq), FormatMicros(e.time_us).c_str(),
                 e.recipient.c_str(), e.object_id.c_str(), e.version.c_str(), e.decision.c_str(), e.reason.c_str(),
                 e.hash.substr(0, 16).c_str());
   }
+  return 0;
+}
+
+// audit export --for PARTNER: its entries in full, the rest as digests, up to a fresh signed checkpoint.
+int AuditExport(const Options& o) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto p = (*db)->GetPartner(o.as_partner); !p.ok()) return Fail(p.status().message());
+  std::string err;
+  auto key = audit::LoadOrCreateKey(store::NodeKeyPath(o.db), &err);
+  if (!key) return Fail(err);
+  if (auto cp = store::WriteCheckpoint(**db, *key); !cp.ok()) return Fail(cp.status().message());
+  auto all = ReadWholeAudit(**db);
+  if (!all.ok()) return Fail(all.status().message());
+  auto cps = (*db)->ReadCheckpoints();
+  if (!cps.ok()) return Fail(cps.status().message());
+  auto lines = audit::ExportFor(*all, *cps, o.as_partner);
+  std::string text = audit::ExportToJsonLines(lines, *cps);
+  if (o.out.empty() || o.out == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    FILE* f = std::fopen(o.out.c_str(), "w");
+    if (!f) return Fail("cannot write " + o.out);
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    ok &= std::fclose(f) == 0;
+    if (!ok) return Fail("cannot write " + o.out);
+  }
+  size_t own = std::count_if(lines.begin(), lines.end(), [](const audit::ExportLine& l) { return l.full; });
+  std::fprintf(stderr, "%zu entries about %s, %zu as digests; verify with: tearline audit verify --file F --key %s\n",
+               own, o.as_partner.c_str(), lines.size() - own, key->public_hex.c_str());
+  return 0;
+}
+
+// node key: this node's identity and public key (exchanged out of band with partners).
+int NodeKey(const Options& o) {
+  auto db = OpenDb(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  std::string err;
+  auto key = audit::LoadOrCreateKey(store::NodeKeyPath(o.db), &err);
+  if (!key) return Fail(err);
+  auto id = (*db)->NodeIdentity();
+  if (!id.ok()) return Fail(id.status().message());
+  std::printf("%s %s\n", id->c_str(), key->public_hex.c_str());
   return 0;
 }
 
@@ -444,6 +550,7 @@ int Run(int argc, char** argv) {
   exp->add_option("--collection", o.collection, "collection name or TAXII id")->required();
   exp->add_option("--type", o.types, "only objects of this type (repeatable)");
   exp->add_option("--added-after", o.added_after, "only versions added after this RFC 3339 timestamp");
+  exp->add_option("--as", o.as_partner, "show what this partner (identity id) would receive: same rules as TAXII");
   exp->add_option("--version", o.version, "all, first or last (default) version of each object")
       ->check(CLI::IsMember({"all", "first", "last"}));
 
@@ -504,8 +611,19 @@ int Run(int argc, char** argv) {
   size_t audit_limit = 50;
   auto* aud = app.add_subcommand("audit", "The hash-chained log of every release");
   aud->require_subcommand(1);
-  auto* av = aud->add_subcommand("verify", "Check the chain: exit 0 intact, 1 broken (names the first bad entry)");
-  av->add_option("--db", o.db, "SQLite database")->required();
+  auto* av = aud->add_subcommand("verify",
+                                 "Check the chain and its signed checkpoints: exit 0 intact, 1 broken (names the entry)");
+  av->add_option("--db", o.db, "SQLite database");
+  av->add_option("--key", o.key, "the node's public key (hex): checkpoints must be signed by it");
+  av->add_option("--file", o.file, "verify an export (from `audit export --for`) instead of a database");
+  auto* ae = aud->add_subcommand("export", "The entries about one partner, verifiable with the node's public key");
+  ae->add_option("--db", o.db, "SQLite database")->required();
+  ae->add_option("--for", o.as_partner, "partner identity id")->required();
+  ae->add_option("--out", o.out, "file to write (default: standard output)");
+  auto* node = app.add_subcommand("node", "This node");
+  node->require_subcommand(1);
+  auto* nk = node->add_subcommand("key", "Print the node's identity and Ed25519 public key (hex)");
+  nk->add_option("--db", o.db, "SQLite database")->required();
   auto* al = aud->add_subcommand("list", "Show the latest entries");
   al->add_option("--db", o.db, "SQLite database")->required();
   al->add_option("--limit", audit_limit, "how many (default 50)");
@@ -519,7 +637,8 @@ int Run(int argc, char** argv) {
   pa->add_option("--name", pol.name, "display name");
   pa->add_option("--channel", pol.channel, "open (default), restricted, suspended or closed");
   pa->add_option("--principal", pol.principals, "TAXII principals acting for it")->delimiter(',');
-  pa->add_option("--group", pol.groups, "trust groups it belongs to")->delimiter(',');
+  pa->add_option("--group", pol.groups, "trust groups it belongs to (created with `group add`)")->delimiter(',');
+  pa->add_option("--tier", pol.tier, "trust tier 0..1000 (default 0, or unchanged): originals of sanitized objects need tier >= min_full_tier");
   auto* pl = partner->add_subcommand("list", "List partners");
   pl->add_option("--db", pol.db, "SQLite database")->required();
   auto* ps = partner->add_subcommand("show", "Show a partner and the collections shared with it");
@@ -536,6 +655,13 @@ int Run(int argc, char** argv) {
   group->require_subcommand(1);
   auto* gl = group->add_subcommand("list", "List trust groups and members");
   gl->add_option("--db", pol.db, "SQLite database")->required();
+  auto* gadd = group->add_subcommand("add", "Create a trust group");
+  gadd->add_option("--db", pol.db, "SQLite database")->required();
+  gadd->add_option("GROUP", pol.name, "group name")->required();
+  gadd->add_option("--description", pol.description, "what the group is");
+  auto* grem = group->add_subcommand("remove", "Remove a trust group (refused while partners or collections use it)");
+  grem->add_option("--db", pol.db, "SQLite database")->required();
+  grem->add_option("GROUP", pol.name, "group name")->required();
   auto* gm = group->add_subcommand("member", "Add or remove a member");
   gm->require_subcommand(1);
   auto* gma = gm->add_subcommand("add", "Add a partner to a group");
@@ -575,8 +701,12 @@ int Run(int argc, char** argv) {
   if (serve->parsed()) return Serve(config_path);
   if (match->parsed()) return Match(o);
   if (corr->parsed()) return Correlations(o);
-  if (av->parsed()) return AuditCmd(o, true, 0);
-  if (al->parsed()) return AuditCmd(o, false, audit_limit);
+  if (av->parsed()) return AuditVerify(o);
+  if (al->parsed()) return AuditList(o, audit_limit);
+  if (ae->parsed()) return AuditExport(o);
+  if (nk->parsed()) return NodeKey(o);
+  if (gadd->parsed()) return GroupAdd(pol);
+  if (grem->parsed()) return GroupRemove(pol);
   if (pa->parsed()) return PartnerAdd(pol);
   if (pl->parsed()) return PartnerList(pol);
   if (ps->parsed()) return PartnerShow(pol);

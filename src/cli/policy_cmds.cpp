@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <cstdlib>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 #include "stix/stix.h"
@@ -35,20 +38,73 @@ std::string Join(const std::vector<std::string>& v) {
 }
 
 void Print(const store::Partner& p) {
-  std::printf("%s  name=\"%s\"  channel=%s  principals=%s  groups=%s\n", p.identity.c_str(), p.name.c_str(),
-              p.channel.c_str(), Join(p.principals).c_str(), Join(p.groups).c_str());
+  std::printf("%s  name=\"%s\"  channel=%s  tier=%d  principals=%s  groups=%s\n", p.identity.c_str(), p.name.c_str(),
+              p.channel.c_str(), p.tier, Join(p.principals).c_str(), Join(p.groups).c_str());
+}
+
+std::string Operator() {
+  const char* u = std::getenv("USER");
+  if (u && *u) return std::string("cli:") + u;
+  struct passwd* pw = getpwuid(getuid());
+  return std::string("cli:") + (pw ? pw->pw_name : std::to_string(getuid()));
+}
+
+// Groups named must exist (a typo must not create a group nobody shares with).
+bool GroupsExist(store::Store& db, const std::vector<std::string>& names, std::string* missing) {
+  auto groups = db.ListGroups();
+  if (!groups.ok()) {
+    *missing = groups.status().message();
+    return false;
+  }
+  for (const auto& n : names) {
+    bool found = std::any_of(groups->begin(), groups->end(), [&](const store::Group& g) { return g.name == n; });
+    if (!found) {
+      *missing = "no trust group \"" + n + "\": create it with `tearline group add " + n + "`";
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
+
+bool AuditChange(store::Store& db, const std::string& db_path, const std::string& kind, const std::string& subject,
+                 const std::string& what) {
+  std::vector<audit::Entry> e;
+  e.push_back({0, stix::NowMicros(), Operator(), subject, "", kind, what, "", ""});
+  if (auto st = db.AppendAudit(std::move(e)); !st.ok()) {
+    std::fprintf(stderr, "tearline: the change was made but could not be audited: %s\n", st.message().c_str());
+    return false;
+  }
+  std::string err;
+  auto key = audit::LoadOrCreateKey(store::NodeKeyPath(db_path), &err);
+  if (!key) {
+    std::fprintf(stderr, "tearline: no audit checkpoint: %s\n", err.c_str());
+    return false;
+  }
+  if (auto cp = store::WriteCheckpoint(db, *key); !cp.ok()) {
+    std::fprintf(stderr, "tearline: no audit checkpoint: %s\n", cp.status().message().c_str());
+    return false;
+  }
+  return true;
+}
 
 int PartnerAdd(const PolicyOptions& o) {
   if (!ValidIdentity(o.identity)) return Fail("the partner must be a STIX identity id (identity--<uuid>)");
   std::string channel = o.channel.empty() ? "open" : o.channel;
   if (!policy::ParseChannel(channel)) return Fail("--channel must be open, restricted, suspended or closed");
+  if (o.tier < -1 || o.tier > 1000) return Fail("--tier must be 0..1000");
   auto db = Open(o.db, true);
   if (!db.ok()) return Fail(db.status().message());
-  store::Partner p{o.identity, o.name.empty() ? o.identity : o.name, channel, o.principals, o.groups};
+  std::string missing;
+  if (!GroupsExist(**db, o.groups, &missing)) return Fail(missing);
+  auto before = (*db)->GetPartner(o.identity);
+  int tier = o.tier >= 0 ? o.tier : before.ok() ? before->tier : 0;
+  store::Partner p{o.identity, o.name.empty() ? o.identity : o.name, channel, o.principals, o.groups, tier};
   if (auto st = (*db)->PutPartner(p); !st.ok()) return Fail(st.message());
+  std::string what = std::string(before.ok() ? "updated" : "added") + ": name=" + p.name + " channel=" + p.channel +
+                     " tier=" + std::to_string(p.tier) + " principals=" + Join(p.principals) + " groups=" + Join(p.groups);
+  if (!AuditChange(**db, o.db, "partner", o.identity, what)) return 2;
   Print(p);
   return 0;
 }
@@ -95,6 +151,7 @@ int PartnerSetChannel(const PolicyOptions& o) {
   std::string before = p->channel;
   p->channel = o.channel;
   if (auto st = (*db)->PutPartner(*p); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "channel", o.identity, before + " -> " + o.channel)) return 2;
   std::printf("%s: channel %s -> %s (applies to the next request)\n", o.identity.c_str(), before.c_str(), o.channel.c_str());
   return 0;
 }
@@ -103,6 +160,7 @@ int PartnerRemove(const PolicyOptions& o) {
   auto db = Open(o.db, false);
   if (!db.ok()) return Fail(db.status().message());
   if (auto st = (*db)->RemovePartner(o.identity); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "partner", o.identity, "removed")) return 2;
   std::printf("partner %s removed\n", o.identity.c_str());
   return 0;
 }
@@ -112,12 +170,15 @@ int GroupMember(const PolicyOptions& o, bool add) {
   if (!db.ok()) return Fail(db.status().message());
   auto p = (*db)->GetPartner(o.identity);
   if (!p.ok()) return Fail(p.status().message());
+  std::string missing;
+  if (add && !GroupsExist(**db, {o.name}, &missing)) return Fail(missing);
   auto& g = p->groups;
   bool present = std::count(g.begin(), g.end(), o.name) > 0;
   if (add && !present) g.push_back(o.name);
   if (!add && !present) return Fail(o.identity + " is not a member of " + o.name);
   if (!add) g.erase(std::remove(g.begin(), g.end(), o.name), g.end());
   if (auto st = (*db)->PutPartner(*p); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "group", o.identity, std::string(add ? "joined " : "left ") + o.name)) return 2;
   std::printf("group %s: %s %s\n", o.name.c_str(), add ? "added" : "removed", o.identity.c_str());
   return 0;
 }
@@ -128,6 +189,9 @@ int GroupList(const PolicyOptions& o) {
   auto list = (*db)->ListPartners();
   if (!list.ok()) return Fail(list.status().message());
   std::map<std::string, std::set<std::string>> groups;
+  if (auto all = (*db)->ListGroups(); all.ok()) {
+    for (const auto& g : *all) groups[g.name];
+  }
   for (const auto& p : *list) {
     for (const auto& g : p.groups) groups[g].insert(p.identity);
   }
@@ -136,6 +200,41 @@ int GroupList(const PolicyOptions& o) {
     for (const auto& m : members) std::printf(" %s", m.c_str());
     std::printf("\n");
   }
+  return 0;
+}
+
+int GroupAdd(const PolicyOptions& o) {
+  if (o.name.empty() || o.name.size() > 100 || o.name.find_first_of(",\n") != std::string::npos) {
+    return Fail("a group name is 1-100 characters, without commas or newlines");
+  }
+  auto db = Open(o.db, true);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto st = (*db)->PutGroup({o.name, o.description}); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "group", o.name, "created: " + o.description)) return 2;
+  std::printf("group %s created\n", o.name.c_str());
+  return 0;
+}
+
+int GroupRemove(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  // A group still in use is not removed silently: members and audiences would change meaning.
+  std::vector<std::string> uses;
+  if (auto partners = (*db)->ListPartners(); partners.ok()) {
+    for (const auto& p : *partners) {
+      if (std::count(p.groups.begin(), p.groups.end(), o.name)) uses.push_back("member " + p.identity);
+    }
+  }
+  if (auto colls = (*db)->ListCollections(); colls.ok()) {
+    for (const auto& c : *colls) {
+      auto a = (*db)->GetAudience(c.name);
+      if (a.ok() && std::count(a->groups.begin(), a->groups.end(), o.name)) uses.push_back("collection " + c.name);
+    }
+  }
+  if (!uses.empty()) return Fail("group " + o.name + " is still in use (" + Join(uses) + "); remove those first");
+  if (auto st = (*db)->RemoveGroup(o.name); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "group", o.name, "removed")) return 2;
+  std::printf("group %s removed\n", o.name.c_str());
   return 0;
 }
 
@@ -160,7 +259,15 @@ int CollectionShare(const PolicyOptions& o, bool share) {
   apply(a->partners, o.partner);
   apply(a->groups, o.group);
   if (!o.default_tlp.empty()) a->default_tlp = o.default_tlp;
+  if (!o.group.empty() && share) {
+    std::string missing;
+    if (!GroupsExist(**db, {o.group}, &missing)) return Fail(missing);
+  }
   if (auto st = (*db)->PutAudience(*a); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "audience", o.name,
+                   "partners=" + Join(a->partners) + " groups=" + Join(a->groups) + " default_tlp=" + a->default_tlp)) {
+    return 2;
+  }
   std::printf("collection %s: partners=%s groups=%s default TLP %s\n", o.name.c_str(), Join(a->partners).c_str(),
               Join(a->groups).c_str(), a->default_tlp.c_str());
   return 0;

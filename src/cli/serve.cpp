@@ -1,4 +1,5 @@
 #include "cli/serve.h"
+#include "cli/policy_cmds.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -100,6 +101,7 @@ int Serve(const std::string& path) {
     }
   };
   taxii::Service service(c, **store, releaser, &metrics);
+  if (!service.startup_error().empty()) return Fail(service.startup_error());
   auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
   if (!server.ok()) return Fail(server.status().message());
   std::string scheme = c.tls_cert.empty() ? "http" : "https";
@@ -125,6 +127,13 @@ int PrincipalAdd(const PrincipalOptions& o) {
   }
   store::Principal p{o.name, password.empty() ? "" : taxii::HashSecret(password), o.read, o.write};
   if (auto st = (*store)->PutPrincipal(p); !st.ok()) return Fail(st.message());
+  std::string r, w;
+  for (const auto& x : o.read) r += (r.empty() ? "" : ",") + x;
+  for (const auto& x : o.write) w += (w.empty() ? "" : ",") + x;
+  if (!AuditChange(**store, o.db, "principal", o.name, "set: read=" + r + " write=" + w +
+                                                           (password.empty() ? "" : " password set"))) {
+    return 2;
+  }
   std::printf("principal %s: read [%zu], write [%zu]%s\n", o.name.c_str(), o.read.size(), o.write.size(),
               password.empty() ? ", no password (use a token)" : ", password set");
   return 0;
@@ -150,6 +159,7 @@ int PrincipalRemove(const PrincipalOptions& o) {
   if (!store.ok()) return Fail(store.status().message());
   auto st = (*store)->RemovePrincipal(o.name);
   if (!st.ok()) return Fail(st.message());
+  if (!AuditChange(**store, o.db, "principal", o.name, "removed (with its tokens)")) return 2;
   std::printf("principal %s removed (with its tokens)\n", o.name.c_str());
   return 0;
 }
@@ -159,6 +169,8 @@ int PrincipalToken(const PrincipalOptions& o) {
   if (!store.ok()) return Fail(store.status().message());
   auto t = taxii::IssueToken(**store, o.name);
   if (!t.ok()) return Fail(t.status().message());
+  // The token id (before the dot) is recorded, never the secret.
+  if (!AuditChange(**store, o.db, "principal", o.name, "token issued: " + t->substr(0, t->find('.')))) return 2;
   std::printf("%s\n", t->c_str());
   return 0;
 }

@@ -169,6 +169,14 @@ class Releaser {
   std::vector<store::StoredObject> Release(std::vector<store::StoredObject> objects, const Recipient& to,
                                            std::vector<Decision>* decisions = nullptr) const;
 
+  //! Release() for objects read from `collection` of `store`: for a partner it first
+  //! reads, in batches, what the rules need (the partner's release history for the
+  //! objects and for everything they refer to, and the last version of each referred
+  //! object, decided for the same recipient). Every outbound path uses this.
+  Result<std::vector<store::StoredObject>> ReleaseFrom(store::Store& store, std::string_view collection,
+                                                       std::vector<store::StoredObject> objects, const Recipient& to,
+                                                       std::vector<Decision>* decisions = nullptr) const;
+
   //! How many objects went through Release() (tests prove every route calls it).
   uint64_t released_calls() const { return calls_.load(); }
 

@@ -1,6 +1,8 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace tearline::policy {
 
@@ -37,6 +39,46 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
     if (decisions) decisions->push_back(std::move(d));
   }
   return out;
+}
+
+Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& store, std::string_view collection,
+                                                               std::vector<store::StoredObject> objects,
+                                                               const Recipient& to,
+                                                               std::vector<Decision>* decisions) const {
+  if (!to.partner) return Release(std::move(objects), to, decisions);
+  std::vector<std::string> ids, refs;
+  std::unordered_set<std::string> seen;
+  for (const auto& o : objects) {
+    ids.push_back(o.id);
+    for (auto& r : ReferencedIds(o.json)) {
+      if (seen.insert(r).second) refs.push_back(std::move(r));
+    }
+  }
+  std::vector<std::string> all = ids;
+  all.insert(all.end(), refs.begin(), refs.end());
+  std::unordered_map<std::string, Held> held;
+  auto h = store.Held(to.partner->identity, all);
+  if (!h.ok()) return h.status();
+  for (const auto& [id, variant] : *h) held[id] = variant ? Held::kVariant : Held::kOriginal;
+  Recipient r = to;
+  r.held = [&held](std::string_view id) {
+    auto it = held.find(std::string(id));
+    return it == held.end() ? Held::kNothing : it->second;
+  };
+  std::unordered_map<std::string, RefForm> forms;
+  auto targets = store.Latest(collection, refs);
+  if (!targets.ok()) return targets.status();
+  for (const auto& t : *targets) {
+    Outcome out = Decide(t, r).outcome;
+    forms[t.id] = out == Outcome::kWithhold ? RefForm::kWithheld
+                  : out == Outcome::kReleaseVariant ? RefForm::kVariant
+                                                    : RefForm::kOriginal;
+  }
+  r.resolve = [&forms](std::string_view id) {
+    auto it = forms.find(std::string(id));
+    return it == forms.end() ? RefForm::kUnknown : it->second;
+  };
+  return Release(std::move(objects), r, decisions);
 }
 
 }  // namespace tearline::policy
@@ -101,7 +143,7 @@ std::optional<Channel> ParseChannel(std::string_view n) {
 }
 
 PartnerRecipient ToRecipient(const store::Partner& p) {
-  return {p.identity, "", ParseChannel(p.channel).value_or(Channel::kClosed), p.groups};
+  return {p.identity, "", ParseChannel(p.channel).value_or(Channel::kClosed), p.groups, p.tier};
 }
 
 Audience ToAudience(const store::Audience& a) {

@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS principals(
 CREATE TABLE IF NOT EXISTS tokens(
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partners(
-  identity TEXT PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, principals TEXT NOT NULL, groups_ TEXT NOT NULL) WITHOUT ROWID;
+  identity TEXT PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, principals TEXT NOT NULL, groups_ TEXT NOT NULL,
+  tier INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trust_groups(name TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
   version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
@@ -176,7 +178,7 @@ class SqliteStore final : public Store {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
                "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit','meta',"
-               "'releases','checkpoints')");
+               "'releases','checkpoints','trust_groups')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -187,7 +189,8 @@ class SqliteStore final : public Store {
       if (version > 0 && version < 5) {
         // 4 -> 5: objects gain source and derived_id (filled below, once the node identity exists).
         const char* up = "ALTER TABLE objects ADD COLUMN source TEXT NOT NULL DEFAULT '';"
-                         "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';";
+                         "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';"
+                         "ALTER TABLE partners ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;";
         if (sqlite3_exec(db_, up, nullptr, nullptr, &err) != SQLITE_OK) {
           sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
           return Fail("upgrade schema", err);
@@ -535,25 +538,26 @@ class SqliteStore final : public Store {
 
   Status PutPartner(const Partner& p) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT OR REPLACE INTO partners(identity, name, channel, principals, groups_) VALUES(?,?,?,?,?)");
+    Stmt s(db_, "INSERT OR REPLACE INTO partners(identity, name, channel, principals, groups_, tier) VALUES(?,?,?,?,?,?)");
     std::string pr = JoinLines(p.principals), gr = JoinLines(p.groups);
     s.Bind(1, p.identity);
     s.Bind(2, p.name);
     s.Bind(3, p.channel);
     s.Bind(4, pr);
     s.Bind(5, gr);
+    s.Bind(6, int64_t{p.tier});
     if (Step(s) != SQLITE_DONE) return Io("store partner");
     return Status::Ok();
   }
 
   Result<Partner> GetPartner(std::string_view identity) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Partner> {
-      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_ FROM partners WHERE identity=?");
+      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_, tier FROM partners WHERE identity=?");
       s.Reset();
       s.Bind(1, identity);
       int rc = sqlite3_step(s.get());
       if (rc == SQLITE_ROW) {
-        Partner p{s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4))};
+        Partner p{s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4)), static_cast<int>(s.Int(5))};
         sqlite3_reset(s.get());
         return p;
       }
@@ -565,12 +569,12 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Partner>> ListPartners() override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<Partner>> {
-      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_ FROM partners ORDER BY name, identity");
+      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, channel, principals, groups_, tier FROM partners ORDER BY name, identity");
       s.Reset();
       std::vector<Partner> out;
       int rc;
       while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-        out.push_back({s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4))});
+        out.push_back({s.Text(0), s.Text(1), s.Text(2), SplitLines(s.Text(3)), SplitLines(s.Text(4)), static_cast<int>(s.Int(5))});
       }
       sqlite3_reset(s.get());
       if (rc != SQLITE_DONE) return Status::Io(std::string("list partners: ") + sqlite3_errmsg(db));
@@ -584,6 +588,33 @@ class SqliteStore final : public Store {
     s.Bind(1, identity);
     if (Step(s) != SQLITE_DONE) return Io("remove partner");
     return sqlite3_changes(db_) > 0 ? Status::Ok() : Status::NotFound("no partner " + std::string(identity));
+  }
+
+  Status PutGroup(const Group& g) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO trust_groups(name, description) VALUES(?,?)");
+    s.Bind(1, g.name);
+    s.Bind(2, g.description);
+    if (Step(s) != SQLITE_DONE) return Io("store group");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Group>> ListGroups() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT name, description FROM trust_groups ORDER BY name");
+    std::vector<Group> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Text(0), s.Text(1)});
+    if (rc != SQLITE_DONE) return Io("list groups");
+    return out;
+  }
+
+  Status RemoveGroup(std::string_view name) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "DELETE FROM trust_groups WHERE name=?");
+    s.Bind(1, name);
+    if (Step(s) != SQLITE_DONE) return Io("remove group");
+    return sqlite3_changes(db_) > 0 ? Status::Ok() : Status::NotFound("no trust group " + std::string(name));
   }
 
   Status PutAudience(const Audience& a) override {

@@ -80,4 +80,18 @@ uint64_t QueryFingerprint(const Query& q) {
   return h;
 }
 
+Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key) {
+  auto head = store.AuditHead();
+  if (!head.ok()) return head.status();
+  if (head->first == 0) return int64_t{0};
+  auto cps = store.ReadCheckpoints();
+  if (!cps.ok()) return cps.status();
+  if (!cps->empty() && cps->back().seq >= head->first) return head->first;
+  auto st = store.PutCheckpoint(audit::MakeCheckpoint(key, head->first, head->second, stix::NowMicros()));
+  if (!st.ok()) return st;
+  return head->first;
+}
+
+std::string NodeKeyPath(const std::string& database_path) { return database_path + ".key"; }
+
 }  // namespace tearline::store

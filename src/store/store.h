@@ -120,6 +120,13 @@ struct Partner {
   std::string channel = "open";         //!< open, restricted, suspended, closed
   std::vector<std::string> principals;  //!< TAXII principals acting for it
   std::vector<std::string> groups;      //!< trust groups
+  int tier = 0;                         //!< trust tier (tear-line: originals need tier >= min_full_tier)
+};
+
+//! A trust group (members are recorded on the partners).
+struct Group {
+  std::string name;
+  std::string description;
 };
 
 //! To whom a collection is shared, and the TLP of its unmarked objects.
@@ -207,6 +214,9 @@ class Store {
   virtual Result<Partner> GetPartner(std::string_view identity) = 0;    //!< NotFound if absent
   virtual Result<std::vector<Partner>> ListPartners() = 0;
   virtual Status RemovePartner(std::string_view identity) = 0;          //!< NotFound if absent
+  virtual Status PutGroup(const Group& g) = 0;                          //!< insert or replace
+  virtual Result<std::vector<Group>> ListGroups() = 0;
+  virtual Status RemoveGroup(std::string_view name) = 0;                //!< NotFound if absent
   virtual Status PutAudience(const Audience& a) = 0;                    //!< insert or replace
   //! The audience of a collection; an empty one (default TLP amber) if never set.
   virtual Result<Audience> GetAudience(std::string_view collection) = 0;
@@ -236,6 +246,14 @@ struct SqliteOptions {
 //! Opens (creating if needed) the SQLite store at `path` (WAL, one file).
 //! Io if the file cannot be opened or is not a tearline database.
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options = {});
+
+//! Signs the audit chain's head with `key` and stores the checkpoint, unless the head is
+//! already covered. Returns the checkpointed seq (0: empty log).
+Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key);
+
+//! Where the node's Ed25519 key lives for the database at `database_path`:
+//! "<database_path>.key" (the data directory; created 0600 on first start).
+std::string NodeKeyPath(const std::string& database_path);
 
 //! Encodes/decodes the opaque pagination cursor (exposed for tests and fuzzing).
 std::string EncodeCursor(int64_t date_added, uint64_t fingerprint);

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,7 +16,10 @@ namespace tearline::taxii {
 
 class AuditWriter {
  public:
-  explicit AuditWriter(store::Store& store) : store_(store), thread_([this] { Loop(); }) {}
+  //! With a key, the chain's head is signed every `checkpoint_every` entries and on shutdown.
+  explicit AuditWriter(store::Store& store, std::optional<audit::NodeKey> key = std::nullopt,
+                       size_t checkpoint_every = 1000)
+      : store_(store), key_(std::move(key)), every_(checkpoint_every), thread_([this] { Loop(); }) {}
   ~AuditWriter() {
     {
       std::lock_guard lock(mu_);
@@ -23,6 +27,7 @@ class AuditWriter {
     }
     cv_.notify_all();
     thread_.join();
+    if (key_) (void)store::WriteCheckpoint(store_, *key_);
   }
 
   //! Blocks until `entries` are committed (or the commit failed).
@@ -52,7 +57,15 @@ class AuditWriter {
       releases.swap(pending_releases_);
       uint64_t upto = submitted_;
       lock.unlock();
+      size_t n = batch.size();
       Status st = store_.AppendAudit(std::move(batch), std::move(releases));
+      if (st.ok() && key_) {
+        since_checkpoint_ += n;
+        if (since_checkpoint_ >= every_) {
+          since_checkpoint_ = 0;
+          (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
+        }
+      }
       lock.lock();
       committed_ = upto;
       if (!st.ok()) {
@@ -64,6 +77,9 @@ class AuditWriter {
   }
 
   store::Store& store_;
+  std::optional<audit::NodeKey> key_;
+  size_t every_;
+  size_t since_checkpoint_ = 0;
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   std::vector<audit::Entry> pending_;

@@ -69,7 +69,14 @@ Result<Config> ParseConfig(std::string_view text) {
   }
   Config c;
   Reader r;
-  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching"});
+  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching", "audit"});
+  if (auto* a = root["audit"].as_table()) {
+    r.Unknown(*a, "audit.", {"checkpoint_every", "node_key"});
+    r.Int(*a, "audit.", "checkpoint_every", &c.checkpoint_every, 1, 100000000);
+    r.Str(*a, "audit.", "node_key", &c.node_key);
+  } else if (root.contains("audit")) {
+    r.Fail("audit", "must be a table");
+  }
   if (auto* m = root["matching"].as_table()) {
     r.Unknown(*m, "matching.", {"watch", "indicators", "sightings", "identity"});
     r.Str(*m, "matching.", "watch", &c.match_watch);

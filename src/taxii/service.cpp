@@ -211,7 +211,12 @@ Service::Service(Config config, store::Store& store, const policy::Releaser& rel
     }
   }
   if (!config_.match_watch.empty()) watcher_ = std::make_unique<Watcher>(config_, store_);
-  audit_ = std::make_unique<AuditWriter>(store_);
+  // The node's Ed25519 key signs audit checkpoints (created 0600 on first start).
+  std::string key_path = config_.node_key.empty() ? store::NodeKeyPath(config_.database) : config_.node_key;
+  std::string err;
+  auto key = audit::LoadOrCreateKey(key_path, &err);
+  if (!key) startup_error_ = err;
+  audit_ = std::make_unique<AuditWriter>(store_, std::move(key), config_.checkpoint_every);
 }
 
 Service::~Service() = default;
@@ -556,53 +561,15 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
     Released out;
     const size_t limit = query.limit;
-    const bool for_partner = partner.has_value();
+    const bool for_partner = partner.has_value();  // partners need bodies to be decided and rendered
     const uint64_t fp = store::QueryFingerprint(query);
     while (true) {
       auto page = bodies || for_partner ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
       std::vector<policy::Decision> why;
-      std::vector<store::StoredObject> objs;
-      if (for_partner) {
-        // Batch what the rules need: release history and the objects referred to.
-        std::vector<std::string> ids, refs;
-        std::set<std::string> seen;
-        for (const auto& o : page->objects) {
-          ids.push_back(o.id);
-          for (auto& r : policy::ReferencedIds(o.json)) {
-            if (seen.insert(r).second) refs.push_back(std::move(r));
-          }
-        }
-        std::vector<std::string> all = ids;
-        all.insert(all.end(), refs.begin(), refs.end());
-        std::unordered_map<std::string, policy::Held> held;
-        if (auto h = store_.Held(partner->identity, all); h.ok()) {
-          for (const auto& [id, variant] : *h) held[id] = variant ? policy::Held::kVariant : policy::Held::kOriginal;
-        } else {
-          return h.status();
-        }
-        policy::Recipient r = to;
-        r.held = [&held](std::string_view id) {
-          auto it = held.find(std::string(id));
-          return it == held.end() ? policy::Held::kNothing : it->second;
-        };
-        std::unordered_map<std::string, policy::RefForm> forms;
-        auto targets = store_.Latest(info.name, refs);
-        if (!targets.ok()) return targets.status();
-        for (const auto& t : *targets) {
-          auto d = releaser_.Decide(t, r);
-          forms[t.id] = d.outcome == policy::Outcome::kWithhold ? policy::RefForm::kWithheld
-                        : d.outcome == policy::Outcome::kReleaseVariant ? policy::RefForm::kVariant
-                                                                         : policy::RefForm::kOriginal;
-        }
-        r.resolve = [&forms](std::string_view id) {
-          auto it = forms.find(std::string(id));
-          return it == forms.end() ? policy::RefForm::kUnknown : it->second;
-        };
-        objs = releaser_.Release(std::move(page->objects), r, &why);
-      } else {
-        objs = releaser_.Release(std::move(page->objects), to, &why);
-      }
+      auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to, &why);
+      if (!released.ok()) return released.status();
+      auto& objs = *released;
       for (size_t k = 0; k < objs.size(); ++k) {
         // match[id] names what the recipient knows: the original id or the variant id.
         if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].id) == query.ids.end()) continue;

@@ -67,6 +67,9 @@ struct Config {
   std::string match_indicators;
   std::string match_sightings = "sightings";
   std::string match_identity;
+  // [audit]: sign the chain's head every N entries (and on shutdown) with the node key.
+  size_t checkpoint_every = 1000;
+  std::string node_key;  //!< key file; default "<database>.key"
 };
 
 class Watcher;
@@ -127,6 +130,8 @@ class Service {
   static net::Response Error(int status, std::string title, std::string description);
 
   const Config& config() const { return config_; }
+  //! Why the service cannot run safely (e.g. the node key is unreadable); empty when fine.
+  const std::string& startup_error() const { return startup_error_; }
 
  private:
   struct Caller;
@@ -135,6 +140,7 @@ class Service {
   bool Authenticate(const net::Request& req, Caller* who);
 
   Config config_;
+  std::string startup_error_;
   store::Store& store_;
   //! Store collection info per configured collection name, resolved once (ids never change).
   std::unordered_map<std::string, store::CollectionInfo> collections_;
