@@ -551,6 +551,133 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   EXPECT_NE(Http("GET", Coll(demo_) + "objects/?limit=1000", Analyst()).body.find("\"type\":\"note\""), std::string::npos);
 }
 
+// Issue #4 "every path, the same decision": a partner that must not see an object finds no
+// trace of it on any route (ids, references, counts, page boundaries, headers, error texts),
+// and receives the tear-line variant of a sanitized object under the variant's own id.
+TEST_F(TaxiiTest, WithheldObjectsLeaveNoTraceOnAnyRoute) {
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  const std::string sanitized = "indicator--dc4c1e5c-08d9-4307-b578-4e2876fa7b17";
+  ASSERT_TRUE(store_->PutPrincipal({"south", taxii::HashSecret(kPassword), {"demo"}, {}}).ok());
+  ASSERT_TRUE(store_->PutPartner({south, "Southland", "open", {"south"}, {"ct-europe"}, 0}).ok());
+  ASSERT_TRUE(store_->PutAudience({"demo", {}, {"ct-europe"}, "amber"}).ok());
+  HttpOptions who{std::string("south:") + kPassword, "", {"Accept: " + kTaxii}, ""};
+  auto node = store_->NodeIdentity();
+  ASSERT_TRUE(node.ok());
+  const std::string variant_id = policy::VariantId(sanitized, *node);
+
+  // What the partner receives, following `next` with a page size of 1000.
+  int pages = 0;
+  auto received = AllPages(Coll(demo_) + "objects/?limit=1000", who, &pages);
+  std::set<std::string> got_ids;
+  for (const auto& x : received) got_ids.insert(x.substr(0, x.find('@')));
+  ASSERT_GT(got_ids.size(), 5u);
+  ASSERT_LT(got_ids.size(), sample_count_ - 5) << "the scenario withholds AMBER and RED objects";
+  EXPECT_TRUE(got_ids.count(variant_id)) << "the GREEN tear-line variant of an AMBER indicator";
+  // Every stored id that the partner did not receive is withheld from it.
+  std::set<std::string> withheld;
+  {
+    store::Query q;
+    q.collection = "demo";
+    q.limit = 100000;
+    auto all = store_->Manifest(q);
+    ASSERT_TRUE(all.ok());
+    for (const auto& o : all->objects) {
+      if (!got_ids.count(o.id)) withheld.insert(o.id);
+    }
+  }
+  ASSERT_TRUE(withheld.count(sanitized)) << "the original of a variant is withheld";
+  ASSERT_TRUE(withheld.count("campaign--961b5a42-df3c-44e7-9249-ee3d41e70835"));
+  auto no_trace = [&](const std::string& body, const std::string& where) {
+    for (const auto& id : withheld) EXPECT_EQ(body.find(id), std::string::npos) << where << " names " << id;
+    EXPECT_EQ(body.find("LANTERN-3"), std::string::npos) << where << ": a sensitive property";
+    EXPECT_EQ(body.find("NL-CT-2026-0147"), std::string::npos) << where << ": an external reference of the original";
+  };
+  // Objects: every page size gives the same objects, and every page but the last is full.
+  for (int limit : {1, 2, 3, 7}) {
+    std::string next;
+    std::set<std::string> seen;
+    while (true) {
+      auto r = Http("GET", Coll(demo_) + "objects/?limit=" + std::to_string(limit) + (next.empty() ? "" : "&next=" + next), who);
+      ASSERT_EQ(r.status, 200) << r.body;
+      no_trace(r.body + r.headers["x-taxii-date-added-first"], "objects page");
+      simdjson::dom::parser p;
+      auto env = Parse(p, r.body);
+      simdjson::dom::array objs;
+      size_t n = env["objects"].get(objs) ? 0 : objs.size();
+      for (size_t k = 0; k < n; ++k) seen.insert(std::string(objs.at(k)["id"].get_string().value()));
+      bool more = false;
+      ASSERT_FALSE(env["more"].get(more));
+      if (!more) {
+        EXPECT_GE(n, 1u) << "no empty last page that betrays withheld objects after the last one";
+        break;
+      }
+      EXPECT_EQ(n, static_cast<size_t>(limit)) << "a short page with more=true reveals withheld objects";
+      next = std::string(env["next"].get_string().value());
+    }
+    EXPECT_EQ(seen, got_ids) << "limit " << limit;
+  }
+  // Manifest: the same ids, nothing else; the headers come from released objects.
+  auto manifest = Http("GET", Coll(demo_) + "manifest/?limit=1000", who);
+  ASSERT_EQ(manifest.status, 200);
+  no_trace(manifest.body, "manifest");
+  for (const auto& id : got_ids) EXPECT_NE(manifest.body.find(id), std::string::npos) << id;
+  // One object, versions, match[id]: a withheld id is exactly "not found".
+  const std::string absent = "indicator--00000000-0000-4000-8000-00000000beef";
+  auto not_found = Http("GET", Coll(demo_) + "objects/" + absent + "/", who);
+  auto not_found_versions = Http("GET", Coll(demo_) + "objects/" + absent + "/versions/", who);
+  auto empty_match = Http("GET", Coll(demo_) + "objects/?match[id]=" + absent, who);
+  ASSERT_EQ(not_found.status, 404);
+  for (const auto& id : withheld) {
+    auto one = Http("GET", Coll(demo_) + "objects/" + id + "/", who);
+    EXPECT_EQ(one.status, 404) << id;
+    EXPECT_EQ(one.body, not_found.body) << id;
+    EXPECT_FALSE(one.headers.count("x-taxii-date-added-first")) << id;
+    auto v = Http("GET", Coll(demo_) + "objects/" + id + "/versions/", who);
+    EXPECT_EQ(v.status, not_found_versions.status) << id;
+    EXPECT_EQ(v.body, not_found_versions.body) << id;
+    auto m = Http("GET", Coll(demo_) + "objects/?match[id]=" + id, who);
+    EXPECT_EQ(m.body, empty_match.body) << id;
+    auto mm = Http("GET", Coll(demo_) + "manifest/?match[id]=" + id, who);
+    EXPECT_EQ(mm.body, empty_match.body) << id;
+  }
+  // The variant is reachable by its own id, on every route.
+  auto v = Http("GET", Coll(demo_) + "objects/" + variant_id + "/", who);
+  ASSERT_EQ(v.status, 200) << v.body;
+  EXPECT_NE(v.body.find("Site used to recruit for and collect payments"), std::string::npos) << v.body;
+  EXPECT_NE(v.body.find("\"created_by_ref\":\"" + *node + "\""), std::string::npos) << v.body;
+  no_trace(v.body, "variant");
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/" + variant_id + "/versions/", who).status, 200);
+  EXPECT_NE(Http("GET", Coll(demo_) + "manifest/?match[id]=" + variant_id, who).body.find(variant_id), std::string::npos);
+  // The variant is valid STIX, and so is everything else the partner received.
+  {
+    std::string body = Http("GET", Coll(demo_) + "objects/?limit=1000", who).body;
+    stix::Validator val;
+    auto r = val.Validate(body);
+    EXPECT_EQ(r.objects.size(), got_ids.size()) << (r.diagnostics.empty() ? "" : r.diagnostics[0].ToString());
+  }
+  // The link between original and variant stays in the audit log only.
+  auto log = store_->ReadAudit(0, 100000);
+  ASSERT_TRUE(log.ok());
+  bool linked = false;
+  for (const auto& e : *log) linked |= e.object_id.find(sanitized + "@2026-02-20T08:00:00.000Z as " + variant_id) != std::string::npos;
+  EXPECT_TRUE(linked);
+  // Raising the partner's tier does not hand it the original: it holds the variant.
+  ASSERT_TRUE(store_->PutPartner({south, "Southland", "open", {"south"}, {"ct-europe"}, 5}).ok());
+  ASSERT_TRUE(store_->PutAudience({"demo", {south}, {"ct-europe"}, "amber"}).ok());
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/" + sanitized + "/", who).status, 404);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/" + variant_id + "/", who).status, 200);
+  // A new partner of that tier, named in the audience, receives the original and never the variant.
+  const std::string east = "identity--00000000-0000-4000-8000-000000000002";
+  ASSERT_TRUE(store_->PutPrincipal({"east", taxii::HashSecret(kPassword), {"demo"}, {}}).ok());
+  ASSERT_TRUE(store_->PutPartner({east, "Eastland", "open", {"east"}, {}, 2}).ok());
+  ASSERT_TRUE(store_->PutAudience({"demo", {south, east}, {"ct-europe"}, "amber"}).ok());
+  HttpOptions east_who{std::string("east:") + kPassword, "", {"Accept: " + kTaxii}, ""};
+  auto orig = Http("GET", Coll(demo_) + "objects/" + sanitized + "/", east_who);
+  EXPECT_EQ(orig.status, 200);
+  EXPECT_NE(orig.body.find("LANTERN-3"), std::string::npos);
+  EXPECT_EQ(Http("GET", Coll(demo_) + "objects/" + variant_id + "/", east_who).status, 404);
+}
+
 TEST_F(TaxiiTest, AuditLogVerifiesAndShowsTampering) {
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=5", Analyst()).status, 200);
   std::string out;

@@ -622,6 +622,7 @@ int Run(int argc, char** argv) {
   ae->add_option("--out", o.out, "file to write (default: standard output)");
   auto* node = app.add_subcommand("node", "This node");
   node->require_subcommand(1);
+  auto* next = node->add_subcommand("extension", "Print the extension-definition of tearline's property-extension (docs/extension.md)");
   auto* nk = node->add_subcommand("key", "Print the node's identity and Ed25519 public key (hex)");
   nk->add_option("--db", o.db, "SQLite database")->required();
   auto* al = aud->add_subcommand("list", "Show the latest entries");
@@ -705,6 +706,10 @@ int Run(int argc, char** argv) {
   if (al->parsed()) return AuditList(o, audit_limit);
   if (ae->parsed()) return AuditExport(o);
   if (nk->parsed()) return NodeKey(o);
+  if (next->parsed()) {
+    std::printf("%s\n", policy::ExtensionDefinitionJson().c_str());
+    return 0;
+  }
   if (gadd->parsed()) return GroupAdd(pol);
   if (grem->parsed()) return GroupRemove(pol);
   if (pa->parsed()) return PartnerAdd(pol);

@@ -53,7 +53,8 @@ const std::string& ExtensionDefinitionJson() {
       R"("schema":"Property-extension with: distribution (list of identity ids: organisations and individuals named as recipients), )"
       R"(releasable (object: property name to the replacement value used in the tear-line variant), sensitive (list of property paths in granular-marking selector syntax, removed from the variant), )"
       R"(no_relay (boolean: recipients must not pass the object on), min_full_tier (integer >= 0: partners of a lower trust tier receive the variant). See docs/extension.md of tearline.",)"
-      R"("version":"1.0.0","extension_types":["property-extension"]})";
+      R"("version":"1.0.0","extension_types":["property-extension"],)"
+      R"("object_marking_refs":["marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9"]})";
   return kJson;
 }
 
