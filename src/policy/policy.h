@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "stix/stix.h"
 
 namespace tearline::policy {
 
@@ -45,7 +46,7 @@ enum class Channel { kOpen, kRestricted, kSuspended, kClosed };
 //! tearline's own property-extension (docs/extension.md): distribution, releasable,
 //! sensitive, no_relay, min_full_tier. Declared by the extension-definition that
 //! ExtensionDefinitionJson() returns; every node ships it.
-inline constexpr std::string_view kExtensionId = "extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5";
+inline constexpr std::string_view kExtensionId = stix::kTearlineExtensionId;
 
 //! The extension-definition object (compact JSON) that declares kExtensionId.
 const std::string& ExtensionDefinitionJson();

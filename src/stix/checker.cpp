@@ -778,6 +778,7 @@ void ObjectChecker::CheckExtensions(std::string_view path, dom::element v) {
       if (body.size() == 0) {
         Error(p, "extension-value", std::string(kSecExtensions), "an extension must not be empty");
       }
+      if (f.key == kTearlineExtensionId) CheckTearlineExtension(p, body);
     } else if (Contains(kPredefinedExtensions, f.key)) {
       if (body.size() == 0) {
         Error(p, "extension-value", "STIX 2.1 §6 Predefined Extensions", "an extension must not be empty");
@@ -788,6 +789,63 @@ void ObjectChecker::CheckExtensions(std::string_view path, dom::element v) {
     } else {
       Warn(p, "custom-extension", "STIX 2.1 §11.3 Custom Object Extensions",
            "custom extension \"" + std::string(f.key) + "\" SHOULD be defined by an extension-definition");
+    }
+  }
+}
+
+// tearline's own property-extension (docs/extension.md): a malformed release control
+// must be refused, never guessed at, since it decides who receives what.
+void ObjectChecker::CheckTearlineExtension(const std::string& p, dom::object body) {
+  constexpr std::string_view kSec = "tearline docs/extension.md";
+  for (auto f : body) {
+    std::string q = Join(p, f.key);
+    if (f.key == "extension_type") continue;
+    if (f.key == "distribution") {
+      dom::array a;
+      if (f.value.get(a) || a.size() == 0) {
+        Error(q, "tearline-extension", kSec, "distribution must be a non-empty list of identity ids");
+        continue;
+      }
+      for (auto x : a) {
+        std::string_view id;
+        IdParts parts;
+        if (x.get(id) || !SplitId(id, &parts) || parts.type != "identity" || UuidVersion(parts.uuid) == 0) {
+          Error(q, "tearline-extension", kSec, "distribution entries must be identity ids (organisations or individuals)");
+        }
+      }
+    } else if (f.key == "releasable") {
+      dom::object r;
+      if (f.value.get(r) || r.size() == 0) {
+        Error(q, "tearline-extension", kSec, "releasable must be a non-empty object of replacement property values");
+        continue;
+      }
+      for (auto x : r) {
+        if (x.key == "id" || x.key == "type" || x.key == "spec_version" || x.key == "created" || x.key == "modified" ||
+            x.key == "created_by_ref" || x.key == "extensions") {
+          Error(Join(q, x.key), "tearline-extension", kSec, std::string(x.key) + " cannot be replaced in a tear-line variant");
+        }
+      }
+    } else if (f.key == "sensitive") {
+      dom::array a;
+      if (f.value.get(a) || a.size() == 0) {
+        Error(q, "tearline-extension", kSec, "sensitive must be a non-empty list of property paths");
+        continue;
+      }
+      for (auto x : a) {
+        std::string_view path;
+        if (x.get(path) || path.empty() || path == "id" || path == "type" || path == "spec_version" ||
+            path == "created" || path == "modified") {
+          Error(q, "tearline-extension", kSec, "sensitive entries are property paths (not id, type, spec_version, created, modified)");
+        }
+      }
+    } else if (f.key == "no_relay") {
+      if (!f.value.is_bool()) Error(q, "tearline-extension", kSec, "no_relay must be true or false");
+    } else if (f.key == "min_full_tier") {
+      int64_t t = 0;
+      if (f.value.get(t) || t < 0 || t > 1000) Error(q, "tearline-extension", kSec, "min_full_tier must be an integer 0..1000");
+    } else {
+      Error(q, "tearline-extension", kSec,
+            "unknown property of tearline's extension (distribution, releasable, sensitive, no_relay, min_full_tier)");
     }
   }
 }

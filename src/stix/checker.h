@@ -30,6 +30,7 @@ class ObjectChecker {
   //! fills `result` (except json, which the caller sets).
   bool Check(simdjson::dom::element obj, Object* result);
 
+  void CheckTearlineExtension(const std::string& path, simdjson::dom::object body);
   void Error(std::string path, std::string_view rule, std::string_view section, std::string msg);
   void Warn(std::string path, std::string_view rule, std::string_view section, std::string msg);
 

@@ -33,6 +33,9 @@ using tearline::Timestamp;
 using tearline::ToMicros;
 using tearline::VersionKey;
 
+//! tearline's own property-extension (docs/extension.md); checked on ingest like any STIX rule.
+inline constexpr std::string_view kTearlineExtensionId = "extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5";
+
 //! Bounds on input (DESIGN.md invariant 7). Exceeding one is an error, never a crash.
 struct Limits {
   size_t max_document_bytes = size_t{1} << 30;  //!< one input document (1 GiB)
