@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy]
+# "policy" compares GETs by a local reader with the same GETs by a principal acting for a
+# partner (sharing rules, reference resolution, release history and audit on): the ratio is
+# the cost of the policy (issue #4 target >= 0.8).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100), GET objects by type, GET one object, GET manifest, POST 100-object envelopes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 SECS=${2:-10}
+MODE=${3:-all}
 command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
 DIR=build/bench-taxii
 mkdir -p "$DIR"
@@ -28,6 +32,13 @@ path = "api"
 TOML
 echo 'bench password 2026' | build/tearline principal add --db "$DB" bench --read bench,posted --write posted --password-stdin >/dev/null
 TOKEN=$(build/tearline principal token --db "$DB" bench)
+# A partner in a trust group the collection is shared with (objects are TLP:GREEN; unmarked ones default to GREEN).
+PARTNER=identity--0b0e0c00-0000-4000-8000-00000000bec0
+build/tearline principal add --db "$DB" partner --read bench >/dev/null
+PTOKEN=$(build/tearline principal token --db "$DB" partner)
+build/tearline group add --db "$DB" bench-group >/dev/null
+build/tearline partner add --db "$DB" "$PARTNER" --name "Bench partner" --principal partner --group bench-group --tier 1 >/dev/null
+build/tearline collection share --db "$DB" bench --group bench-group --default-tlp green >/dev/null
 build/tearline serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>/dev/null &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
@@ -38,14 +49,24 @@ BASE=http://127.0.0.1:$PORT/api/collections
 COLL=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
 POSTED=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | sed -n 2p | cut -d'"' -f4)
 ONE=$(curl -s -H "$AUTH" "$BASE/$COLL/objects/?limit=1&match%5Btype%5D=indicator" | grep -o '"id":"indicator--[^"]*"' | head -1 | cut -d'"' -f4)
+LAST=0
 run() {
   local name=$1; shift
   local out
-  out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" "$@")
-  printf '%-28s %10s req/s  p50 %8s  p99 %8s\n' "$name" \
-    "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
+  out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
+  LAST=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  printf '%-34s %10s req/s  p50 %8s  p99 %8s\n' "$name" "$LAST" \
     "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
 }
+if [ "$MODE" = policy ]; then
+  echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback; policy cost (same run)"
+  for route in "objects/?limit=100" "objects/$ONE/" "manifest/?limit=100"; do
+    RUN_AUTH="$AUTH" run "read permission: GET $route" "$BASE/$COLL/$route"; BASELINE=$LAST
+    RUN_AUTH="Authorization: Bearer $PTOKEN" run "partner policy+audit: GET $route" "$BASE/$COLL/$route"
+    echo "ratio partner/read: $(awk -v a="$LAST" -v b="$BASELINE" 'BEGIN {printf "%.2f", a/b}')"
+  done
+  exit 0
+fi
 echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback (server and wrk share the cores)"
 run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
 run "GET objects type=indicator" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"

@@ -77,6 +77,7 @@ std::optional<ObjectFacts> ExtractFacts(std::string_view json, std::string_view 
       f.granular.push_back(std::move(m));
     }
   }
+  CollectRefs(e, &f.refs);
   simdjson::dom::element ext;
   if (!e["extensions"][kExtensionId].get(ext) && ext.is_object()) {
     f.has_extension = true;

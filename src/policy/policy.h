@@ -25,6 +25,7 @@ struct Decision {
   std::string reason;               //!< for the audit log
   std::vector<std::string> strip;   //!< granular-marking selectors the recipient may not see
   std::string object_id;            //!< the original id (set by Releaser::Release)
+  bool first_release = false;       //!< the recipient held no form of it before (record in the history)
 };
 
 
@@ -74,6 +75,7 @@ struct ObjectFacts {
   bool variant_markings_given = false;     //!< `releasable.object_marking_refs` present
   std::vector<std::string> variant_marking_refs;  //!< markings of the variant, when given
   std::vector<GranularMarking> granular;   //!< granular_markings
+  std::vector<std::string> refs;           //!< ids referred to (ReferencedIds), read in the same pass
 };
 
 //! Extracts the facts from an object's JSON (the stored, validated form). Unreadable
@@ -129,7 +131,8 @@ enum class RefForm { kUnknown, kOriginal, kVariant, kWithheld };
 //! Returns nullopt when the object must be withheld after all; `*as_variant` says
 //! whether the id changed.
 std::optional<std::string> Render(std::string_view json, const Decision& decision, std::string_view node_identity,
-                                  const std::function<RefForm(std::string_view)>& resolve, bool* as_variant);
+                                  const std::function<RefForm(std::string_view)>& resolve, bool* as_variant,
+                                  const std::vector<std::string>* refs = nullptr);
 
 //! The ids an object refers to (what Render would resolve), for batch lookups.
 std::vector<std::string> ReferencedIds(std::string_view json);
@@ -182,6 +185,9 @@ class Releaser {
   uint64_t released_calls() const { return calls_.load(); }
 
  private:
+  std::vector<store::StoredObject> ReleaseWith(std::vector<store::StoredObject> objects,
+                                               const std::vector<std::optional<ObjectFacts>>& facts,
+                                               const Recipient& to, std::vector<Decision>* decisions) const;
   mutable std::atomic<uint64_t> calls_{0};
 };
 

@@ -6,28 +6,52 @@
 
 namespace tearline::policy {
 
-Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
+namespace {
+
+Decision DecideWith(const std::optional<ObjectFacts>& facts, const store::StoredObject& object, const Recipient& to) {
   if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection", {}, {}};
   if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}, {}};
-  auto facts = ExtractFacts(object.json, object.source);
   if (!facts) return {Outcome::kWithhold, "unreadable object", {}, {}};
   static const Audience kNobody;
   Held held = to.held ? to.held(object.id) : Held::kNothing;
-  return DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
+  Decision d = DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
+  d.first_release = held == Held::kNothing;
+  return d;
+}
+
+}  // namespace
+
+Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
+  if (!to.can_read || !to.partner) return DecideWith(std::nullopt, object, to);
+  return DecideWith(ExtractFacts(object.json, object.source), object, to);
 }
 
 std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to,
                                                    std::vector<Decision>* decisions) const {
+  std::vector<std::optional<ObjectFacts>> facts;
+  if (to.partner && to.can_read) {
+    facts.reserve(objects.size());
+    for (const auto& o : objects) facts.push_back(ExtractFacts(o.json, o.source));
+  }
+  return ReleaseWith(std::move(objects), facts, to, decisions);
+}
+
+std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::StoredObject> objects,
+                                                       const std::vector<std::optional<ObjectFacts>>& facts,
+                                                       const Recipient& to, std::vector<Decision>* decisions) const {
   ++calls_;
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
-  for (auto& o : objects) {
-    Decision d = Decide(o, to);
+  for (size_t k = 0; k < objects.size(); ++k) {
+    auto& o = objects[k];
+    static const std::optional<ObjectFacts> kNone;
+    const auto& f = k < facts.size() ? facts[k] : kNone;
+    Decision d = DecideWith(f, o, to);
     if (d.outcome == Outcome::kWithhold) continue;
     d.object_id = o.id;
     if (to.partner) {
       bool as_variant = false;
-      auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant);
+      auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
       if (!json) continue;
       if (as_variant) {
         o.id = VariantId(o.id, to.node_identity);
@@ -45,13 +69,17 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                std::vector<store::StoredObject> objects,
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
-  if (!to.partner) return Release(std::move(objects), to, decisions);
+  if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
+  std::vector<std::optional<ObjectFacts>> facts;
+  facts.reserve(objects.size());
   std::vector<std::string> ids, refs;
   std::unordered_set<std::string> seen;
   for (const auto& o : objects) {
+    facts.push_back(ExtractFacts(o.json, o.source));
     ids.push_back(o.id);
-    for (auto& r : ReferencedIds(o.json)) {
-      if (seen.insert(r).second) refs.push_back(std::move(r));
+    if (!facts.back()) continue;
+    for (const auto& r : facts.back()->refs) {
+      if (seen.insert(r).second) refs.push_back(r);
     }
   }
   std::vector<std::string> all = ids;
@@ -78,7 +106,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     auto it = forms.find(std::string(id));
     return it == forms.end() ? RefForm::kUnknown : it->second;
   };
-  return Release(std::move(objects), r, decisions);
+  return ReleaseWith(std::move(objects), facts, r, decisions);
 }
 
 }  // namespace tearline::policy

@@ -207,14 +207,20 @@ void RewriteRefs(bj::object& obj, RefContext& c, std::string_view type, bool top
 }  // namespace
 
 std::optional<std::string> Render(std::string_view json, const Decision& decision, std::string_view node_identity,
-                                  const std::function<RefForm(std::string_view)>& resolve, bool* as_variant) {
+                                  const std::function<RefForm(std::string_view)>& resolve, bool* as_variant,
+                                  const std::vector<std::string>* refs) {
   *as_variant = false;
   bool variant = decision.outcome == Outcome::kReleaseVariant;
   // Fast path: an original with nothing to strip whose references all stay as they are.
   if (!variant && decision.strip.empty()) {
     bool untouched = true;
     if (resolve) {
-      for (const auto& id : ReferencedIds(json)) {
+      std::vector<std::string> own;
+      if (!refs) {
+        own = ReferencedIds(json);
+        refs = &own;
+      }
+      for (const auto& id : *refs) {
         RefForm f = resolve(id);
         if (f == RefForm::kVariant || f == RefForm::kWithheld) {
           untouched = false;

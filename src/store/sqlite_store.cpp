@@ -154,7 +154,9 @@ class SqliteStore final : public Store {
         return;  // fewer readers is only slower
       }
       sqlite3_busy_timeout(r->db, 5000);
-      sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384;", nullptr, nullptr, nullptr);
+      // Memory-mapped reads: no pread copy per page (random lookups of referenced objects).
+      sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384; PRAGMA mmap_size=4294967296;", nullptr, nullptr,
+                   nullptr);
       readers_.push_back(std::move(r));
     }
   }
@@ -249,19 +251,24 @@ class SqliteStore final : public Store {
       int64_t coll = rc == SQLITE_ROW ? c.Int(0) : -1;
       sqlite3_reset(c.get());
       if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? Status::NotFound("no collection") : Status::Io("find collection");
-      Stmt& s = CachedOn(db, stmts,
-                         "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects "
-                         "WHERE coll=? AND id=? ORDER BY version DESC LIMIT 1");
-      for (const auto& id : ids) {
+      // In chunks, one statement each: the last version of every id in the chunk.
+      constexpr size_t kChunk = 200;
+      for (size_t start = 0; start < ids.size(); start += kChunk) {
+        size_t n = std::min(kChunk, ids.size() - start);
+        std::string sql =
+            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o WHERE coll=?";
+        AppendIn(sql, "id", n);
+        sql += " AND version=(SELECT max(version) FROM objects x WHERE x.coll=o.coll AND x.id=o.id)";
+        Stmt& s = CachedOn(db, stmts, sql);
+        if (!s) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
         s.Reset();
         s.Bind(1, coll);
-        s.Bind(2, id);
-        rc = sqlite3_step(s.get());
-        if (rc == SQLITE_ROW) {
+        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(k) + 2, ids[start + k]);
+        while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
           out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)});
         }
         sqlite3_reset(s.get());
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
+        if (rc != SQLITE_DONE) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
       }
       return out;
     });
@@ -273,15 +280,20 @@ class SqliteStore final : public Store {
     if (ids.empty()) return out;
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts)
                           -> Result<std::vector<std::pair<std::string, bool>>> {
-      Stmt& s = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
-      for (const auto& id : ids) {
+      constexpr size_t kChunk = 200;
+      for (size_t start = 0; start < ids.size(); start += kChunk) {
+        size_t n = std::min(kChunk, ids.size() - start);
+        std::string sql = "SELECT object_id, variant FROM releases WHERE recipient=?";
+        AppendIn(sql, "object_id", n);
+        Stmt& s = CachedOn(db, stmts, sql);
+        if (!s) return Status::Io(std::string("release history: ") + sqlite3_errmsg(db));
         s.Reset();
         s.Bind(1, recipient);
-        s.Bind(2, id);
-        int rc = sqlite3_step(s.get());
-        if (rc == SQLITE_ROW) out.emplace_back(id, s.Int(0) != 0);
+        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(k) + 2, ids[start + k]);
+        int rc;
+        while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.emplace_back(s.Text(0), s.Int(1) != 0);
         sqlite3_reset(s.get());
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("release history: ") + sqlite3_errmsg(db));
+        if (rc != SQLITE_DONE) return Status::Io(std::string("release history: ") + sqlite3_errmsg(db));
       }
       return out;
     });
@@ -905,12 +917,25 @@ class SqliteStore final : public Store {
     }
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : "") + " FROM objects o WHERE coll=? AND date_added>?";
+    // match[id] also finds objects by their derived (tear-line variant) id: those ids are
+    // translated to original ids first, through the (coll, derived_id) index.
+    std::vector<std::string> ids = q.ids;
     if (!q.ids.empty()) {
-      // By id or by derived id: the (coll, id) and (coll, derived_id) indexes each serve one side.
-      AppendIn(sql, "(id", q.ids.size());
-      sql += " OR derived_id IN (";
-      for (size_t k = 0; k < q.ids.size(); ++k) sql += k ? ",?" : "?";
-      sql += "))";
+      std::string dsql = "SELECT id FROM objects INDEXED BY objects_derived WHERE coll=?";
+      AppendIn(dsql, "derived_id", q.ids.size());
+      Stmt& d = CachedOn(db, stmts, dsql);
+      if (!d) return io("prepare query");
+      d.Reset();
+      d.Bind(1, coll);
+      for (size_t k = 0; k < q.ids.size(); ++k) d.Bind(static_cast<int>(k) + 2, q.ids[k]);
+      int drc;
+      while ((drc = sqlite3_step(d.get())) == SQLITE_ROW) {
+        std::string found = d.Text(0);  // one row per version: keep each id once
+        if (std::find(ids.begin(), ids.end(), found) == ids.end()) ids.push_back(std::move(found));
+      }
+      sqlite3_reset(d.get());
+      if (drc != SQLITE_DONE) return io("query derived ids");
+      AppendIn(sql, "id", ids.size());
     }
     if (!q.types.empty()) AppendIn(sql, "type", q.types.size());
     const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
@@ -936,8 +961,7 @@ class SqliteStore final : public Store {
     int i = 1;
     s.Bind(i++, coll);
     s.Bind(i++, after);
-    for (const auto& v : q.ids) s.Bind(i++, v);
-    for (const auto& v : q.ids) s.Bind(i++, v);
+    for (const auto& v : ids) s.Bind(i++, v);
     for (const auto& v : q.types) s.Bind(i++, v);
     if (!vf.all) {
       for (const auto& v : vf.versions) s.Bind(i++, v);

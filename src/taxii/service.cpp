@@ -477,7 +477,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       ids += (k ? "\n" : "") + original + "@" + objs[k].modified + (variant ? " as " + objs[k].id : "");
       any_variant |= variant;
       if (d && reasons.find(d->reason) == std::string::npos) reasons += (reasons.empty() ? "" : "; ") + d->reason;
-      if (partner) history.push_back({partner->identity, original, variant});
+      if (partner && d && d->first_release) history.push_back({partner->identity, original, variant});
     }
     std::vector<audit::Entry> entries;
     entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(objs.size()) + " objects",
