@@ -12,6 +12,7 @@
 #include "cli/policy_cmds.h"
 #include "cli/serve.h"
 #include "correlate/correlate.h"
+#include "federation/federation.h"
 #include "pattern/pattern.h"
 #include "policy/policy.h"
 #include "taxii/taxii.h"
@@ -105,6 +106,11 @@ int Import(const Options& o) {
   });
   bool any_rejected = false, any_io = false;
   size_t stored = 0, dups = 0, conflicts = 0, rejected = 0;
+  // Imported objects are queued for the partner nodes the collection is pushed to (a running
+  // node sends them); same transaction as the objects.
+  auto targets = federation::PushTargets(st, o.collection);
+  if (!targets.ok()) return Fail(targets.status().message());
+  const std::vector<std::string> push_to = *targets;
   for (const auto& f : o.files) {
     auto data = ReadInput(f, stix::Limits{}.max_document_bytes);
     if (!data.ok()) {
@@ -121,7 +127,7 @@ int Import(const Options& o) {
     std::span<const stix::Object> all(r.objects);
     for (size_t i = 0; i < all.size(); i += kImportChunk) {
       auto chunk = all.subspan(i, std::min(kImportChunk, all.size() - i));
-      auto put = st.Put(o.collection, chunk);
+      auto put = st.Put(o.collection, chunk, {}, push_to);
       if (!put.ok()) {
         bar.Finish();
         std::fprintf(stderr, "tearline: %s: storing failed after %zu objects: %s\n", f.c_str(), i,
@@ -649,6 +655,25 @@ int Run(int argc, char** argv) {
   pc->add_option("--db", pol.db, "SQLite database")->required();
   pc->add_option("IDENTITY", pol.identity, "identity id")->required();
   pc->add_option("STATE", pol.channel, "open, restricted, suspended or closed")->required();
+  auto* pp = partner->add_subcommand("set-peer", "Federation: the partner's node (TAXII API root), token, push and pull collections");
+  pp->add_option("--db", pol.db, "SQLite database")->required();
+  pp->add_option("IDENTITY", pol.identity, "identity id")->required();
+  pp->add_option("--url", pol.url, "the partner node's TAXII API root URL")->required();
+  pp->add_option("--token", pol.token, "bearer token tearline uses at the partner's node");
+  pp->add_option("--push-collection", pol.push_collection, "the partner's collection id to POST releases to");
+  pp->add_option("--pull", pol.pull, "REMOTE_COLLECTION_ID=LOCAL_COLLECTION to poll (repeatable)");
+  auto* pk = partner->add_subcommand("trust-key", "Trust the partner node's Ed25519 public key (exchanged out of band)");
+  pk->add_option("--db", pol.db, "SQLite database")->required();
+  pk->add_option("IDENTITY", pol.identity, "identity id")->required();
+  pk->add_option("KEY", pol.key, "hex public key printed by `tearline node key` on the partner's node")->required();
+  auto* pres = partner->add_subcommand("resend", "Queue again what was withheld (e.g. while the channel was closed) or failed");
+  pres->add_option("--db", pol.db, "SQLite database")->required();
+  pres->add_option("IDENTITY", pol.identity, "identity id")->required();
+  pres->add_option("--since", pol.since, "RFC 3339 timestamp: deliveries queued since then")->required();
+  auto* peer = app.add_subcommand("peer", "Partner nodes (federation)");
+  peer->require_subcommand(1);
+  auto* pst = peer->add_subcommand("status", "Per partner node: channel, last contact, outbox depth, lag, errors");
+  pst->add_option("--db", pol.db, "SQLite database")->required();
   auto* pr = partner->add_subcommand("remove", "Remove a partner");
   pr->add_option("--db", pol.db, "SQLite database")->required();
   pr->add_option("IDENTITY", pol.identity, "identity id")->required();
@@ -717,6 +742,10 @@ int Run(int argc, char** argv) {
   if (ps->parsed()) return PartnerShow(pol);
   if (pc->parsed()) return PartnerSetChannel(pol);
   if (pr->parsed()) return PartnerRemove(pol);
+  if (pp->parsed()) return PartnerSetPeer(pol);
+  if (pk->parsed()) return PartnerTrustKey(pol);
+  if (pres->parsed()) return PartnerResend(pol);
+  if (pst->parsed()) return PeerStatus(pol);
   if (gl->parsed()) return GroupList(pol);
   if (gma->parsed()) return GroupMember(pol, true);
   if (gmr->parsed()) return GroupMember(pol, false);

@@ -238,6 +238,100 @@ int GroupRemove(const PolicyOptions& o) {
   return 0;
 }
 
+int PartnerSetPeer(const PolicyOptions& o) {
+  if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0) {
+    return Fail("--url must be the partner node's TAXII API root (http:// or https://)");
+  }
+  for (const auto& p : o.pull) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) {
+      return Fail("--pull takes REMOTE_COLLECTION_ID=LOCAL_COLLECTION, not \"" + p + "\"");
+    }
+  }
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto p = (*db)->GetPartner(o.identity); !p.ok()) return Fail(p.status().message() + " (add the partner first)");
+  store::Peer peer;
+  if (auto old = (*db)->GetPeer(o.identity); old.ok()) peer = *old;
+  peer.identity = o.identity;
+  peer.url = o.url;
+  if (!o.token.empty()) peer.token = o.token;
+  peer.push_collection = o.push_collection;
+  peer.pull = o.pull;
+  if (auto st = (*db)->PutPeer(peer); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "peer", o.identity,
+                   "node at " + peer.url + " push=" + peer.push_collection + " pull=" + Join(peer.pull))) {
+    return 2;
+  }
+  std::printf("%s: node %s, push to %s, pull %s%s\n", o.identity.c_str(), peer.url.c_str(),
+              peer.push_collection.empty() ? "(none)" : peer.push_collection.c_str(), Join(peer.pull).c_str(),
+              peer.public_key.empty() ? "; trust its key with `tearline partner trust-key`" : "");
+  return 0;
+}
+
+int PartnerTrustKey(const PolicyOptions& o) {
+  bool hex = o.key.size() == 64 && o.key.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) return Fail("KEY must be the partner node's Ed25519 public key: 64 lowercase hex digits (`tearline node key`)");
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto peer = (*db)->GetPeer(o.identity);
+  if (!peer.ok()) return Fail(peer.status().message() + " (run `tearline partner set-peer` first)");
+  std::string before = peer->public_key;
+  peer->public_key = o.key;
+  if (auto st = (*db)->PutPeer(*peer); !st.ok()) return Fail(st.message());
+  if (!AuditChange(**db, o.db, "peer", o.identity, "trusted key " + o.key + (before.empty() ? "" : " (was " + before + ")"))) {
+    return 2;
+  }
+  std::printf("%s: node key %s trusted\n", o.identity.c_str(), o.key.c_str());
+  return 0;
+}
+
+int PartnerResend(const PolicyOptions& o) {
+  auto ts = stix::ParseTimestamp(o.since);
+  if (!ts) return Fail("--since must be an RFC 3339 timestamp like 2026-12-01T00:00:00Z");
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  if (auto p = (*db)->GetPeer(o.identity); !p.ok()) return Fail(p.status().message());
+  auto n = (*db)->Requeue(o.identity, stix::ToMicros(*ts));
+  if (!n.ok()) return Fail(n.status().message());
+  if (!AuditChange(**db, o.db, "resend", o.identity,
+                   std::to_string(*n) + " withheld or failed deliveries since " + o.since + " queued again")) {
+    return 2;
+  }
+  std::printf("%lld deliveries queued again for %s (the sharing rules decide again when they are sent)\n",
+              static_cast<long long>(*n), o.identity.c_str());
+  return 0;
+}
+
+int PeerStatus(const PolicyOptions& o) {
+  auto db = Open(o.db, false);
+  if (!db.ok()) return Fail(db.status().message());
+  auto peers = (*db)->ListPeers();
+  if (!peers.ok()) return Fail(peers.status().message());
+  if (peers->empty()) std::printf("no partner nodes (tearline partner set-peer)\n");
+  int64_t now = stix::NowMicros();
+  for (const auto& p : *peers) {
+    auto partner = (*db)->GetPartner(p.identity);
+    int64_t oldest = 0;
+    auto depth = (*db)->OutboxDepth(p.identity, &oldest);
+    if (!depth.ok()) return Fail(depth.status().message());
+    auto count = [&](const char* s) {
+      auto it = depth->find(s);
+      return it == depth->end() ? int64_t{0} : it->second;
+    };
+    std::printf("%s (%s)\n  channel %s; node %s; key %s\n  last contact %s\n", p.identity.c_str(),
+                partner.ok() ? partner->name.c_str() : "no partner record", partner.ok() ? partner->channel.c_str() : "-",
+                p.url.c_str(), p.public_key.empty() ? "NOT TRUSTED" : (p.public_key.substr(0, 16) + "...").c_str(),
+                p.last_contact ? stix::FormatMicros(p.last_contact).c_str() : "never");
+    std::printf("  outbox: %lld pending, %lld sent, %lld withheld, %lld failed; lag %s\n",
+                static_cast<long long>(count("pending")), static_cast<long long>(count("sent")),
+                static_cast<long long>(count("withheld")), static_cast<long long>(count("failed")),
+                oldest ? (std::to_string((now - oldest) / 1000) + " ms").c_str() : "none");
+    std::printf("  errors: %s\n", p.last_error.empty() ? "none" : p.last_error.c_str());
+  }
+  return 0;
+}
+
 int CollectionShare(const PolicyOptions& o, bool share) {
   if (o.partner.empty() == o.group.empty() && o.default_tlp.empty()) {
     return Fail("give --partner IDENTITY or --group NAME (or --default-tlp)");

@@ -17,6 +17,9 @@ struct PolicyOptions {
   std::string partner, group, default_tlp;
   int tier = -1;                         //!< partner add: -1 keeps the current tier (0 for new partners)
   std::string description;               //!< group add
+  // federation
+  std::string url, token, push_collection, key, since;
+  std::vector<std::string> pull;
 };
 
 //! Records an operator's change in the audit log (who: "cli:<user>") and signs a
@@ -32,6 +35,10 @@ int PartnerSetChannel(const PolicyOptions& o);
 int PartnerRemove(const PolicyOptions& o);
 int GroupMember(const PolicyOptions& o, bool add);
 int GroupAdd(const PolicyOptions& o);
+int PartnerSetPeer(const PolicyOptions& o);
+int PartnerTrustKey(const PolicyOptions& o);
+int PartnerResend(const PolicyOptions& o);
+int PeerStatus(const PolicyOptions& o);
 int GroupRemove(const PolicyOptions& o);
 int GroupList(const PolicyOptions& o);
 int CollectionShare(const PolicyOptions& o, bool share);

@@ -1,5 +1,6 @@
 #include "cli/serve.h"
 #include "cli/policy_cmds.h"
+#include "federation/federation.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -102,6 +103,16 @@ int Serve(const std::string& path) {
   };
   taxii::Service service(c, **store, releaser, &metrics);
   if (!service.startup_error().empty()) return Fail(service.startup_error());
+  // Federation: push the outbox to partner nodes and pull their collections (src/federation).
+  federation::Options fo;
+  fo.poll_interval_ms = c.federation_poll_ms;
+  fo.retry_base_ms = c.federation_retry_base_ms;
+  fo.retry_max_ms = c.federation_retry_max_ms;
+  fo.batch = c.federation_batch;
+  fo.timeout_ms = c.federation_timeout_ms;
+  federation::Federator federator(**store, releaser, *service.node_key(), fo);
+  service.set_on_stored([&federator] { federator.Wake(); });
+  federator.Start();
   auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
   if (!server.ok()) return Fail(server.status().message());
   std::string scheme = c.tls_cert.empty() ? "http" : "https";
@@ -112,6 +123,7 @@ int Serve(const std::string& path) {
   sigwait(&signals, &sig);
   std::fprintf(stderr, "tearline: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*server)->Stop();
+  federator.Stop();
   log->flush();
   return 0;
 }

@@ -14,8 +14,9 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 5;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 6;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
+                                   // 6: peers, outbox, pull cursors, object signatures
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -52,6 +53,21 @@ CREATE TABLE IF NOT EXISTS tokens(
 CREATE TABLE IF NOT EXISTS partners(
   identity TEXT PRIMARY KEY, name TEXT NOT NULL, channel TEXT NOT NULL, principals TEXT NOT NULL, groups_ TEXT NOT NULL,
   tier INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peers(
+  identity TEXT PRIMARY KEY, url TEXT NOT NULL, token TEXT NOT NULL, push_collection TEXT NOT NULL,
+  pull TEXT NOT NULL, public_key TEXT NOT NULL, last_contact INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL, collection TEXT NOT NULL, object_id TEXT NOT NULL,
+  version TEXT NOT NULL, enqueued INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(partner, state, seq);
+CREATE TABLE IF NOT EXISTS pull_cursors(
+  partner TEXT NOT NULL, remote TEXT NOT NULL, added_after INTEGER NOT NULL, next TEXT NOT NULL,
+  PRIMARY KEY(partner, remote)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signatures(
+  coll INTEGER NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY(coll, id, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trust_groups(name TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
@@ -180,7 +196,7 @@ class SqliteStore final : public Store {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
                "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit','meta',"
-               "'releases','checkpoints','trust_groups')");
+               "'releases','checkpoints','trust_groups','peers','outbox','pull_cursors','signatures','sqlite_sequence')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -188,7 +204,7 @@ class SqliteStore final : public Store {
     if (version < kSchemaVersion) {
       // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
-      if (version > 0 && version < 5) {
+      if (version > 0 && version < 5) {  // (5 -> 6 only adds tables)
         // 4 -> 5: objects gain source and derived_id (filled below, once the node identity exists).
         const char* up = "ALTER TABLE objects ADD COLUMN source TEXT NOT NULL DEFAULT '';"
                          "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';"
@@ -368,12 +384,41 @@ class SqliteStore final : public Store {
   }
 
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
-                        std::string_view source) override {
+                        std::string_view source, const std::vector<std::string>& push_to,
+                        const std::vector<std::string>* signatures) override {
     std::lock_guard lock(mu_);
     int64_t coll;
     if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin transaction");
     auto result = PutLocked(coll, objects, source);
+    if (result.ok() && (!push_to.empty() || signatures)) {
+      // Deliveries and signatures of the stored versions, in the same transaction.
+      std::string name = CollectionName(coll);
+      Stmt& q = Cached("INSERT INTO outbox(partner, collection, object_id, version, enqueued, state) VALUES(?,?,?,?,?,'pending')");
+      Stmt& sig = Cached("INSERT OR IGNORE INTO signatures(coll, id, version, json) VALUES(?,?,?,?)");
+      int64_t now = stix::NowMicros();
+      for (size_t k = 0; k < objects.size() && result.ok(); ++k) {
+        if (result->outcomes[k] != PutOutcome::kStored) continue;
+        for (const auto& partner : push_to) {
+          if (partner == source) continue;  // never back to where it came from
+          q.Reset();
+          q.Bind(1, partner);
+          q.Bind(2, name);
+          q.Bind(3, objects[k].id);
+          q.Bind(4, objects[k].version);
+          q.Bind(5, now);
+          if (Step(q) != SQLITE_DONE) result = Io("queue delivery");
+        }
+        if (signatures && k < signatures->size() && !(*signatures)[k].empty()) {
+          sig.Reset();
+          sig.Bind(1, coll);
+          sig.Bind(2, objects[k].id);
+          sig.Bind(3, objects[k].version);
+          sig.Bind(4, (*signatures)[k]);
+          if (Step(sig) != SQLITE_DONE) result = Io("store signatures");
+        }
+      }
+    }
     if (!result.ok()) {
       Exec("ROLLBACK");
       return result;
@@ -602,6 +647,173 @@ class SqliteStore final : public Store {
     return sqlite3_changes(db_) > 0 ? Status::Ok() : Status::NotFound("no partner " + std::string(identity));
   }
 
+  Status PutPeer(const Peer& p) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO peers(identity, url, token, push_collection, pull, public_key, last_contact, last_error) "
+                "VALUES(?,?,?,?,?,?,?,?)");
+    std::string pull = JoinLines(p.pull);
+    s.Bind(1, p.identity);
+    s.Bind(2, p.url);
+    s.Bind(3, p.token);
+    s.Bind(4, p.push_collection);
+    s.Bind(5, pull);
+    s.Bind(6, p.public_key);
+    s.Bind(7, p.last_contact);
+    s.Bind(8, p.last_error);
+    if (Step(s) != SQLITE_DONE) return Io("store peer");
+    return Status::Ok();
+  }
+
+  Result<Peer> GetPeer(std::string_view identity) override {
+    auto all = ListPeers();
+    if (!all.ok()) return all.status();
+    for (auto& p : *all) {
+      if (p.identity == identity) return std::move(p);
+    }
+    return Status::NotFound("no federation settings for " + std::string(identity));
+  }
+
+  Result<std::vector<Peer>> ListPeers() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT identity, url, token, push_collection, pull, public_key, last_contact, last_error FROM peers ORDER BY identity");
+    std::vector<Peer> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), SplitLines(s.Text(4)), s.Text(5), s.Int(6), s.Text(7)});
+    }
+    if (rc != SQLITE_DONE) return Io("list peers");
+    return out;
+  }
+
+  Status TouchPeer(std::string_view identity, int64_t when, std::string_view error) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, error.empty() ? "UPDATE peers SET last_contact=?, last_error='' WHERE identity=?"
+                              : "UPDATE peers SET last_error=?3 WHERE identity=?2");
+    s.Bind(1, when);
+    s.Bind(2, identity);
+    if (!error.empty()) s.Bind(3, error);
+    if (Step(s) != SQLITE_DONE) return Io("update peer");
+    return Status::Ok();
+  }
+
+  Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit) override {
+    std::lock_guard lock(mu_);
+    // Strict order: nothing after an item that is still waiting for its retry time.
+    Stmt& s = Cached("SELECT seq, partner, collection, object_id, version, enqueued, state, attempts, next_attempt, last_error "
+                     "FROM outbox WHERE partner=? AND state='pending' ORDER BY seq LIMIT ?");
+    s.Reset();
+    s.Bind(1, partner);
+    s.Bind(2, static_cast<int64_t>(limit));
+    std::vector<OutboxItem> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      OutboxItem it{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Int(7), s.Int(8), s.Text(9)};
+      if (it.next_attempt > now) break;
+      out.push_back(std::move(it));
+    }
+    sqlite3_reset(s.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read outbox");
+    return out;
+  }
+
+  Status MarkOutbox(const std::vector<int64_t>& seqs, std::string_view state, std::string_view error,
+                    int64_t retry_at) override {
+    if (seqs.empty()) return Status::Ok();
+    std::lock_guard lock(mu_);
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin");
+    Stmt& s = Cached(retry_at > 0
+                         ? "UPDATE outbox SET attempts=attempts+1, next_attempt=?3, last_error=?2 WHERE seq=?1"
+                         : "UPDATE outbox SET state=?3, last_error=?2 WHERE seq=?1");
+    for (int64_t q : seqs) {
+      s.Reset();
+      s.Bind(1, q);
+      s.Bind(2, error);
+      if (retry_at > 0) s.Bind(3, retry_at);
+      else s.Bind(3, state);
+      if (Step(s) != SQLITE_DONE) {
+        Exec("ROLLBACK");
+        return Io("update outbox");
+      }
+    }
+    if (!Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      return Io("commit outbox");
+    }
+    return Status::Ok();
+  }
+
+  Result<std::map<std::string, int64_t>> OutboxDepth(std::string_view partner, int64_t* oldest) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT state, count(*), min(enqueued) FROM outbox WHERE partner=? GROUP BY state");
+    s.Bind(1, partner);
+    std::map<std::string, int64_t> out;
+    *oldest = 0;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out[s.Text(0)] = s.Int(1);
+      if (s.Text(0) == "pending") *oldest = s.Int(2);
+    }
+    if (rc != SQLITE_DONE) return Io("outbox depth");
+    return out;
+  }
+
+  Result<int64_t> Requeue(std::string_view partner, int64_t since) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "UPDATE outbox SET state='pending', attempts=0, next_attempt=0, last_error='' "
+                "WHERE partner=? AND state IN ('withheld','failed') AND enqueued>=?");
+    s.Bind(1, partner);
+    s.Bind(2, since);
+    if (Step(s) != SQLITE_DONE) return Io("requeue");
+    return static_cast<int64_t>(sqlite3_changes(db_));
+  }
+
+  Result<StoredObject> GetVersion(std::string_view collection, std::string_view id, std::string_view version,
+                                  std::string* signatures) override {
+    std::lock_guard lock(mu_);
+    int64_t coll;
+    if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
+    Stmt& s = Cached("SELECT o.id, o.type, o.modified, o.version, o.spec_version, o.date_added, o.json, o.source, "
+                     "coalesce(g.json, '') FROM objects o LEFT JOIN signatures g ON g.coll=o.coll AND g.id=o.id AND "
+                     "g.version=o.version WHERE o.coll=? AND o.id=? AND o.version=?");
+    s.Reset();
+    s.Bind(1, coll);
+    s.Bind(2, id);
+    s.Bind(3, version);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)};
+      if (signatures) *signatures = s.Text(8);
+      sqlite3_reset(s.get());
+      return o;
+    }
+    sqlite3_reset(s.get());
+    if (rc == SQLITE_DONE) return Status::NotFound("no such version");
+    return Io("read version");
+  }
+
+  Status PutPullCursor(std::string_view partner, std::string_view remote, int64_t added_after,
+                       std::string_view next) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO pull_cursors(partner, remote, added_after, next) VALUES(?,?,?,?)");
+    s.Bind(1, partner);
+    s.Bind(2, remote);
+    s.Bind(3, added_after);
+    s.Bind(4, next);
+    if (Step(s) != SQLITE_DONE) return Io("store pull position");
+    return Status::Ok();
+  }
+
+  Result<std::pair<int64_t, std::string>> GetPullCursor(std::string_view partner, std::string_view remote) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT added_after, next FROM pull_cursors WHERE partner=? AND remote=?");
+    s.Bind(1, partner);
+    s.Bind(2, remote);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return std::make_pair(s.Int(0), s.Text(1));
+    if (rc == SQLITE_DONE) return std::make_pair(int64_t{0}, std::string());
+    return Io("read pull position");
+  }
+
   Status PutGroup(const Group& g) override {
     std::lock_guard lock(mu_);
     Stmt s(db_, "INSERT OR REPLACE INTO trust_groups(name, description) VALUES(?,?)");
@@ -774,6 +986,15 @@ class SqliteStore final : public Store {
     if (rc == SQLITE_ROW) return CollectionInfo{s.Text(0), s.Text(1), s.Text(2), s.Text(3), 0};
     if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + std::string(name_or_id) + "\"");
     return Io("find collection");
+  }
+
+  std::string CollectionName(int64_t pk) {
+    Stmt& s = Cached("SELECT name FROM collections WHERE pk=?");
+    s.Reset();
+    s.Bind(1, pk);
+    std::string name = sqlite3_step(s.get()) == SQLITE_ROW ? s.Text(0) : std::string();
+    sqlite3_reset(s.get());
+    return name;
   }
 
   Status CollectionPk(std::string_view name_or_id, int64_t* pk) {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -137,6 +138,33 @@ struct Audience {
   std::string default_tlp = "amber";  //!< clear, green, amber, amber+strict, red
 };
 
+//! A partner's node, for federation (issue #6): where it is, how we authenticate, what
+//! we push and pull, and the key its releases are signed with.
+struct Peer {
+  std::string identity;                  //!< the partner (store::Partner identity)
+  std::string url;                       //!< its TAXII API root, e.g. https://b.example:8443/ct/
+  std::string token;                     //!< bearer token tearline uses there
+  std::string push_collection;           //!< its collection id we POST to (empty: no push)
+  std::vector<std::string> pull;         //!< "REMOTE_COLLECTION_ID=LOCAL_COLLECTION" to poll
+  std::string public_key;                //!< hex Ed25519 key, exchanged out of band
+  int64_t last_contact = 0;              //!< µs; 0: never
+  std::string last_error;
+};
+
+//! One queued delivery: an object version for a partner, in enqueue order.
+struct OutboxItem {
+  int64_t seq = 0;
+  std::string partner;
+  std::string collection;   //!< local collection name
+  std::string object_id;
+  std::string version;      //!< VersionKey
+  int64_t enqueued = 0;
+  std::string state;        //!< pending, sent, withheld, failed
+  int64_t attempts = 0;
+  int64_t next_attempt = 0; //!< µs
+  std::string last_error;
+};
+
 //! One object released to one recipient (the release history the Releaser reads).
 struct ReleaseRecord {
   std::string recipient;   //!< partner identity
@@ -161,8 +189,12 @@ class Store {
   //! Stores a batch in one transaction: all outcomes are durable when this
   //! returns ok, and nothing of the batch is stored when it fails.
   //! `source` is the partner identity the objects came from (empty: our own analysts).
+  //! Every stored version is queued in the outbox for each partner of `push_to`, in the
+  //! same transaction (a crash cannot store an object and lose its delivery).
+  //! `signatures` (optional, one JSON text per object) are kept with received versions.
   virtual Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
-                                std::string_view source = {}) = 0;
+                                std::string_view source = {}, const std::vector<std::string>& push_to = {},
+                                const std::vector<std::string>* signatures = nullptr) = 0;
 
   //! This node's STIX identity id, created with the database (stable for its life).
   virtual Result<std::string> NodeIdentity() = 0;
@@ -220,6 +252,28 @@ class Store {
   virtual Status PutAudience(const Audience& a) = 0;                    //!< insert or replace
   //! The audience of a collection; an empty one (default TLP amber) if never set.
   virtual Result<Audience> GetAudience(std::string_view collection) = 0;
+
+  // ---- federation (issue #6) ----
+  virtual Status PutPeer(const Peer& p) = 0;                            //!< insert or replace
+  virtual Result<Peer> GetPeer(std::string_view identity) = 0;          //!< NotFound if absent
+  virtual Result<std::vector<Peer>> ListPeers() = 0;
+  virtual Status TouchPeer(std::string_view identity, int64_t when, std::string_view error) = 0;
+  //! Pending items of one partner whose next attempt is due, in enqueue order.
+  virtual Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit) = 0;
+  //! Sets state (and error) of items; `retry_at` > 0 keeps them pending and counts an attempt.
+  virtual Status MarkOutbox(const std::vector<int64_t>& seqs, std::string_view state, std::string_view error,
+                            int64_t retry_at) = 0;
+  //! Counts per state for one partner, and the enqueue time of the oldest pending item (0: none).
+  virtual Result<std::map<std::string, int64_t>> OutboxDepth(std::string_view partner, int64_t* oldest_pending) = 0;
+  //! Re-queues items of `partner` withheld or failed since `since_us` (operator's resend).
+  virtual Result<int64_t> Requeue(std::string_view partner, int64_t since_us) = 0;
+  //! One exact version (with JSON, source and stored signatures JSON in `signatures`).
+  virtual Result<StoredObject> GetVersion(std::string_view collection, std::string_view id, std::string_view version,
+                                          std::string* signatures) = 0;
+  //! Durable pull position per (partner, remote collection): added_after µs and next.
+  virtual Status PutPullCursor(std::string_view partner, std::string_view remote, int64_t added_after,
+                               std::string_view next) = 0;
+  virtual Result<std::pair<int64_t, std::string>> GetPullCursor(std::string_view partner, std::string_view remote) = 0;
 
   // ---- audit log of releases ----
   //! Appends entries atomically, assigning seq, prev_hash and hash (the chain), and

@@ -69,7 +69,17 @@ Result<Config> ParseConfig(std::string_view text) {
   }
   Config c;
   Reader r;
-  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching", "audit"});
+  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching", "audit", "federation"});
+  if (auto* f = root["federation"].as_table()) {
+    r.Unknown(*f, "federation.", {"poll_interval_ms", "retry_base_ms", "retry_max_ms", "batch", "timeout_ms"});
+    r.Int(*f, "federation.", "poll_interval_ms", &c.federation_poll_ms, 10, 3600000);
+    r.Int(*f, "federation.", "retry_base_ms", &c.federation_retry_base_ms, 10, 3600000);
+    r.Int(*f, "federation.", "retry_max_ms", &c.federation_retry_max_ms, 10, 86400000);
+    r.Int(*f, "federation.", "batch", &c.federation_batch, 1, 10000);
+    r.Int(*f, "federation.", "timeout_ms", &c.federation_timeout_ms, 100, 600000);
+  } else if (root.contains("federation")) {
+    r.Fail("federation", "must be a table");
+  }
   if (auto* a = root["audit"].as_table()) {
     r.Unknown(*a, "audit.", {"checkpoint_every", "node_key"});
     r.Int(*a, "audit.", "checkpoint_every", &c.checkpoint_every, 1, 100000000);

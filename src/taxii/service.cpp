@@ -12,6 +12,7 @@
 #include "taxii/taxii.h"
 #include "taxii/audit_writer.h"
 #include "taxii/watcher.h"
+#include "federation/federation.h"
 
 namespace tearline::taxii {
 namespace {
@@ -216,6 +217,7 @@ Service::Service(Config config, store::Store& store, const policy::Releaser& rel
   std::string err;
   auto key = audit::LoadOrCreateKey(key_path, &err);
   if (!key) startup_error_ = err;
+  node_key_ = key;
   audit_ = std::make_unique<AuditWriter>(store_, std::move(key), config_.checkpoint_every);
 }
 
@@ -558,6 +560,18 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     bool more = false;
     std::string next;
   };
+  const bool peer_partner = partner && store_.GetPeer(partner->identity).ok();
+  // For a partner node: the envelope member with this node's signature of every object.
+  auto sign_member = [&](const std::vector<store::StoredObject>& objs) {
+    if (!peer_partner || !node_key_ || objs.empty()) return std::string();
+    std::string m = "{";
+    for (size_t k = 0; k < objs.size(); ++k) {
+      if (k) m += ",";
+      stix::AppendJsonString(m, federation::SignatureKey(objs[k].id, objs[k].modified));
+      m += ":" + federation::ToJson({federation::Sign(*node_key_, to.node_identity, objs[k].json)});
+    }
+    return m + "}";
+  };
   auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
     Released out;
     const size_t limit = query.limit;
@@ -571,6 +585,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       if (!released.ok()) return released.status();
       auto& objs = *released;
       for (size_t k = 0; k < objs.size(); ++k) {
+        // A partner node never gets back what it sent us (federation loops).
+        if (peer_partner && objs[k].source == partner->identity) continue;
         // match[id] names what the recipient knows: the original id or the variant id.
         if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].id) == query.ids.end()) continue;
         out.objects.push_back(std::move(objs[k]));
@@ -644,9 +660,36 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         return Error(400, "Bad Request", msg);
       }
       int64_t request_time = NowMicros();
+      // A partner's node must sign what it sends (src/federation): unsigned or badly signed
+      // objects are refused and audited; the signatures are kept for relaying.
+      std::vector<std::string> signatures;
+      std::vector<std::pair<std::string, std::string>> unsigned_objects;  // id, why
+      bool from_peer = false;
+      if (partner) {
+        if (auto peer = store_.GetPeer(partner->identity); peer.ok()) {
+          from_peer = true;
+          std::vector<std::string> sig_json;
+          auto errors = federation::CheckSignatures(req.body, vr.objects, *peer, &sig_json);
+          std::vector<stix::Object> good;
+          for (size_t k = 0; k < vr.objects.size(); ++k) {
+            if (!errors[k].empty()) {
+              unsigned_objects.emplace_back(vr.objects[k].id, errors[k]);
+              continue;
+            }
+            good.push_back(std::move(vr.objects[k]));
+            signatures.push_back(std::move(sig_json[k]));
+          }
+          vr.objects = std::move(good);
+        }
+      }
+      // What is stored is queued for the partner nodes the collection is pushed to, in the same transaction.
+      auto targets = federation::PushTargets(store_, info.name);
+      if (!targets.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
       // Objects a partner sends are remembered as its own: relaying them obeys its markings.
-      auto put = store_.Put(info.name, vr.objects, partner ? std::string_view(partner->identity) : std::string_view());
+      auto put = store_.Put(info.name, vr.objects, partner ? std::string_view(partner->identity) : std::string_view(),
+                            *targets, from_peer ? &signatures : nullptr);
       if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
+      if (put->stored > 0 && !targets->empty() && on_stored_) on_stored_();
       if (watcher_ && watcher_->Watches(info.name)) {
         // Matching is best effort: the objects are stored and acknowledged either way.
         (void)watcher_->OnPosted(vr.objects);
@@ -681,6 +724,22 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         j.Open().Str("id", e.first.empty() ? "(object " + std::to_string(idx) + ")" : e.first).Str("message", e.second).Close();
         failures += (failures.empty() ? "" : ",") + j.Take();
         ++n_fail;
+      }
+      std::string refused;
+      for (const auto& [id, why] : unsigned_objects) {
+        Json j;
+        j.Open().Str("id", id).Str("message", why).Close();
+        failures += (failures.empty() ? "" : ",") + j.Take();
+        refused += (refused.empty() ? "" : "\n") + id + ": " + why;
+        ++n_fail;
+      }
+      if (!refused.empty()) {
+        std::vector<audit::Entry> entries;
+        entries.push_back({0, NowMicros(), recipient_name, refused, std::to_string(unsigned_objects.size()) + " objects",
+                           "reject", "objects from a partner node without a valid signature", "", ""});
+        if (!audit_->Append(std::move(entries)).ok()) {
+          return Error(500, "Internal Server Error", "the refusal could not be audited");
+        }
       }
       {
         // Ingest is audited: who sent which versions, and what became of them.
@@ -725,6 +784,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     j.Open().Bool("more", page->more);
     if (page->more) j.Str("next", page->next);
     if (!items.empty()) j.RawValue("objects", "[" + items + "]");
+    if (auto sig = sign_member(objs); !sig.empty()) j.RawValue(std::string(federation::kSignaturesMember), sig);
     Response r = JsonResponse(200, j.Close().Take());
     page_headers(r, objs);
     return r;
@@ -761,6 +821,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     j.Open().Bool("more", page->more);
     if (page->more) j.Str("next", page->next);
     j.RawValue("objects", "[" + items + "]");
+    if (auto sig = sign_member(objs); !sig.empty()) j.RawValue(std::string(federation::kSignaturesMember), sig);
     Response r = JsonResponse(200, j.Close().Take());
     page_headers(r, objs);
     return r;

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <iterator>
 #include <map>
 #include <memory>
@@ -70,6 +72,12 @@ struct Config {
   // [audit]: sign the chain's head every N entries (and on shutdown) with the node key.
   size_t checkpoint_every = 1000;
   std::string node_key;  //!< key file; default "<database>.key"
+  // [federation]: push/pull workers (src/federation); partners' nodes are configured with the CLI.
+  int64_t federation_poll_ms = 500;
+  int64_t federation_retry_base_ms = 500;
+  int64_t federation_retry_max_ms = 60000;
+  size_t federation_batch = 200;
+  int64_t federation_timeout_ms = 15000;
 };
 
 class Watcher;
@@ -132,6 +140,10 @@ class Service {
   const Config& config() const { return config_; }
   //! Why the service cannot run safely (e.g. the node key is unreadable); empty when fine.
   const std::string& startup_error() const { return startup_error_; }
+  //! Called after objects were stored and queued for partner nodes (serve wakes the Federator).
+  void set_on_stored(std::function<void()> f) { on_stored_ = std::move(f); }
+  //! The node key (loaded at construction); nullopt when it could not be loaded.
+  const std::optional<audit::NodeKey>& node_key() const { return node_key_; }
 
  private:
   struct Caller;
@@ -141,6 +153,8 @@ class Service {
 
   Config config_;
   std::string startup_error_;
+  std::optional<audit::NodeKey> node_key_;
+  std::function<void()> on_stored_;
   store::Store& store_;
   //! Store collection info per configured collection name, resolved once (ids never change).
   std::unordered_map<std::string, store::CollectionInfo> collections_;

@@ -1,0 +1,99 @@
+// tearline federation (issue #6): nodes exchange releases over TAXII 2.1, signed.
+//
+// This is the public header of src/federation. Every object a node releases to a
+// partner node travels with an Ed25519 signature by the releasing node over the
+// object's RFC 8785 canonical form, in the TAXII envelope member
+// "tearline_signatures" ({"<id>|<version>": [{"node","key","sig"}, ...]}), so the
+// object itself is never changed; a relayed object keeps the signatures it came
+// with and gains the relayer's. Standard TAXII clients ignore the member.
+//
+// Push: objects are queued in the store's outbox in the transaction that stores
+// them (Store::Put push_to); the Federator POSTs them, in order, through the
+// Releaser (exactly what the partner may see, variants included, decided when
+// sent: a channel closed meanwhile stops them), follows the status resource and
+// retries with exponential backoff and jitter. Pull: the Federator polls the
+// partner's collections with added_after/next, keeping the position in the store.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "audit/audit.h"
+#include "common/status.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+namespace tearline::federation {
+
+//! The envelope member that carries signatures.
+inline constexpr std::string_view kSignaturesMember = "tearline_signatures";
+
+struct Signature {
+  std::string node;  //!< identity of the signing node
+  std::string key;   //!< its Ed25519 public key, hex
+  std::string sig;   //!< hex signature over SignedMessage(object)
+};
+
+//! What is signed: a domain-separation prefix and the object's RFC 8785 canonical form.
+std::string SignedMessage(std::string_view object_json);
+Signature Sign(const audit::NodeKey& key, std::string_view node_identity, std::string_view object_json);
+bool Verify(std::string_view object_json, const Signature& s);
+std::string ToJson(const std::vector<Signature>& sigs);
+std::vector<Signature> SignaturesFromJson(std::string_view json_array);
+//! The key under which an object's signatures travel: "<id>|<modified or empty>".
+std::string SignatureKey(std::string_view id, std::string_view modified);
+
+//! Reads the signatures member of a TAXII envelope: key -> signatures. Empty when absent.
+std::vector<std::pair<std::string, std::vector<Signature>>> EnvelopeSignatures(std::string_view envelope);
+
+//! The partners (identities) whose node gets what is stored in `collection` pushed:
+//! peers with a push collection whose partner record the collection is shared with.
+Result<std::vector<std::string>> PushTargets(store::Store& store, std::string_view collection);
+
+//! Checks, for an envelope received from partner `peer`, that every object carries a
+//! valid signature by the peer's key. Returns, per object index, an error message
+//! (empty: good) and fills `stored` with the signatures JSON to keep for each object.
+std::vector<std::string> CheckSignatures(std::string_view envelope, const std::vector<stix::Object>& objects,
+                                         const store::Peer& peer, std::vector<std::string>* stored);
+
+struct Options {
+  int64_t poll_interval_ms = 500;   //!< how often pending work and pull sources are checked
+  int64_t retry_base_ms = 500;      //!< first retry delay; doubles per attempt (with jitter)
+  int64_t retry_max_ms = 60000;
+  size_t batch = 200;               //!< objects per POST / per pulled page
+  int64_t timeout_ms = 15000;       //!< per HTTP request
+};
+
+//! The push and pull workers of a node (one thread).
+class Federator {
+ public:
+  Federator(store::Store& store, const policy::Releaser& releaser, audit::NodeKey key, Options options = {});
+  ~Federator();
+  void Start();
+  void Stop();
+  //! Wakes the worker (new objects were queued).
+  void Wake();
+  //! One push pass for one peer: sends what is due. Returns objects accounted for.
+  Result<size_t> PushOnce(const store::Peer& peer);
+  //! One pull pass over one peer's pull sources. Returns objects stored.
+  Result<size_t> PullOnce(const store::Peer& peer);
+
+ private:
+  void Loop();
+  store::Store& store_;
+  const policy::Releaser& releaser_;
+  audit::NodeKey key_;
+  Options opt_;
+  std::string node_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, woken_ = false;
+  std::thread thread_;
+};
+
+}  // namespace tearline::federation
