@@ -52,7 +52,10 @@ Reply Http(const std::string& method, const std::string& url, const std::string&
   struct curl_slist* hs = nullptr;
   hs = curl_slist_append(hs, "Accept: application/taxii+json;version=2.1");
   if (!token.empty()) hs = curl_slist_append(hs, ("Authorization: Bearer " + token).c_str());
-  if (method == "POST") hs = curl_slist_append(hs, "Content-Type: application/taxii+json;version=2.1");
+  if (method == "POST") {
+    hs = curl_slist_append(hs, "Content-Type: application/taxii+json;version=2.1");
+    hs = curl_slist_append(hs, "Expect:");  // no 100-continue round trip
+  }
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
