@@ -408,8 +408,12 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
   }
   if (auto a = store_.MarkOutbox(sent, "sent", "", 0); !a.ok()) return a;
   if (auto a = store_.MarkOutbox(rejected, "failed", first_error, 0); !a.ok()) return a;
-  (void)store_.TouchPeer(peer.identity, stix::NowMicros(), "");
-  if (!first_error.empty()) (void)store_.TouchPeer(peer.identity, 0, "rejected by the partner: " + first_error);
+  // Last contact is kept to the second (one write per second at most, not one per batch).
+  int64_t now_us = stix::NowMicros();
+  if (!peer.last_error.empty() || now_us - peer.last_contact > 1000000 || !first_error.empty()) {
+    (void)store_.TouchPeer(peer.identity, now_us, "");
+    if (!first_error.empty()) (void)store_.TouchPeer(peer.identity, 0, "rejected by the partner: " + first_error);
+  }
   return items.size();
 }
 

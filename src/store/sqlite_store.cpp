@@ -697,23 +697,26 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit) override {
-    std::lock_guard lock(mu_);
-    // Strict order: nothing after an item that is still waiting for its retry time.
-    Stmt& s = Cached("SELECT seq, partner, collection, object_id, version, enqueued, state, attempts, next_attempt, last_error "
-                     "FROM outbox WHERE partner=? AND state='pending' ORDER BY seq LIMIT ?");
-    s.Reset();
-    s.Bind(1, partner);
-    s.Bind(2, static_cast<int64_t>(limit));
-    std::vector<OutboxItem> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      OutboxItem it{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Int(7), s.Int(8), s.Text(9)};
-      if (it.next_attempt > now) break;
-      out.push_back(std::move(it));
-    }
-    sqlite3_reset(s.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read outbox");
-    return out;
+    // On a reader connection: the federator must not queue behind ingest commits.
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<OutboxItem>> {
+      // Strict order: nothing after an item that is still waiting for its retry time.
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT seq, partner, collection, object_id, version, enqueued, state, attempts, next_attempt, "
+                         "last_error FROM outbox WHERE partner=? AND state='pending' ORDER BY seq LIMIT ?");
+      s.Reset();
+      s.Bind(1, partner);
+      s.Bind(2, static_cast<int64_t>(limit));
+      std::vector<OutboxItem> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        OutboxItem it{s.Int(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Int(7), s.Int(8), s.Text(9)};
+        if (it.next_attempt > now) break;
+        out.push_back(std::move(it));
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Io(std::string("read outbox: ") + sqlite3_errmsg(db));
+      return out;
+    });
   }
 
   Status MarkOutbox(const std::vector<int64_t>& seqs, std::string_view state, std::string_view error,
@@ -769,26 +772,27 @@ class SqliteStore final : public Store {
 
   Result<StoredObject> GetVersion(std::string_view collection, std::string_view id, std::string_view version,
                                   std::string* signatures) override {
-    std::lock_guard lock(mu_);
-    int64_t coll;
-    if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
-    Stmt& s = Cached("SELECT o.id, o.type, o.modified, o.version, o.spec_version, o.date_added, o.json, o.source, "
-                     "coalesce(g.json, '') FROM objects o LEFT JOIN signatures g ON g.coll=o.coll AND g.id=o.id AND "
-                     "g.version=o.version WHERE o.coll=? AND o.id=? AND o.version=?");
-    s.Reset();
-    s.Bind(1, coll);
-    s.Bind(2, id);
-    s.Bind(3, version);
-    int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) {
-      StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)};
-      if (signatures) *signatures = s.Text(8);
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<StoredObject> {
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT o.id, o.type, o.modified, o.version, o.spec_version, o.date_added, o.json, o.source, "
+                         "coalesce(g.json, '') FROM collections c JOIN objects o ON o.coll=c.pk LEFT JOIN signatures g "
+                         "ON g.coll=o.coll AND g.id=o.id AND g.version=o.version "
+                         "WHERE (c.name=?1 OR c.taxii_id=?1) AND o.id=?2 AND o.version=?3");
+      s.Reset();
+      s.Bind(1, collection);
+      s.Bind(2, id);
+      s.Bind(3, version);
+      int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)};
+        if (signatures) *signatures = s.Text(8);
+        sqlite3_reset(s.get());
+        return o;
+      }
       sqlite3_reset(s.get());
-      return o;
-    }
-    sqlite3_reset(s.get());
-    if (rc == SQLITE_DONE) return Status::NotFound("no such version");
-    return Io("read version");
+      if (rc == SQLITE_DONE) return Status::NotFound("no such version");
+      return Status::Io(std::string("read version: ") + sqlite3_errmsg(db));
+    });
   }
 
   Status PutPullCursor(std::string_view partner, std::string_view remote, int64_t added_after,
