@@ -386,5 +386,129 @@ TEST(Federation, PullKeepsItsPositionAndChecksSignatures) {
   EXPECT_EQ(Sql(b.db_, "SELECT count(*) FROM objects"), "0");
 }
 
+
+TEST(DutyToWarn, WarningAcrossAClosedChannelIsAcknowledgedAndPublished) {
+  TempDir tmp;
+  Node a(tmp.path(), "a", "intel"), c(tmp.path(), "c", "inbox");
+  std::string out;
+  // C gives A a way in (its warning inbox) and knows A's key; A gives C a way back for receipts.
+  c.Cli("principal add node-a --read inbox --write inbox");
+  std::string c_token = c.Cli("principal token node-a");
+  c_token.erase(c_token.find_last_not_of("\n") + 1);
+  a.Cli("principal add node-c --read intel --write intel");
+  std::string a_token = a.Cli("principal token node-c");
+  a_token.erase(a_token.find_last_not_of("\n") + 1);
+  c.Cli("partner add " + a.identity_ + " --name a --principal node-a");
+  c.Cli("partner set-peer " + a.identity_ + " --url " + a.url() + " --token " + a_token + " --push-collection " + a.collection_id_);
+  c.Cli("partner trust-key " + a.identity_ + " " + a.key_);
+  // A and C do not cooperate: the channel is closed. C is a party A must warn about threats to country XC.
+  a.Cli("partner add " + c.identity_ + " --name c --channel closed --principal node-c");
+  a.Cli("partner set-peer " + c.identity_ + " --url " + c.url());
+  a.Cli("partner trust-key " + c.identity_ + " " + c.key_);
+  a.Cli("party add " + c.identity_ + " --name 'Country C' --url " + c.url() + " --token " + c_token + " --collection " +
+        c.collection_id_ + " --key " + c.key_ + " --match country:XC");
+  const std::string ext = "extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5";
+  const std::string amber = "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82";
+  const std::string white = "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9";
+  test::WriteFile(tmp.path() + "/threat.json", R"({"type":"bundle","id":"bundle--11111111-2222-4333-8444-555555555555","objects":[)"
+      R"({"type":"location","spec_version":"2.1","id":"location--0c0c0c0c-0000-4000-8000-00000000000c","created":"2026-03-01T00:00:00.000Z","modified":"2026-03-01T00:00:00.000Z","name":"Capital of C","country":"XC","object_marking_refs":[")" + white + R"("]},)"
+      R"({"type":"campaign","spec_version":"2.1","id":"campaign--0c0c0c0c-0000-4000-8000-0000000000aa","created":"2026-03-01T00:00:00.000Z","modified":"2026-03-01T00:00:00.000Z","name":"Operation Crowded Hall","description":"Our source HUMINT-9 reports an armed assault planned on a concert hall.","confidence":90,"x_source":"HUMINT-9, handler meeting 2026-02-27","object_marking_refs":[")" + amber + R"("],)"
+      R"("extensions":{")" + ext + R"(":{"extension_type":"property-extension","releasable":{"name":"Planned armed assault on a crowded venue","description":"A violent group plans an armed assault on a crowded concert venue in the coming weeks."},"sensitive":["x_source"]}}},)"
+      R"({"type":"relationship","spec_version":"2.1","id":"relationship--0c0c0c0c-0000-4000-8000-0000000000bb","created":"2026-03-01T00:00:00.000Z","modified":"2026-03-01T00:00:00.000Z","relationship_type":"targets","source_ref":"campaign--0c0c0c0c-0000-4000-8000-0000000000aa","target_ref":"location--0c0c0c0c-0000-4000-8000-00000000000c","object_marking_refs":[")" + amber + R"("]}]})");
+  a.Start();
+  c.Start();
+  a.Cli("import --collection intel " + tmp.path() + "/threat.json");
+  // The rule fires: a draft, built from sanitized copies only.
+  std::string id;
+  ASSERT_TRUE(WaitFor([&] {
+    std::string list = a.Cli("warn list");
+    auto at = list.find("report--");
+    if (at == std::string::npos) return false;
+    id = list.substr(at, 44);
+    return true;
+  }));
+  std::string show = a.Cli("warn show " + id);
+  EXPECT_NE(show.find("draft"), std::string::npos) << show;
+  EXPECT_NE(show.find("A violent group plans an armed assault"), std::string::npos) << show;
+  EXPECT_EQ(show.find("HUMINT-9"), std::string::npos) << "sources and methods never enter a warning";
+  EXPECT_EQ(show.find("campaign--0c0c0c0c-0000-4000-8000-0000000000aa"), std::string::npos) << "nor original ids";
+  // Decisions are recorded; waive and reject need a reason.
+  EXPECT_NE(RunCommand(Bin() + " warn waive --db " + a.db_ + " " + id + " --by officer1", &out), 0) << out;
+  EXPECT_NE(RunCommand(Bin() + " warn approve --db " + a.db_ + " " + id, &out), 0) << "who approves is required";
+  a.Cli("warn approve " + id + " --by officer1 --reason 'credible, specific threat' --instruction "
+        "'Avoid large gatherings at concert venues in the capital; report suspicious behaviour to the police.'");
+  // Delivered across the closed channel, and acknowledged by C's node with a signed note.
+  ASSERT_TRUE(WaitFor([&] { return a.Cli("warn status " + id).find(id + ": acknowledged") != std::string::npos; }, 30))
+      << a.Cli("warn status " + id) << a.Cli("peer status") << c.Cli("peer status");
+  std::string status = a.Cli("warn status " + id);
+  for (const char* step : {"  draft ", "  approved ", "  delivered ", "  acknowledged "}) {
+    EXPECT_NE(status.find(step), std::string::npos) << step << "\n" << status;
+  }
+  // C received the warning, and nothing else of A's: no original, no AMBER intelligence.
+  EXPECT_EQ(Sql(c.db_, "SELECT count(*) FROM objects WHERE id='" + id + "'"), "1");
+  EXPECT_EQ(Sql(c.db_, "SELECT count(*) FROM objects WHERE json LIKE '%HUMINT%' OR id LIKE '%0c0c0c0c-0000-4000-8000-0000000000aa'"), "0");
+  EXPECT_EQ(Sql(c.db_, "SELECT count(*) FROM objects WHERE source='" + a.identity_ + "'"), "4") << "report + 3 sanitized objects";
+  EXPECT_EQ(Sql(a.db_, "SELECT count(*) FROM outbox WHERE partner='" + c.identity_ + "' AND state='sent'"), "0")
+      << "only the warning path crossed the closed channel";
+  // Every step is audited on A.
+  for (const char* kind : {"warning-draft", "warning-approved", "warning-acknowledged"}) {
+    EXPECT_NE(Sql(a.db_, std::string("SELECT count(*) FROM audit WHERE decision='") + kind + "'"), "0") << kind;
+  }
+  EXPECT_NE(Sql(a.db_, "SELECT count(*) FROM audit WHERE reason LIKE 'approved duty-to-warn warning%'"), "0");
+  // Public advisory: CAP 1.2 (schema-valid), Atom, and a TLP:CLEAR STIX report; only approved text.
+  std::string cap = a.Cli("warn publish " + id + " --by officer2");
+  test::WriteFile(tmp.path() + "/alert.xml", cap);
+  std::string schema = std::string(TEARLINE_SOURCE_DIR) + "/tests/data/cap-1.2.xsd";
+  EXPECT_EQ(RunCommand("xmllint --noout --schema " + schema + " " + tmp.path() + "/alert.xml", &out), 0) << out << cap;
+  EXPECT_NE(cap.find("<instruction>Avoid large gatherings"), std::string::npos) << cap;
+  EXPECT_NE(cap.find("<areaDesc>Capital of C (XC)</areaDesc>"), std::string::npos) << cap;
+  EXPECT_EQ(cap.find("HUMINT"), std::string::npos);
+  std::string feed;
+  ASSERT_EQ(RunCommand("curl -sf " + a.url().substr(0, a.url().size() - 3) + "advisories/feed.atom", &feed), 0) << feed;
+  test::WriteFile(tmp.path() + "/feed.atom", feed);
+  EXPECT_EQ(RunCommand("xmllint --noout " + tmp.path() + "/feed.atom", &out), 0) << out << feed;
+  EXPECT_NE(feed.find("<entry>"), std::string::npos) << feed;
+  auto href = feed.find(".cap.xml");
+  ASSERT_NE(href, std::string::npos) << feed;
+  std::string link = feed.substr(feed.rfind("href=\"", href) + 6, href + 8 - feed.rfind("href=\"", href) - 6);
+  std::string served;
+  ASSERT_EQ(RunCommand("curl -sf '" + link + "'", &served), 0) << link;
+  EXPECT_EQ(served, cap);
+  EXPECT_EQ(Sql(a.db_, "SELECT count(*) FROM objects o JOIN collections c ON c.pk=o.coll WHERE c.name='public' AND o.json LIKE '%613f2e26%'"), "2");
+  EXPECT_NE(RunCommand(Bin() + " warn publish --db " + a.db_ + " " + id + " --by officer2", &out), 0) << "published once";
+  EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + a.db_, &out), 0) << out;
+}
+
+TEST(DutyToWarn, TwoPersonRuleAndWaiver) {
+  TempDir tmp;
+  Node a(tmp.path(), "a", "intel");
+  std::string out;
+  const std::string party = "identity--0d0d0d0d-0000-4000-8000-00000000000d";
+  a.Cli("party add " + party + " --name D --url http://127.0.0.1:9/ct/ --collection 0d0d0d0d-0000-4000-8000-00000000000d --key " +
+        std::string(64, 'd') + " --match city:Northport");
+  a.Cli("import --collection intel " + kSample);
+  // The sample's campaign targets Northport with confidence 85: one draft per target object matched.
+  std::string scan = a.Cli("warn scan --collection intel");
+  EXPECT_NE(scan.find("1 new warning drafts"), std::string::npos) << scan;
+  EXPECT_NE(a.Cli("warn scan --collection intel").find("0 new warning drafts"), std::string::npos) << "idempotent";
+  std::string list = a.Cli("warn list");
+  std::string id = list.substr(list.find("report--"), 44);
+  Sql(a.db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('warn.two_person', 'true')");
+  a.Cli("warn approve " + id + " --by alice --reason first");
+  EXPECT_NE(a.Cli("warn status " + id).find(": draft"), std::string::npos) << "one approval is not enough";
+  EXPECT_NE(RunCommand(Bin() + " warn approve --db " + a.db_ + " " + id + " --by alice", &out), 0) << "not twice by the same person";
+  EXPECT_NE(out.find("someone else"), std::string::npos) << out;
+  a.Cli("warn approve " + id + " --by bob --reason second");
+  EXPECT_NE(a.Cli("warn status " + id).find(": approved"), std::string::npos);
+  EXPECT_NE(RunCommand(Bin() + " warn waive --db " + a.db_ + " " + id + " --by carol --reason x", &out), 0) << "decided already";
+  // The other path: a waiver, recorded with its reason.
+  Sql(a.db_, "UPDATE warnings SET state='draft', events='[]'");
+  a.Cli("warn waive " + id + " --by carol --reason 'warning would expose the source'");
+  std::string status = a.Cli("warn status " + id);
+  EXPECT_NE(status.find("waived"), std::string::npos) << status;
+  EXPECT_NE(status.find("would expose the source"), std::string::npos) << status;
+  EXPECT_NE(Sql(a.db_, "SELECT count(*) FROM audit WHERE decision='warning-waived'"), "0");
+}
+
 }  // namespace
 }  // namespace tearline

@@ -74,7 +74,7 @@ bool LevelOk(const NaiveCase& c, const std::string& level) {
   bool relayed = !c.source.empty() && c.source != c.org;
   if (relayed && (level == "red" || level == "amber+strict")) return false;
   if (c.channel == "restricted" && level != "clear" && level != "green") return false;
-  if (c.channel == "suspended" && level != "clear" && !c.warning) return false;
+  if (c.channel == "suspended" && level != "clear") return false;
   if (level == "clear") return true;
   if (level == "green") {
     for (const auto& g : c.groups) {
@@ -90,7 +90,8 @@ bool LevelOk(const NaiveCase& c, const std::string& level) {
 
 // Returns "withhold", "release" or "variant"; `strip` gets the hidden selectors.
 std::string Naive(const NaiveCase& c, std::vector<std::string>* strip) {
-  if (c.channel == "closed") return c.warning ? "release" : "withhold";
+  if (c.warning) return "release";  // an approved warning addressed to the recipient: any channel
+  if (c.channel == "closed") return "withhold";
   bool relayed = !c.source.empty() && c.source != c.org;
   std::string original_level = Strictest(c.markings, c.default_level);
   if (relayed && (c.no_relay || original_level == "red" || original_level == "amber+strict")) return "withhold";

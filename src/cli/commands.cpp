@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/policy_cmds.h"
 #include "cli/serve.h"
+#include "cli/warn_cmds.h"
 #include "correlate/correlate.h"
 #include "federation/federation.h"
 #include "pattern/pattern.h"
@@ -709,6 +710,43 @@ int Run(int argc, char** argv) {
     c->add_option("--default-tlp", pol.default_tlp, "TLP of unmarked objects: clear, green, amber (default), amber+strict, red");
   }
 
+  WarnOptions wo;
+  auto* party = app.add_subcommand("party", "Parties that may be warned (duty to warn), with or without a channel");
+  party->require_subcommand(1);
+  auto* party_add = party->add_subcommand("add", "Register a party: identity, warning endpoint, key, what targets mean it");
+  party_add->add_option("--db", wo.db, "SQLite database")->required();
+  party_add->add_option("IDENTITY", wo.identity, "the party's STIX identity id")->required();
+  party_add->add_option("--name", wo.name, "display name");
+  party_add->add_option("--url", wo.url, "TAXII API root of the party's node")->required();
+  party_add->add_option("--token", wo.token, "bearer token for the party's warning inbox");
+  party_add->add_option("--collection", wo.collection, "collection id of the party's warning inbox")->required();
+  party_add->add_option("--key", wo.key, "the party node's Ed25519 public key (hex)")->required();
+  party_add->add_option("--match", wo.matches, "location:ID, country:CC, city:NAME, identity:ID or sector:NAME (repeatable)");
+  auto* party_list = party->add_subcommand("list", "List parties");
+  party_list->add_option("--db", wo.db, "SQLite database")->required();
+  auto* warnc = app.add_subcommand("warn", "Duty to warn: drafts, decisions, delivery, public advisories");
+  warnc->require_subcommand(1);
+  auto* w_scan = warnc->add_subcommand("scan", "Run the warning rules over a collection (serve does this continuously)");
+  w_scan->add_option("--db", wo.db, "SQLite database")->required();
+  w_scan->add_option("--collection", wo.collection, "collection")->required();
+  w_scan->add_option("--min-confidence", wo.min_confidence, "threshold 0..100 (default 50)");
+  auto* w_list = warnc->add_subcommand("list", "Warnings and their state");
+  w_list->add_option("--db", wo.db, "SQLite database")->required();
+  auto* w_show = warnc->add_subcommand("show", "A warning: rule, text, the exact objects the party would receive");
+  auto* w_status = warnc->add_subcommand("status", "A warning's history: draft, approvals, delivery, acknowledgement, publication");
+  auto* w_approve = warnc->add_subcommand("approve", "Approve a draft (two approvers when the two-person rule is on)");
+  auto* w_waive = warnc->add_subcommand("waive", "Decide not to warn (e.g. it would endanger sources and methods); reason required");
+  auto* w_reject = warnc->add_subcommand("reject", "Reject a draft (not a credible threat); reason required");
+  auto* w_publish = warnc->add_subcommand("publish", "Publish an approved warning: CAP 1.2, Atom feed, TLP:CLEAR STIX report");
+  for (auto* c : {w_show, w_status, w_approve, w_waive, w_reject, w_publish}) {
+    c->add_option("--db", wo.db, "SQLite database")->required();
+    c->add_option("ID", wo.id, "warning id (report--...)")->required();
+  }
+  for (auto* c : {w_approve, w_waive, w_reject, w_publish}) c->add_option("--by", wo.by, "who decides")->required();
+  for (auto* c : {w_approve, w_waive, w_reject}) c->add_option("--reason", wo.reason, "why (recorded)");
+  w_approve->add_option("--instruction", wo.instruction, "approved advice to the public, for a later advisory");
+  w_publish->add_option("--public-collection", wo.public_collection, "collection for the STIX form (default: public)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -743,6 +781,16 @@ int Run(int argc, char** argv) {
   if (pc->parsed()) return PartnerSetChannel(pol);
   if (pr->parsed()) return PartnerRemove(pol);
   if (pp->parsed()) return PartnerSetPeer(pol);
+  if (party_add->parsed()) return PartyAdd(wo);
+  if (party_list->parsed()) return PartyList(wo);
+  if (w_scan->parsed()) return WarnScan(wo);
+  if (w_list->parsed()) return WarnList(wo);
+  if (w_show->parsed()) return WarnShow(wo);
+  if (w_status->parsed()) return WarnStatus(wo);
+  if (w_approve->parsed()) return WarnDecide(wo, "approve");
+  if (w_waive->parsed()) return WarnDecide(wo, "waive");
+  if (w_reject->parsed()) return WarnDecide(wo, "reject");
+  if (w_publish->parsed()) return WarnPublish(wo);
   if (pk->parsed()) return PartnerTrustKey(pol);
   if (pres->parsed()) return PartnerResend(pol);
   if (pst->parsed()) return PeerStatus(pol);

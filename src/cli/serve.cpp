@@ -1,6 +1,7 @@
 #include "cli/serve.h"
 #include "cli/policy_cmds.h"
 #include "federation/federation.h"
+#include "warn/warn.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -112,6 +113,18 @@ int Serve(const std::string& path) {
   fo.timeout_ms = c.federation_timeout_ms;
   federation::Federator federator(**store, releaser, *service.node_key(), fo);
   service.set_on_stored([&federator] { federator.Wake(); });
+  // Approved duty-to-warn warnings are delivered by the same worker (retried until delivered).
+  // The warning rules also run here over every served collection (imports, pulls), incrementally.
+  warn::Rules rules{c.warn_min_confidence, warn::Rules{}.source_types, c.warn_two_person, c.warn_public_collection};
+  if (auto st = (*store)->PutMeta("warn.two_person", c.warn_two_person ? "true" : "false"); !st.ok()) {
+    return Fail(st.message());
+  }
+  federator.set_extra([&] {
+    for (const auto& root : c.api_roots) {
+      for (const auto& coll : root.collections) (void)warn::Scan(**store, coll.name, rules);
+    }
+    (void)warn::DeliverDue(**store, releaser, *service.node_key(), fo);
+  });
   federator.Start();
   auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
   if (!server.ok()) return Fail(server.status().message());

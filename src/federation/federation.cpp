@@ -15,13 +15,7 @@ namespace {
 
 void Quote(std::string& out, std::string_view s) { stix::AppendJsonString(out, s); }
 
-// ---- a minimal libcurl client ----
-struct Reply {
-  long status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string error;                           // transport error; status 0
-};
+using Reply = HttpReply;
 
 size_t OnBody(char* p, size_t s, size_t n, void* ud) {
   static_cast<std::string*>(ud)->append(p, s * n);
@@ -40,8 +34,10 @@ size_t OnHeader(char* p, size_t s, size_t n, void* ud) {
   return s * n;
 }
 
-Reply Http(const std::string& method, const std::string& url, const std::string& token, const std::string& body,
-           int64_t timeout_ms) {
+}  // namespace
+
+HttpReply HttpCall(const std::string& method, const std::string& url, const std::string& token, const std::string& body,
+                   int64_t timeout_ms) {
   static const bool init = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   Reply r;
   CURL* c = init ? curl_easy_init() : nullptr;
@@ -79,6 +75,13 @@ Reply Http(const std::string& method, const std::string& url, const std::string&
   return r;
 }
 
+namespace {
+
+Reply Http(const std::string& method, const std::string& url, const std::string& token, const std::string& body,
+           int64_t timeout_ms) {
+  return HttpCall(method, url, token, body, timeout_ms);
+}
+
 std::string Trail(std::string url) {
   if (url.empty() || url.back() != '/') url += '/';
   return url;
@@ -98,6 +101,25 @@ Signature Sign(const audit::NodeKey& key, std::string_view node_identity, std::s
 
 bool Verify(std::string_view object_json, const Signature& s) {
   return audit::VerifyHex(s.key, SignedMessage(object_json), s.sig);
+}
+
+std::string SignedEnvelope(const std::vector<std::string>& objects, const std::vector<std::string>& carried,
+                           const audit::NodeKey& key, std::string_view node_identity) {
+  std::string body = "{\"objects\":[", member;
+  simdjson::dom::parser p;
+  for (size_t k = 0; k < objects.size(); ++k) {
+    body += (k ? "," : "") + objects[k];
+    simdjson::dom::element e;
+    std::string_view id, mod;
+    if (p.parse(objects[k]).get(e) || e["id"].get(id)) continue;
+    if (e["modified"].get(mod)) mod = "";
+    std::vector<Signature> sigs = k < carried.size() ? SignaturesFromJson(carried[k]) : std::vector<Signature>{};
+    sigs.push_back(Sign(key, node_identity, objects[k]));
+    member += member.empty() ? "" : ",";
+    Quote(member, SignatureKey(id, mod));
+    member += ":" + ToJson(sigs);
+  }
+  return body + "],\"" + std::string(kSignaturesMember) + "\":{" + member + "}}";
 }
 
 std::string ToJson(const std::vector<Signature>& sigs) {
@@ -257,6 +279,7 @@ void Federator::Loop() {
       if (pull_due && !p.pull.empty()) (void)PullOnce(p);
     }
     if (pull_due) last_pull = stix::NowMicros();
+    if (extra_) extra_();
   }
 }
 

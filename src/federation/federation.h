@@ -17,6 +17,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -61,6 +63,21 @@ Result<std::vector<std::string>> PushTargets(store::Store& store, std::string_vi
 std::vector<std::string> CheckSignatures(std::string_view envelope, const std::vector<stix::Object>& objects,
                                          const store::Peer& peer, std::vector<std::string>* stored);
 
+//! A minimal HTTP client (libcurl) for TAXII calls to partner nodes.
+struct HttpReply {
+  long status = 0;                              //!< 0: transport error
+  std::string body;
+  std::map<std::string, std::string> headers;   //!< lower-case names
+  std::string error;
+};
+HttpReply HttpCall(const std::string& method, const std::string& url, const std::string& token,
+                   const std::string& body, int64_t timeout_ms);
+
+//! A TAXII envelope of `objects` (compact JSON each) with this node's signature of each
+//! (and `carried` signatures JSON per object, if any, kept first).
+std::string SignedEnvelope(const std::vector<std::string>& objects, const std::vector<std::string>& carried,
+                           const audit::NodeKey& key, std::string_view node_identity);
+
 struct Options {
   int64_t poll_interval_ms = 500;   //!< how often pending work and pull sources are checked
   int64_t retry_base_ms = 500;      //!< first retry delay; doubles per attempt (with jitter)
@@ -78,6 +95,8 @@ class Federator {
   void Stop();
   //! Wakes the worker (new objects were queued).
   void Wake();
+  //! Extra work run on every pass of the worker (serve delivers approved warnings here).
+  void set_extra(std::function<void()> f) { extra_ = std::move(f); }
   //! One push pass for one peer: sends what is due. Returns objects accounted for.
   Result<size_t> PushOnce(const store::Peer& peer);
   //! One pull pass over one peer's pull sources. Returns objects stored.
@@ -93,6 +112,7 @@ class Federator {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, woken_ = false;
+  std::function<void()> extra_;
   std::thread thread_;
 };
 

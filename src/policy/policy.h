@@ -100,7 +100,8 @@ struct Audience {
 
 //! The decision for one object and one partner: withhold, release the original, or
 //! release the tear-line variant. Pure: same inputs, same answer. The rules, in order:
-//!  1. closed channel: only approved warnings addressed to the partner;
+//!  1. an approved warning addressed to the partner passes on any channel; a closed channel
+//!     carries nothing else;
 //!  2. relay (object from another partner): never RED, AMBER+STRICT or no_relay (original markings);
 //!  3. revoked: only to a recipient that holds an earlier version;
 //!  4. form: original when tier >= min_full_tier, else the variant (if the object has the
@@ -151,6 +152,7 @@ struct Recipient {
   std::string node_identity;                 //!< this node's identity (variant ids, created_by_ref)
   std::function<Held(std::string_view id)> held;          //!< release history; empty: nothing held
   std::function<RefForm(std::string_view id)> resolve;    //!< referenced objects; empty: all unknown
+  bool approved_warning = false;             //!< the objects are an approved warning addressed to the partner
 };
 
 //! Store records to policy values (unknown channel strings are treated as closed,

@@ -13,6 +13,11 @@ Decision DecideWith(const std::optional<ObjectFacts>& facts, const store::Stored
   if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}, {}};
   if (!facts) return {Outcome::kWithhold, "unreadable object", {}, {}};
   static const Audience kNobody;
+  if (to.approved_warning) {
+    ObjectFacts f = *facts;
+    f.approved_warning_for = true;
+    return DecideForPartner(f, *to.partner, to.audience ? *to.audience : kNobody, Held::kNothing);
+  }
   Held held = to.held ? to.held(object.id) : Held::kNothing;
   Decision d = DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
   d.first_release = held == Held::kNothing;
@@ -97,6 +102,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   auto targets = store.Latest(collection, refs);
   if (!targets.ok()) return targets.status();
   for (const auto& t : *targets) {
+    if (t.source == to.partner->identity) {
+      forms[t.id] = RefForm::kOriginal;  // it came from the recipient: naming it reveals nothing
+      continue;
+    }
     Outcome out = Decide(t, r).outcome;
     forms[t.id] = out == Outcome::kWithhold ? RefForm::kWithheld
                   : out == Outcome::kReleaseVariant ? RefForm::kVariant
@@ -199,7 +208,7 @@ namespace {
 // Why `tlp` may not reach `to` (channel and TLP rules 2 and 5), or empty when it may.
 std::string Denied(Tlp tlp, const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience, bool relay) {
   if (relay && (tlp == Tlp::kRed || tlp == Tlp::kAmberStrict)) return std::string("no relay of ") + Name(tlp);
-  if (to.channel == Channel::kSuspended && tlp != Tlp::kClear && !o.approved_warning_for) {
+  if (to.channel == Channel::kSuspended && tlp != Tlp::kClear) {
     return "channel suspended: TLP:CLEAR and warnings only";
   }
   if (to.channel == Channel::kRestricted && tlp > Tlp::kGreen) return "channel restricted: TLP:CLEAR and TLP:GREEN only";
@@ -237,11 +246,13 @@ const char* Allowed(Tlp t) {
 
 Decision DecideForPartner(const ObjectFacts& o, const PartnerRecipient& to, const Audience& audience, Held held) {
   auto withhold = [](std::string why) { return Decision{Outcome::kWithhold, std::move(why), {}}; };
-  // 1. A closed channel carries nothing but approved duty-to-warn warnings addressed to the partner.
-  if (to.channel == Channel::kClosed) {
-    return o.approved_warning_for ? Decision{Outcome::kRelease, "approved warning across a closed channel", {}}
-                                  : withhold("channel closed");
+  // 1. An approved duty-to-warn warning addressed to the recipient is released on any
+  //    channel (it names the recipient); a closed channel carries nothing else.
+  if (o.approved_warning_for) {
+    return Decision{Outcome::kRelease,
+                    to.channel == Channel::kClosed ? "approved warning across a closed channel" : "approved warning", {}};
   }
+  if (to.channel == Channel::kClosed) return withhold("channel closed");
   // 2. Relay: what came from partner A goes to B only if A's markings allow it.
   bool relay = !o.source_partner.empty() && o.source_partner != to.identity;
   Tlp original_tlp = EffectiveTlp(o.marking_refs, audience.default_tlp);

@@ -14,9 +14,9 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 6;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 7;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
-                                   // 6: peers, outbox, pull cursors, object signatures
+                                   // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS pull_cursors(
 CREATE TABLE IF NOT EXISTS signatures(
   coll INTEGER NOT NULL, id TEXT NOT NULL, version TEXT NOT NULL, json TEXT NOT NULL,
   PRIMARY KEY(coll, id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parties(
+  identity TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL, token TEXT NOT NULL, collection TEXT NOT NULL,
+  public_key TEXT NOT NULL, matches TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS warnings(
+  id TEXT PRIMARY KEY, party TEXT NOT NULL, source_id TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL,
+  events TEXT NOT NULL, bundle TEXT NOT NULL, instruction TEXT NOT NULL, created INTEGER NOT NULL,
+  attempts INTEGER NOT NULL, next_attempt INTEGER NOT NULL, delivered_at INTEGER NOT NULL, ack_at INTEGER NOT NULL,
+  published_at INTEGER NOT NULL, last_error TEXT NOT NULL, ack TEXT NOT NULL, cap TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trust_groups(name TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
@@ -196,7 +204,8 @@ class SqliteStore final : public Store {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
                "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit','meta',"
-               "'releases','checkpoints','trust_groups','peers','outbox','pull_cursors','signatures','sqlite_sequence')");
+               "'releases','checkpoints','trust_groups','peers','outbox','pull_cursors','signatures','sqlite_sequence',"
+               "'parties','warnings')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
       }
@@ -816,6 +825,122 @@ class SqliteStore final : public Store {
     if (rc == SQLITE_ROW) return std::make_pair(s.Int(0), s.Text(1));
     if (rc == SQLITE_DONE) return std::make_pair(int64_t{0}, std::string());
     return Io("read pull position");
+  }
+
+  Status PutParty(const Party& p) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO parties(identity, name, url, token, collection, public_key, matches) VALUES(?,?,?,?,?,?,?)");
+    std::string m = JoinLines(p.matches);
+    s.Bind(1, p.identity);
+    s.Bind(2, p.name);
+    s.Bind(3, p.url);
+    s.Bind(4, p.token);
+    s.Bind(5, p.collection);
+    s.Bind(6, p.public_key);
+    s.Bind(7, m);
+    if (Step(s) != SQLITE_DONE) return Io("store party");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Party>> ListParties() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT identity, name, url, token, collection, public_key, matches FROM parties ORDER BY name");
+    std::vector<Party> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), SplitLines(s.Text(6))});
+    }
+    if (rc != SQLITE_DONE) return Io("list parties");
+    return out;
+  }
+
+  static constexpr const char* kWarningColumns =
+      "id, party, source_id, rule, state, events, bundle, instruction, created, attempts, next_attempt, delivered_at, "
+      "ack_at, published_at, last_error, ack, cap";
+
+  static Warning WarningRow(const Stmt& s) {
+    Warning w;
+    w.id = s.Text(0);
+    w.party = s.Text(1);
+    w.source_id = s.Text(2);
+    w.rule = s.Text(3);
+    w.state = s.Text(4);
+    w.events = s.Text(5);
+    w.bundle = s.Text(6);
+    w.instruction = s.Text(7);
+    w.created = s.Int(8);
+    w.attempts = s.Int(9);
+    w.next_attempt = s.Int(10);
+    w.delivered_at = s.Int(11);
+    w.ack_at = s.Int(12);
+    w.published_at = s.Int(13);
+    w.last_error = s.Text(14);
+    w.ack = s.Text(15);
+    w.cap = s.Text(16);
+    return w;
+  }
+
+  Status PutWarning(const Warning& w) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, std::string("INSERT OR REPLACE INTO warnings(") + kWarningColumns + ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    s.Bind(1, w.id);
+    s.Bind(2, w.party);
+    s.Bind(3, w.source_id);
+    s.Bind(4, w.rule);
+    s.Bind(5, w.state);
+    s.Bind(6, w.events);
+    s.Bind(7, w.bundle);
+    s.Bind(8, w.instruction);
+    s.Bind(9, w.created);
+    s.Bind(10, w.attempts);
+    s.Bind(11, w.next_attempt);
+    s.Bind(12, w.delivered_at);
+    s.Bind(13, w.ack_at);
+    s.Bind(14, w.published_at);
+    s.Bind(15, w.last_error);
+    s.Bind(16, w.ack);
+    s.Bind(17, w.cap);
+    if (Step(s) != SQLITE_DONE) return Io("store warning");
+    return Status::Ok();
+  }
+
+  Result<Warning> GetWarning(std::string_view id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, std::string("SELECT ") + kWarningColumns + " FROM warnings WHERE id=?");
+    s.Bind(1, id);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return WarningRow(s);
+    if (rc == SQLITE_DONE) return Status::NotFound("no warning " + std::string(id));
+    return Io("read warning");
+  }
+
+  Result<std::vector<Warning>> ListWarnings() override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, std::string("SELECT ") + kWarningColumns + " FROM warnings ORDER BY created, id");
+    std::vector<Warning> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(WarningRow(s));
+    if (rc != SQLITE_DONE) return Io("list warnings");
+    return out;
+  }
+
+  Result<std::string> GetMeta(std::string_view key) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT value FROM meta WHERE key=?");
+    s.Bind(1, key);
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return s.Text(0);
+    if (rc == SQLITE_DONE) return std::string();
+    return Io("read meta");
+  }
+
+  Status PutMeta(std::string_view key, std::string_view value) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)");
+    s.Bind(1, key);
+    s.Bind(2, value);
+    if (Step(s) != SQLITE_DONE) return Io("store meta");
+    return Status::Ok();
   }
 
   Status PutGroup(const Group& g) override {

@@ -165,6 +165,37 @@ struct OutboxItem {
   std::string last_error;
 };
 
+//! A party that may be warned (issue #6 duty to warn): it needs no open channel, only an
+//! identity, a warning endpoint (a TAXII collection) and its node key; `matches` say which
+//! targets mean this party: "location:<id>", "country:<ISO 3166-1 alpha-2>", "city:<name>",
+//! "identity:<id>", "sector:<name>".
+struct Party {
+  std::string identity;
+  std::string name;
+  std::string url;                    //!< TAXII API root of its node
+  std::string token;
+  std::string collection;             //!< collection id of its warning inbox
+  std::string public_key;             //!< hex Ed25519
+  std::vector<std::string> matches;
+};
+
+//! A duty-to-warn warning through its life: draft -> approved | waived | rejected;
+//! approved -> delivered -> acknowledged; published (public advisory) optionally.
+struct Warning {
+  std::string id;                     //!< the warning report's STIX id
+  std::string party;
+  std::string source_id;              //!< the intelligence that fired the rule
+  std::string rule;                   //!< which rule and why
+  std::string state = "draft";
+  std::string events;                 //!< JSON array of {state, by, at, reason}: the decision record
+  std::string bundle;                 //!< JSON array: the report and the sanitized objects it refers to
+  std::string instruction;            //!< approved instruction to the public (CAP), if any
+  int64_t created = 0, attempts = 0, next_attempt = 0, delivered_at = 0, ack_at = 0, published_at = 0;
+  std::string last_error;
+  std::string ack;                    //!< the party's signed acknowledgement (STIX note JSON)
+  std::string cap;                    //!< the CAP 1.2 alert, once published
+};
+
 //! One object released to one recipient (the release history the Releaser reads).
 struct ReleaseRecord {
   std::string recipient;   //!< partner identity
@@ -274,6 +305,16 @@ class Store {
   virtual Status PutPullCursor(std::string_view partner, std::string_view remote, int64_t added_after,
                                std::string_view next) = 0;
   virtual Result<std::pair<int64_t, std::string>> GetPullCursor(std::string_view partner, std::string_view remote) = 0;
+
+  // ---- duty to warn (issue #6) ----
+  virtual Status PutParty(const Party& p) = 0;
+  virtual Result<std::vector<Party>> ListParties() = 0;
+  virtual Status PutWarning(const Warning& w) = 0;                      //!< insert or replace
+  virtual Result<Warning> GetWarning(std::string_view id) = 0;          //!< NotFound if absent
+  virtual Result<std::vector<Warning>> ListWarnings() = 0;              //!< oldest first
+  //! Small durable settings (e.g. how far the warning rules have scanned).
+  virtual Result<std::string> GetMeta(std::string_view key) = 0;       //!< "" when absent
+  virtual Status PutMeta(std::string_view key, std::string_view value) = 0;
 
   // ---- audit log of releases ----
   //! Appends entries atomically, assigning seq, prev_hash and hash (the chain), and

@@ -69,7 +69,16 @@ Result<Config> ParseConfig(std::string_view text) {
   }
   Config c;
   Reader r;
-  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching", "audit", "federation"});
+  r.Unknown(root, "", {"server", "limits", "database", "discovery", "api_roots", "matching", "audit", "federation", "warn"});
+  if (auto* w = root["warn"].as_table()) {
+    r.Unknown(*w, "warn.", {"min_confidence", "two_person", "public_collection"});
+    r.Int(*w, "warn.", "min_confidence", &c.warn_min_confidence, 0, 100);
+    if (auto b = (*w)["two_person"].value<bool>()) c.warn_two_person = *b;
+    else if (w->contains("two_person")) r.Fail("warn.two_person", "must be true or false");
+    r.Str(*w, "warn.", "public_collection", &c.warn_public_collection);
+  } else if (root.contains("warn")) {
+    r.Fail("warn", "must be a table");
+  }
   if (auto* f = root["federation"].as_table()) {
     r.Unknown(*f, "federation.", {"poll_interval_ms", "retry_base_ms", "retry_max_ms", "batch", "timeout_ms"});
     r.Int(*f, "federation.", "poll_interval_ms", &c.federation_poll_ms, 10, 3600000);

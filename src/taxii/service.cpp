@@ -13,6 +13,7 @@
 #include "taxii/audit_writer.h"
 #include "taxii/watcher.h"
 #include "federation/federation.h"
+#include "warn/warn.h"
 
 namespace tearline::taxii {
 namespace {
@@ -321,6 +322,29 @@ net::Response Service::Handle(const Request& req) {
     Url url;
     if (!ParseUrl(req.target, &url)) return Error(400, "Bad Request", "the request target is not a valid URL path");
     bool discovery = url.segments.size() == 1 && url.segments[0] == "taxii2";
+    // Public advisories (duty to warn): no authentication, only what was approved and published.
+    if (url.segments.size() == 2 && url.segments[0] == "advisories") {
+      if (req.method != "GET") return Error(405, "Method Not Allowed", "allowed: GET");
+      auto all = store_.ListWarnings();
+      if (!all.ok()) return Error(500, "Internal Server Error", "the store could not answer");
+      Response r;
+      if (url.segments[1] == "feed.atom") {
+        auto node = store_.NodeIdentity();
+        std::string base = !config_.public_url.empty() ? config_.public_url
+                                                       : std::string(req.tls ? "https://" : "http://") + std::string(req.Header("Host"));
+        r.Set("Content-Type", "application/atom+xml");
+        r.body = warn::AtomFeed(*all, base, node.ok() ? *node : "");
+        return r;
+      }
+      for (const auto& w : *all) {
+        if (w.published_at && url.segments[1] == w.id.substr(w.id.find("--") + 2) + ".cap.xml") {
+          r.Set("Content-Type", "application/cap+xml");
+          r.body = w.cap;
+          return r;
+        }
+      }
+      return Error(404, "Not Found", "no such advisory");
+    }
     Caller who;
     bool authed = Authenticate(req, &who);
     if (!authed && !(discovery && config_.public_discovery)) {
@@ -690,6 +714,32 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
                             *targets, from_peer ? &signatures : nullptr);
       if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
       if (put->stored > 0 && !targets->empty() && on_stored_) on_stored_();
+      if (put->stored > 0) {
+        std::vector<stix::Object> stored;
+        for (size_t k = 0; k < vr.objects.size(); ++k) {
+          if (put->outcomes[k] == store::PutOutcome::kStored) stored.push_back(vr.objects[k]);
+        }
+        // Duty to warn: the rules look at what was just stored (drafts wait for a person).
+        warn::Rules rules{config_.warn_min_confidence, {"indicator", "campaign", "threat-actor", "intrusion-set", "attack-pattern"},
+                          config_.warn_two_person, config_.warn_public_collection};
+        (void)warn::Scan(store_, info.name, rules);
+        if (from_peer) {
+          // A partner node acknowledging our warning; or a warning to us, which we acknowledge.
+          (void)warn::RecordAcknowledgements(store_, stored, partner->identity);
+          auto node = store_.NodeIdentity();
+          auto acks = warn::AcknowledgementsFor(stored, node.ok() ? *node : "");
+          if (!acks.empty()) {
+            std::string env = "{\"objects\":[";
+            for (size_t k = 0; k < acks.size(); ++k) env += (k ? "," : "") + acks[k];
+            stix::Validator av;
+            auto ar = av.Validate(env + "]}");
+            auto peer = store_.GetPeer(partner->identity);
+            std::vector<std::string> back;
+            if (peer.ok() && !peer->push_collection.empty()) back.push_back(partner->identity);
+            if (ar.ok() && store_.Put(info.name, ar.objects, {}, back).ok() && on_stored_) on_stored_();
+          }
+        }
+      }
       if (watcher_ && watcher_->Watches(info.name)) {
         // Matching is best effort: the objects are stored and acknowledged either way.
         (void)watcher_->OnPosted(vr.objects);

@@ -78,6 +78,10 @@ struct Config {
   int64_t federation_retry_max_ms = 60000;
   size_t federation_batch = 200;
   int64_t federation_timeout_ms = 15000;
+  // [warn]: duty-to-warn rules (src/warn); parties are registered with the CLI.
+  int64_t warn_min_confidence = 50;
+  bool warn_two_person = false;
+  std::string warn_public_collection = "public";
 };
 
 class Watcher;
