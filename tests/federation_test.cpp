@@ -77,8 +77,16 @@ class Node {
     }
     for (int i = 0; i < 100; ++i) {
       std::string log = test::ReadFile(dir_ + "/" + name_ + ".log");
-      if (log.find("serving") != std::string::npos && log.rfind("serving") > started_at_) {
+      size_t at = log.rfind("serving");
+      if (at != std::string::npos && at >= started_at_) {
         started_at_ = log.size();
+        EXPECT_NE(log.find(":" + std::to_string(port_) + "/", at), std::string::npos) << name_ << " serves elsewhere: " << log;
+        return;
+      }
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << name_ << " exited: " << log;
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -213,7 +221,10 @@ TEST(Federation, ThreeNodesOpenClosedAndRelay) {
 // A proxy that changes one byte of every request body it forwards (a tamperer on the path).
 class TamperingProxy {
  public:
-  TamperingProxy(int target_port) : target_(target_port), port_(FreePort()) {
+  //! drop_first > 0: instead of tampering, the first `drop_first` requests are cut off after
+  //! half of their body has been forwarded (a link that fails mid-body); later ones pass.
+  explicit TamperingProxy(int target_port, int drop_first = 0)
+      : target_(target_port), port_(FreePort()), drop_first_(drop_first) {
     listen_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listen_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -260,7 +271,8 @@ class TamperingProxy {
     }
     // Flip one letter inside the first object's JSON (same length: the HTTP framing stays valid).
     size_t body = req.find("\r\n\r\n") + 4;
-    size_t at = req.find("\"name\":\"", body);
+    size_t at = drop_first_ > 0 ? std::string::npos : req.find("\"name\":\"", body);
+    bool cut = drop_first_ > 0 && dropped_ < drop_first_;
     if (at != std::string::npos) {
       char& ch = req[at + 8];
       ch = ch == 'X' ? 'Y' : 'X';
@@ -276,6 +288,13 @@ class TamperingProxy {
       close(t);
       return;
     }
+    if (cut) {
+      // Half the body, then the link dies: the server must store nothing of it.
+      ++dropped_;
+      send(t, req.data(), body + (req.size() - body) / 2, MSG_NOSIGNAL);
+      close(t);
+      return;
+    }
     send(t, req.data(), req.size(), MSG_NOSIGNAL);
     shutdown(t, SHUT_WR);
     ssize_t n;
@@ -283,6 +302,8 @@ class TamperingProxy {
     close(t);
   }
   int target_, port_, listen_;
+  int drop_first_ = 0;
+  std::atomic<int> dropped_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -305,6 +326,22 @@ TEST(Federation, ATamperedObjectIsRejectedAndAudited) {
   EXPECT_EQ(Sql(b.db_, "SELECT count(*) FROM objects WHERE json LIKE '%\"name\":\"X%' OR json LIKE '%\"name\":\"Y%'"), "0");
   std::string status = a.Cli("peer status");
   EXPECT_NE(status.find("rejected by the partner"), std::string::npos) << status;
+}
+
+TEST(Federation, ALinkThatDropsMidBodyLosesAndDuplicatesNothing) {
+  TempDir tmp;
+  Node a(tmp.path(), "a", "intel"), b(tmp.path(), "b", "inbox");
+  TamperingProxy proxy(b.port_, 3);
+  Link(a, b, "ct-europe", "open", 0, "http://127.0.0.1:" + std::to_string(proxy.port()) + "/ct/");
+  a.Start();
+  b.Start();
+  a.Cli("import --collection intel " + kSample);
+  std::set<std::string> for_b = ExpectedFor(a, b.identity_);
+  ASSERT_TRUE(WaitFor([&] { return Ids(b.db_) == for_b; })) << Ids(b.db_).size() << " of " << for_b.size();
+  ASSERT_TRUE(WaitFor([&] { return Sql(a.db_, "SELECT count(*) FROM outbox WHERE state='pending'") == "0"; }));
+  EXPECT_EQ(Sql(b.db_, "SELECT count(*) FROM objects"), std::to_string(for_b.size())) << "nothing duplicated";
+  EXPECT_EQ(Sql(a.db_, "SELECT count(*) FROM outbox WHERE state='failed'"), "0");
+  EXPECT_NE(Sql(a.db_, "SELECT max(attempts) FROM outbox"), "0") << "the cut requests were retried";
 }
 
 TEST(Federation, PartnerDownThenBackAndKilledNodesLoseNothing) {
