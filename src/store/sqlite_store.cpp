@@ -674,12 +674,23 @@ class SqliteStore final : public Store {
   }
 
   Result<Peer> GetPeer(std::string_view identity) override {
-    auto all = ListPeers();
-    if (!all.ok()) return all.status();
-    for (auto& p : *all) {
-      if (p.identity == identity) return std::move(p);
-    }
-    return Status::NotFound("no federation settings for " + std::string(identity));
+    // On a reader: every partner request asks whether its partner runs a node.
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Peer> {
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT identity, url, token, push_collection, pull, public_key, last_contact, last_error "
+                         "FROM peers WHERE identity=?");
+      s.Reset();
+      s.Bind(1, identity);
+      int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        Peer p{s.Text(0), s.Text(1), s.Text(2), s.Text(3), SplitLines(s.Text(4)), s.Text(5), s.Int(6), s.Text(7)};
+        sqlite3_reset(s.get());
+        return p;
+      }
+      sqlite3_reset(s.get());
+      if (rc == SQLITE_DONE) return Status::NotFound("no federation settings for " + std::string(identity));
+      return Status::Io(std::string("read peer: ") + sqlite3_errmsg(db));
+    });
   }
 
   Result<std::vector<Peer>> ListPeers() override {
