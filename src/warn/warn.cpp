@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <random>
 
 #include "stix/stix.h"
@@ -38,6 +40,13 @@ Status Audit(store::Store& store, std::string_view who, std::string_view subject
   std::vector<audit::Entry> e;
   e.push_back({0, stix::NowMicros(), std::string(who), std::string(subject), "", std::string(kind), std::string(reason), "", ""});
   return store.AppendAudit(std::move(e));
+}
+
+// Warning records change from two threads of a node (delivery worker, receipt of an
+// acknowledgement): each read-modify-write happens under this lock, on a fresh read.
+std::mutex& RecordLock() {
+  static std::mutex m;
+  return m;
 }
 
 std::string Str(simdjson::dom::element e, const char* key) {
@@ -116,8 +125,8 @@ Result<std::vector<std::string>> Scan(store::Store& store, std::string_view coll
   if (!pos.ok()) return pos.status();
   auto node = store.NodeIdentity();
   if (!node.ok()) return node.status();
-  auto existing = store.ListWarnings();
-  if (!existing.ok()) return existing.status();
+  // Existing warnings are read only when a relationship qualifies (Scan runs after every ingest).
+  std::optional<std::vector<store::Warning>> existing;
 
   store::Query q;
   q.collection = coll->name;
@@ -151,6 +160,11 @@ Result<std::vector<std::string>> Scan(store::Store& store, std::string_view coll
       for (const auto& party : *parties) {
         std::string which;
         if (!Matches(party, t, &which)) continue;
+        if (!existing) {
+          auto all = store.ListWarnings();
+          if (!all.ok()) return all.status();
+          existing = std::move(*all);
+        }
         bool drafted = std::any_of(existing->begin(), existing->end(), [&](const store::Warning& w) {
           return w.party == party.identity && w.source_id == src;
         });
@@ -284,13 +298,16 @@ Result<size_t> DeliverDue(store::Store& store, const policy::Releaser& releaser,
     if (w.state != "approved" || w.next_attempt > now) continue;
     auto party = std::find_if(parties->begin(), parties->end(), [&](const store::Party& p) { return p.identity == w.party; });
     auto retry = [&](const std::string& error) {
-      int64_t delay = std::min<int64_t>(options.retry_max_ms, options.retry_base_ms << std::min<int64_t>(w.attempts, 20));
+      std::lock_guard lock(RecordLock());
+      auto fresh = store.GetWarning(w.id);
+      if (!fresh.ok() || fresh->state != "approved") return;
+      int64_t delay = std::min<int64_t>(options.retry_max_ms, options.retry_base_ms << std::min<int64_t>(fresh->attempts, 20));
       thread_local std::mt19937_64 rng(std::random_device{}());
       delay = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));
-      ++w.attempts;
-      w.next_attempt = stix::NowMicros() + delay * 1000;
-      w.last_error = error;
-      (void)store.PutWarning(w);
+      ++fresh->attempts;
+      fresh->next_attempt = stix::NowMicros() + delay * 1000;
+      fresh->last_error = error;
+      (void)store.PutWarning(*fresh);
     };
     if (party == parties->end()) {
       retry("no party record for " + w.party);
@@ -336,11 +353,18 @@ Result<size_t> DeliverDue(store::Store& store, const policy::Releaser& releaser,
                             : "HTTP " + std::to_string(rep.status) + ": " + rep.body.substr(0, 300));
       continue;
     }
-    w.state = "delivered";
-    w.delivered_at = stix::NowMicros();
-    w.last_error.clear();
-    AddEvent(w, "delivered", "node", "to " + party->name + " at " + url);
-    if (auto st = store.PutWarning(w); !st.ok()) return st;
+    {
+      // The party may have acknowledged already (its receipt can overtake this update).
+      std::lock_guard lock(RecordLock());
+      auto fresh = store.GetWarning(w.id);
+      if (!fresh.ok()) return fresh.status();
+      w = std::move(*fresh);
+      if (w.state == "approved") w.state = "delivered";
+      w.delivered_at = stix::NowMicros();
+      w.last_error.clear();
+      AddEvent(w, "delivered", "node", "to " + party->name + " at " + url);
+      if (auto st = store.PutWarning(w); !st.ok()) return st;
+    }
     std::string ids;
     for (const auto& r : released) ids += (ids.empty() ? "" : "\n") + r.id + "@" + r.modified;
     std::vector<audit::Entry> e;
@@ -362,6 +386,7 @@ Status RecordAcknowledgements(store::Store& store, const std::vector<stix::Objec
     for (auto r : refs) {
       std::string_view id;
       if (r.get(id) || !id.starts_with("report--")) continue;
+      std::lock_guard lock(RecordLock());
       auto w = store.GetWarning(id);
       if (!w.ok() || w->party != source || (w->state != "delivered" && w->state != "approved")) continue;
       w->state = "acknowledged";
