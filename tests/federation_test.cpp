@@ -102,7 +102,8 @@ class Node {
   }
   std::string Cli(const std::string& args) {
     std::string out;
-    int rc = RunCommand(Bin() + " " + args + (args.find("--db") == std::string::npos ? " --db " + db_ : ""), &out);
+    // (always --db: ids like "identity--db12..." contain "--db" themselves)
+    int rc = RunCommand(Bin() + " " + args + " --db " + db_, &out);
     EXPECT_EQ(rc, 0) << args << ": " << out;
     return out;
   }
