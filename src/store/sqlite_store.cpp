@@ -394,7 +394,7 @@ class SqliteStore final : public Store {
 
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
                         std::string_view source, const std::vector<std::string>& push_to,
-                        const std::vector<std::string>* signatures) override {
+                        const std::vector<std::string>* signatures, const IngestRecord* record) override {
     std::lock_guard lock(mu_);
     int64_t coll;
     if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
@@ -426,6 +426,22 @@ class SqliteStore final : public Store {
           sig.Bind(4, (*signatures)[k]);
           if (Step(sig) != SQLITE_DONE) result = Io("store signatures");
         }
+      }
+    }
+    if (result.ok() && record) {
+      // The TAXII status and the ingest audit entry commit with the objects: one fsync.
+      if (record->status) {
+        std::string body = record->status(*result);
+        Stmt& st = Cached("INSERT OR REPLACE INTO statuses(id, owner, json) VALUES(?,?,?)");
+        st.Reset();
+        st.Bind(1, record->status_id);
+        st.Bind(2, record->status_owner);
+        st.Bind(3, body);
+        if (Step(st) != SQLITE_DONE) result = Io("store status");
+      }
+      if (result.ok() && record->audit) {
+        auto entries = record->audit(*result);
+        if (auto a = AppendAuditLocked(entries, {}); !a.ok()) result = a;
       }
     }
     if (!result.ok()) {
@@ -694,15 +710,20 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Peer>> ListPeers() override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT identity, url, token, push_collection, pull, public_key, last_contact, last_error FROM peers ORDER BY identity");
-    std::vector<Peer> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), SplitLines(s.Text(4)), s.Text(5), s.Int(6), s.Text(7)});
-    }
-    if (rc != SQLITE_DONE) return Io("list peers");
-    return out;
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<Peer>> {
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT identity, url, token, push_collection, pull, public_key, last_contact, last_error "
+                         "FROM peers ORDER BY identity");
+      s.Reset();
+      std::vector<Peer> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), SplitLines(s.Text(4)), s.Text(5), s.Int(6), s.Text(7)});
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_DONE) return Status::Io(std::string("list peers: ") + sqlite3_errmsg(db));
+      return out;
+    });
   }
 
   Status TouchPeer(std::string_view identity, int64_t when, std::string_view error) override {
@@ -854,15 +875,18 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Party>> ListParties() override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT identity, name, url, token, collection, public_key, matches FROM parties ORDER BY name");
-    std::vector<Party> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), SplitLines(s.Text(6))});
-    }
-    if (rc != SQLITE_DONE) return Io("list parties");
-    return out;
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<Party>> {
+      Stmt& s = CachedOn(db, stmts, "SELECT identity, name, url, token, collection, public_key, matches FROM parties ORDER BY name");
+      s.Reset();
+      std::vector<Party> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), SplitLines(s.Text(6))});
+      }
+      sqlite3_reset(s.get());
+      if (rc != SQLITE_DONE) return Status::Io(std::string("list parties: ") + sqlite3_errmsg(db));
+      return out;
+    });
   }
 
   static constexpr const char* kWarningColumns =
@@ -1016,17 +1040,26 @@ class SqliteStore final : public Store {
     if (entries.empty() && releases.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
-    auto fail = [&](const char* what) {
+    if (auto st = AppendAuditLocked(entries, releases); !st.ok()) {
       Exec("ROLLBACK");
-      return Io(what);
-    };
+      return st;
+    }
+    if (!Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      return Io("commit audit");
+    }
+    return Status::Ok();
+  }
+
+  // Inside a write transaction: extends the chain and the release history.
+  Status AppendAuditLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases) {
     Stmt& last = Cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     last.Reset();
     int rc = sqlite3_step(last.get());
     int64_t seq = rc == SQLITE_ROW ? last.Int(0) : 0;
     std::string prev = rc == SQLITE_ROW ? last.Text(1) : audit::kGenesis;
     sqlite3_reset(last.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail("read audit head");
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
     Stmt& ins = Cached(
         "INSERT INTO audit(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?)");
     for (auto& e : entries) {
@@ -1044,7 +1077,7 @@ class SqliteStore final : public Store {
       ins.Bind(7, e.reason);
       ins.Bind(8, e.prev_hash);
       ins.Bind(9, e.hash);
-      if (Step(ins) != SQLITE_DONE) return fail("append audit");
+      if (Step(ins) != SQLITE_DONE) return Io("append audit");
     }
     // The first form a recipient received stands (a recipient never gets both).
     Stmt& rel = Cached("INSERT OR IGNORE INTO releases(recipient, object_id, variant) VALUES(?,?,?)");
@@ -1053,11 +1086,11 @@ class SqliteStore final : public Store {
       rel.Bind(1, r.recipient);
       rel.Bind(2, r.object_id);
       rel.Bind(3, int64_t{r.variant});
-      if (Step(rel) != SQLITE_DONE) return fail("record release");
+      if (Step(rel) != SQLITE_DONE) return Io("record release");
     }
-    if (!Exec("COMMIT")) return fail("commit audit");
     return Status::Ok();
   }
+
 
   Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<audit::Entry>> {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <map>
 #include <optional>
@@ -196,6 +197,14 @@ struct Warning {
   std::string cap;                    //!< the CAP 1.2 alert, once published
 };
 
+//! What a TAXII add-objects request records with the objects, in the same transaction:
+//! its status resource and its audit entries (built from the outcome of the Put).
+struct IngestRecord {
+  std::string status_id, status_owner;
+  std::function<std::string(const PutResult&)> status;
+  std::function<std::vector<audit::Entry>(const PutResult&)> audit;
+};
+
 //! One object released to one recipient (the release history the Releaser reads).
 struct ReleaseRecord {
   std::string recipient;   //!< partner identity
@@ -225,7 +234,8 @@ class Store {
   //! `signatures` (optional, one JSON text per object) are kept with received versions.
   virtual Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
                                 std::string_view source = {}, const std::vector<std::string>& push_to = {},
-                                const std::vector<std::string>* signatures = nullptr) = 0;
+                                const std::vector<std::string>* signatures = nullptr,
+                                const IngestRecord* record = nullptr) = 0;
 
   //! This node's STIX identity id, created with the database (stable for its life).
   virtual Result<std::string> NodeIdentity() = 0;

@@ -706,12 +706,86 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
           vr.objects = std::move(good);
         }
       }
+      // Rejected objects: one failure each, with every error the validator found.
+      std::map<size_t, std::pair<std::string, std::string>> rejected;  // index -> (id, message)
+      for (const auto& d : vr.diagnostics) {
+        if (d.severity != stix::Severity::kError) continue;
+        auto& e = rejected[d.index];
+        e.first = d.object_id;
+        e.second += (e.second.empty() ? "" : "; ") + d.ToString();
+      }
+      // The status resource and the audit entries are written in the transaction that stores
+      // the objects (one durable commit), from the outcome of each object.
+      std::string status_id = stix::NewUuid4(), body;
+      store::IngestRecord record;
+      record.status_id = status_id;
+      record.status_owner = who.principal.name;
+      record.status = [&](const store::PutResult& put) {
+        std::string successes, failures;
+        size_t n_ok = 0, n_fail = 0;
+        for (size_t k = 0; k < vr.objects.size(); ++k) {
+          const auto& o = vr.objects[k];
+          Json j;
+          j.Open().Str("id", o.id);
+          if (!o.modified.empty()) j.Str("version", o.modified);
+          if (put.outcomes[k] == store::PutOutcome::kConflict) {
+            j.Str("message", "a different object with this id and modified is already stored; the stored one stands");
+            failures += (failures.empty() ? "" : ",") + j.Close().Take();
+            ++n_fail;
+          } else {
+            if (put.outcomes[k] == store::PutOutcome::kDuplicate) j.Str("message", "already stored");
+            successes += (successes.empty() ? "" : ",") + j.Close().Take();
+            ++n_ok;
+          }
+        }
+        for (const auto& [idx, e] : rejected) {
+          Json j;
+          j.Open().Str("id", e.first.empty() ? "(object " + std::to_string(idx) + ")" : e.first).Str("message", e.second).Close();
+          failures += (failures.empty() ? "" : ",") + j.Take();
+          ++n_fail;
+        }
+        for (const auto& [id, why] : unsigned_objects) {
+          Json j;
+          j.Open().Str("id", id).Str("message", why).Close();
+          failures += (failures.empty() ? "" : ",") + j.Take();
+          ++n_fail;
+        }
+        Json st;
+        st.Open().Str("id", status_id).Str("status", "complete").Str("request_timestamp", MicrosText(request_time))
+            .Num("total_count", static_cast<int64_t>(vr.total)).Num("success_count", static_cast<int64_t>(n_ok));
+        if (!successes.empty()) st.RawValue("successes", "[" + successes + "]");
+        st.Num("failure_count", static_cast<int64_t>(n_fail));
+        if (!failures.empty()) st.RawValue("failures", "[" + failures + "]");
+        st.Num("pending_count", 0).Close();
+        body = st.Take();
+        return body;
+      };
+      record.audit = [&](const store::PutResult& put) {
+        // Ingest is audited: who sent which versions, and what became of them; and refusals.
+        std::vector<audit::Entry> entries;
+        std::string ids, refused;
+        for (size_t k = 0; k < vr.objects.size(); ++k) {
+          if (put.outcomes[k] != store::PutOutcome::kStored) continue;
+          ids += (ids.empty() ? "" : "\n") + vr.objects[k].id + "@" + vr.objects[k].modified;
+        }
+        entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(put.stored) + " objects", "ingest",
+                           "TAXII add objects to " + info.name + ": " + std::to_string(put.stored) + " stored, " +
+                               std::to_string(put.duplicates) + " duplicates, " + std::to_string(put.conflicts) +
+                               " conflicts, " + std::to_string(rejected.size()) + " rejected",
+                           "", ""});
+        for (const auto& [id, why] : unsigned_objects) refused += (refused.empty() ? "" : "\n") + id + ": " + why;
+        if (!refused.empty()) {
+          entries.push_back({0, NowMicros(), recipient_name, refused, std::to_string(unsigned_objects.size()) + " objects",
+                             "reject", "objects from a partner node without a valid signature", "", ""});
+        }
+        return entries;
+      };
       // What is stored is queued for the partner nodes the collection is pushed to, in the same transaction.
       auto targets = federation::PushTargets(store_, info.name);
       if (!targets.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
       // Objects a partner sends are remembered as its own: relaying them obeys its markings.
       auto put = store_.Put(info.name, vr.objects, partner ? std::string_view(partner->identity) : std::string_view(),
-                            *targets, from_peer ? &signatures : nullptr);
+                            *targets, from_peer ? &signatures : nullptr, &record);
       if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
       if (put->stored > 0 && !targets->empty() && on_stored_) on_stored_();
       if (put->stored > 0) {
@@ -743,82 +817,6 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       if (watcher_ && watcher_->Watches(info.name)) {
         // Matching is best effort: the objects are stored and acknowledged either way.
         (void)watcher_->OnPosted(vr.objects);
-      }
-      std::string successes, failures;
-      size_t n_ok = 0, n_fail = 0;
-      for (size_t k = 0; k < vr.objects.size(); ++k) {
-        const auto& o = vr.objects[k];
-        Json j;
-        j.Open().Str("id", o.id);
-        if (!o.modified.empty()) j.Str("version", o.modified);
-        if (put->outcomes[k] == store::PutOutcome::kConflict) {
-          j.Str("message", "a different object with this id and modified is already stored; the stored one stands");
-          failures += (failures.empty() ? "" : ",") + j.Close().Take();
-          ++n_fail;
-        } else {
-          if (put->outcomes[k] == store::PutOutcome::kDuplicate) j.Str("message", "already stored");
-          successes += (successes.empty() ? "" : ",") + j.Close().Take();
-          ++n_ok;
-        }
-      }
-      // Rejected objects: one failure each, with every error the validator found.
-      std::map<size_t, std::pair<std::string, std::string>> rejected;  // index -> (id, message)
-      for (const auto& d : vr.diagnostics) {
-        if (d.severity != stix::Severity::kError) continue;
-        auto& e = rejected[d.index];
-        e.first = d.object_id;
-        e.second += (e.second.empty() ? "" : "; ") + d.ToString();
-      }
-      for (const auto& [idx, e] : rejected) {
-        Json j;
-        j.Open().Str("id", e.first.empty() ? "(object " + std::to_string(idx) + ")" : e.first).Str("message", e.second).Close();
-        failures += (failures.empty() ? "" : ",") + j.Take();
-        ++n_fail;
-      }
-      std::string refused;
-      for (const auto& [id, why] : unsigned_objects) {
-        Json j;
-        j.Open().Str("id", id).Str("message", why).Close();
-        failures += (failures.empty() ? "" : ",") + j.Take();
-        refused += (refused.empty() ? "" : "\n") + id + ": " + why;
-        ++n_fail;
-      }
-      if (!refused.empty()) {
-        std::vector<audit::Entry> entries;
-        entries.push_back({0, NowMicros(), recipient_name, refused, std::to_string(unsigned_objects.size()) + " objects",
-                           "reject", "objects from a partner node without a valid signature", "", ""});
-        if (!audit_->Append(std::move(entries)).ok()) {
-          return Error(500, "Internal Server Error", "the refusal could not be audited");
-        }
-      }
-      {
-        // Ingest is audited: who sent which versions, and what became of them.
-        std::string ids;
-        for (size_t k = 0; k < vr.objects.size(); ++k) {
-          if (put->outcomes[k] != store::PutOutcome::kStored) continue;
-          ids += (ids.empty() ? "" : "\n") + vr.objects[k].id + "@" + vr.objects[k].modified;
-        }
-        std::vector<audit::Entry> entries;
-        entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(put->stored) + " objects", "ingest",
-                           "TAXII add objects to " + info.name + ": " + std::to_string(put->stored) + " stored, " +
-                               std::to_string(put->duplicates) + " duplicates, " + std::to_string(put->conflicts) +
-                               " conflicts, " + std::to_string(rejected.size()) + " rejected",
-                           "", ""});
-        if (!audit_->Append(std::move(entries)).ok()) {
-          return Error(500, "Internal Server Error", "the objects were stored but the ingest could not be audited");
-        }
-      }
-      std::string status_id = stix::NewUuid4();
-      Json s;
-      s.Open().Str("id", status_id).Str("status", "complete").Str("request_timestamp", MicrosText(request_time))
-          .Num("total_count", static_cast<int64_t>(vr.total)).Num("success_count", static_cast<int64_t>(n_ok));
-      if (!successes.empty()) s.RawValue("successes", "[" + successes + "]");
-      s.Num("failure_count", static_cast<int64_t>(n_fail));
-      if (!failures.empty()) s.RawValue("failures", "[" + failures + "]");
-      s.Num("pending_count", 0).Close();
-      std::string body = s.Take();
-      if (!store_.PutStatus(status_id, who.principal.name, body).ok()) {
-        return Error(500, "Internal Server Error", "the objects were stored but the status could not be saved");
       }
       return JsonResponse(202, body);
     }
