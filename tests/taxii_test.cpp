@@ -678,6 +678,42 @@ TEST_F(TaxiiTest, WithheldObjectsLeaveNoTraceOnAnyRoute) {
   EXPECT_EQ(Http("GET", Coll(demo_) + "objects/" + variant_id + "/", east_who).status, 404);
 }
 
+// TLP:RED reaches only the individuals named in the object's distribution: the principal
+// who is that person, not a colleague acting for the same partner, and it is never relayed.
+TEST_F(TaxiiTest, TlpRedReachesOnlyTheNamedPerson) {
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  const std::string officer = "identity--00000000-0000-4000-8000-0000000000a1";
+  const std::string red = "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed";
+  const std::string ext = "extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5";
+  std::string obj = R"({"type":"indicator","spec_version":"2.1","id":"indicator--0e0e0e0e-0000-4000-8000-0000000000e1",)"
+                    R"("created":"2026-03-01T00:00:00.000Z","modified":"2026-03-01T00:00:00.000Z","name":"For the liaison officer only",)"
+                    R"("pattern":"[ipv4-addr:value = '198.51.100.9']","pattern_type":"stix","valid_from":"2026-03-01T00:00:00Z",)"
+                    R"("object_marking_refs":[")" + red + R"("],"extensions":{")" + ext +
+                    R"(":{"extension_type":"property-extension","distribution":[")" + officer + R"("]}}})";
+  stix::Validator v;
+  auto r = v.Validate(obj);
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : r.diagnostics[0].ToString());
+  ASSERT_TRUE(store_->Put("demo", r.objects).ok());
+  ASSERT_TRUE(store_->PutPrincipal({"liaison", taxii::HashSecret(kPassword), {"demo"}, {}, officer}).ok());
+  ASSERT_TRUE(store_->PutPrincipal({"colleague", taxii::HashSecret(kPassword), {"demo"}, {}, ""}).ok());
+  ASSERT_TRUE(store_->PutPartner({south, "Southland", "open", {"liaison", "colleague"}, {}, 0}).ok());
+  ASSERT_TRUE(store_->PutAudience({"demo", {south}, {}, "amber"}).ok());
+  auto get = [&](const char* user) {
+    HttpOptions who{std::string(user) + ":" + kPassword, "", {"Accept: " + kTaxii}, ""};
+    return Http("GET", Coll(demo_) + "objects/indicator--0e0e0e0e-0000-4000-8000-0000000000e1/", who);
+  };
+  EXPECT_EQ(get("liaison").status, 200);
+  EXPECT_EQ(get("colleague").status, 404);
+  // Once relayed (it came from another partner), not even the named person gets it.
+  auto again = v.Validate(obj);
+  ASSERT_TRUE(store_->EnsureCollection("inbox").ok());
+  ASSERT_TRUE(store_->Put("inbox", again.objects, "identity--00000000-0000-4000-8000-000000000002").ok());
+  ASSERT_TRUE(store_->PutPrincipal({"liaison", taxii::HashSecret(kPassword), {"demo", "inbox"}, {}, officer}).ok());
+  ASSERT_TRUE(store_->PutAudience({"inbox", {south}, {}, "amber"}).ok());
+  HttpOptions who{std::string("liaison:") + kPassword, "", {"Accept: " + kTaxii}, ""};
+  EXPECT_EQ(Http("GET", Coll(inbox_) + "objects/indicator--0e0e0e0e-0000-4000-8000-0000000000e1/", who).status, 404);
+}
+
 TEST_F(TaxiiTest, AuditLogVerifiesAndShowsTampering) {
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=5", Analyst()).status, 200);
   std::string out;

@@ -591,6 +591,7 @@ int Run(int argc, char** argv) {
   p_add->add_option("NAME", po.name, "principal name")->required();
   p_add->add_option("--read", po.read, "collections it may read (names or ids, '*' for all)")->delimiter(',');
   p_add->add_option("--write", po.write, "collections it may write")->delimiter(',');
+  p_add->add_option("--identity", po.identity, "the person this principal is (identity id): TLP:RED objects naming it in their distribution reach it");
   p_add->add_flag("--password-stdin", po.password_stdin, "read a password (HTTP Basic) from standard input");
   auto* p_list = principal->add_subcommand("list", "List principals and permissions");
   p_list->add_option("--db", po.db, "SQLite database file")->required();

@@ -150,12 +150,19 @@ int PrincipalAdd(const PrincipalOptions& o) {
     if (!password.empty() && password.back() == '\r') password.pop_back();
     if (password.size() < 8) return Fail("the password must have at least 8 characters");
   }
-  store::Principal p{o.name, password.empty() ? "" : taxii::HashSecret(password), o.read, o.write};
+  if (!o.identity.empty()) {
+    stix::IdParts parts;
+    if (!stix::SplitId(o.identity, &parts) || parts.type != "identity" || stix::UuidVersion(parts.uuid) == 0) {
+      return Fail("--identity must be a STIX identity id (identity--<uuid>)");
+    }
+  }
+  store::Principal p{o.name, password.empty() ? "" : taxii::HashSecret(password), o.read, o.write, o.identity};
   if (auto st = (*store)->PutPrincipal(p); !st.ok()) return Fail(st.message());
   std::string r, w;
   for (const auto& x : o.read) r += (r.empty() ? "" : ",") + x;
   for (const auto& x : o.write) w += (w.empty() ? "" : ",") + x;
   if (!AuditChange(**store, o.db, "principal", o.name, "set: read=" + r + " write=" + w +
+                                                           (o.identity.empty() ? "" : " identity=" + o.identity) +
                                                            (password.empty() ? "" : " password set"))) {
     return 2;
   }

@@ -14,6 +14,7 @@ struct PrincipalOptions {
   std::string name;
   std::vector<std::string> read, write;
   bool password_stdin = false;
+  std::string identity;  //!< the person (STIX identity id) the principal is
 };
 int PrincipalAdd(const PrincipalOptions& o);
 int PrincipalList(const PrincipalOptions& o);

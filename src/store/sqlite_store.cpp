@@ -14,9 +14,10 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 7;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 8;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
-                                   // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings
+                                   // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
+                                   // 8: the person (STIX identity) a principal is
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -47,7 +48,8 @@ CREATE INDEX IF NOT EXISTS objects_derived ON objects(coll, derived_id);
 CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS principals(
-  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, can_read TEXT NOT NULL, can_write TEXT NOT NULL) WITHOUT ROWID;
+  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, can_read TEXT NOT NULL, can_write TEXT NOT NULL,
+  identity TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens(
   id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partners(
@@ -213,7 +215,14 @@ class SqliteStore final : public Store {
     if (version < kSchemaVersion) {
       // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
-      if (version > 0 && version < 5) {  // (5 -> 6 only adds tables)
+      if (version >= 2 && version < 8) {
+        if (sqlite3_exec(db_, "ALTER TABLE principals ADD COLUMN identity TEXT NOT NULL DEFAULT '';", nullptr, nullptr,
+                         &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("upgrade schema", err);
+        }
+      }
+      if (version > 0 && version < 5) {  // (5 -> 7 only add tables)
         // 4 -> 5: objects gain source and derived_id (filled below, once the node identity exists).
         const char* up = "ALTER TABLE objects ADD COLUMN source TEXT NOT NULL DEFAULT '';"
                          "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';"
@@ -549,24 +558,25 @@ class SqliteStore final : public Store {
 
   Status PutPrincipal(const Principal& p) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT OR REPLACE INTO principals(name, password_hash, can_read, can_write) VALUES(?,?,?,?)");
+    Stmt s(db_, "INSERT OR REPLACE INTO principals(name, password_hash, can_read, can_write, identity) VALUES(?,?,?,?,?)");
     std::string r = JoinLines(p.can_read), w = JoinLines(p.can_write);
     s.Bind(1, p.name);
     s.Bind(2, p.password_hash);
     s.Bind(3, r);
     s.Bind(4, w);
+    s.Bind(5, p.identity);
     if (Step(s) != SQLITE_DONE) return Io("store principal");
     return Status::Ok();
   }
 
   Result<Principal> GetPrincipal(std::string_view name) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Principal> {
-      Stmt& s = CachedOn(db, stmts, "SELECT name, password_hash, can_read, can_write FROM principals WHERE name=?");
+      Stmt& s = CachedOn(db, stmts, "SELECT name, password_hash, can_read, can_write, identity FROM principals WHERE name=?");
       s.Reset();
       s.Bind(1, name);
       int rc = sqlite3_step(s.get());
       if (rc == SQLITE_ROW) {
-        Principal p{s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))};
+        Principal p{s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3)), s.Text(4)};
         sqlite3_reset(s.get());
         return p;
       }
@@ -578,11 +588,11 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Principal>> ListPrincipals() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT name, password_hash, can_read, can_write FROM principals ORDER BY name");
+    Stmt s(db_, "SELECT name, password_hash, can_read, can_write, identity FROM principals ORDER BY name");
     std::vector<Principal> out;
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-      out.push_back({s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3))});
+      out.push_back({s.Text(0), s.Text(1), SplitLines(s.Text(2)), SplitLines(s.Text(3)), s.Text(4)});
     }
     if (rc != SQLITE_DONE) return Io("list principals");
     return out;

@@ -104,6 +104,7 @@ struct Principal {
   std::string password_hash;              //!< crypto_pwhash_str output; empty: no password login
   std::vector<std::string> can_read;      //!< collection names or TAXII ids; "*" for all
   std::vector<std::string> can_write;
+  std::string identity;                   //!< the person it is (STIX identity id), for TLP:RED; may be empty
 };
 
 //! A bearer token: "tlt_<id>.<secret>"; only the secret's Argon2id hash is stored.

@@ -477,6 +477,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     for (const auto& p : *partners) {
       if (std::find(p.principals.begin(), p.principals.end(), who.principal.name) != p.principals.end()) {
         partner = policy::ToRecipient(p);
+        partner->individual = who.principal.identity;  // the person, for TLP:RED distributions
         if (auto a = store_.GetAudience(info.name); a.ok()) audience = policy::ToAudience(*a);
         break;
       }
