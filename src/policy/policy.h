@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -187,6 +189,11 @@ class Releaser {
   uint64_t released_calls() const { return calls_.load(); }
 
  private:
+  // How a recipient receives referenced objects, cached per collection generation (a new or
+  // deleted version anywhere in the collection empties it). Key: recipient facts + object id.
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::string> cache_generation_;  // collection -> generation
+  mutable std::unordered_map<std::string, RefForm> ref_cache_;
   std::vector<store::StoredObject> ReleaseWith(std::vector<store::StoredObject> objects,
                                                const std::vector<std::optional<ObjectFacts>>& facts,
                                                const Recipient& to, std::vector<Decision>* decisions) const;

@@ -87,8 +87,39 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       if (seen.insert(r).second) refs.push_back(r);
     }
   }
+  std::unordered_map<std::string, RefForm> forms;
+  // Everything the decision for a referenced object depends on, besides the object itself
+  // (whose version the collection generation pins) and the release history (which cannot
+  // change the form: a recipient keeps the form the same rules chose the first time).
+  std::string who = to.partner->identity + "|" + to.partner->individual + "|" +
+                    std::to_string(static_cast<int>(to.partner->channel)) + "|" + std::to_string(to.partner->tier) + "|";
+  for (const auto& g : to.partner->groups) who += g + ",";
+  if (to.audience) {
+    who += "|" + std::to_string(static_cast<int>(to.audience->default_tlp)) + "|";
+    for (const auto& p : to.audience->partners) who += p + ",";
+    for (const auto& g : to.audience->groups) who += "|" + g;
+  }
+  who += "|" + std::string(collection) + "|";
+  auto generation = store.CollectionGeneration(collection);
+  std::vector<std::string> missing;
+  {
+    std::lock_guard lock(cache_mu_);
+    std::string& known = cache_generation_[std::string(collection)];
+    if (!generation.ok() || known != *generation || ref_cache_.size() > 1000000) {
+      // Entries of other collections go too: simple and safe.
+      ref_cache_.clear();
+      cache_generation_.clear();
+      if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
+    }
+    for (const auto& id : refs) {
+      auto it = generation.ok() ? ref_cache_.find(who + id) : ref_cache_.end();
+      if (it != ref_cache_.end()) forms[id] = it->second;
+      else missing.push_back(id);
+    }
+  }
+  // The release history of the page's objects and of the referenced objects not cached.
   std::vector<std::string> all = ids;
-  all.insert(all.end(), refs.begin(), refs.end());
+  all.insert(all.end(), missing.begin(), missing.end());
   std::unordered_map<std::string, Held> held;
   auto h = store.Held(to.partner->identity, all);
   if (!h.ok()) return h.status();
@@ -98,8 +129,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     auto it = held.find(std::string(id));
     return it == held.end() ? Held::kNothing : it->second;
   };
-  std::unordered_map<std::string, RefForm> forms;
-  auto targets = store.Latest(collection, refs);
+  auto targets = store.Latest(collection, missing);
   if (!targets.ok()) return targets.status();
   for (const auto& t : *targets) {
     if (t.source == to.partner->identity) {
@@ -110,6 +140,16 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     forms[t.id] = out == Outcome::kWithhold ? RefForm::kWithheld
                   : out == Outcome::kReleaseVariant ? RefForm::kVariant
                                                     : RefForm::kOriginal;
+  }
+  if (generation.ok()) {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_generation_.find(std::string(collection));
+    if (it != cache_generation_.end() && it->second == *generation) {
+      for (const auto& id : missing) {
+        auto f = forms.find(id);
+        ref_cache_[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;
+      }
+    }
   }
   r.resolve = [&forms](std::string_view id) {
     auto it = forms.find(std::string(id));

@@ -494,6 +494,23 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<std::string> CollectionGeneration(std::string_view collection) override {
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::string> {
+      Stmt& s = CachedOn(db, stmts,
+                         "SELECT c.pk, (SELECT max(date_added) FROM objects o WHERE o.coll=c.pk), "
+                         "(SELECT value FROM meta WHERE key='deletes') FROM collections c WHERE c.name=?1 OR c.taxii_id=?1");
+      s.Reset();
+      s.Bind(1, collection);
+      int rc = sqlite3_step(s.get());
+      std::string g;
+      if (rc == SQLITE_ROW) g = std::to_string(s.Int(0)) + ":" + std::to_string(s.Int(1)) + ":" + s.Text(2);
+      sqlite3_reset(s.get());
+      if (rc == SQLITE_DONE) return Status::NotFound("no collection");
+      if (rc != SQLITE_ROW) return Status::Io(std::string("collection generation: ") + sqlite3_errmsg(db));
+      return g;
+    });
+  }
+
   Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& vf) override {
     std::lock_guard lock(mu_);
     int64_t coll;
@@ -519,7 +536,14 @@ class SqliteStore final : public Store {
       for (const auto& v : vf.versions) s.Bind(i++, v);
     }
     if (Step(s) != SQLITE_DONE) return Io("delete");
-    return static_cast<size_t>(sqlite3_changes(db_));
+    size_t n = static_cast<size_t>(sqlite3_changes(db_));
+    if (n > 0) {
+      // A delete changes the collection's generation (what caches derived from it is stale).
+      Stmt bump(db_, "INSERT INTO meta(key, value) VALUES('deletes', '1') "
+                     "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
+      if (Step(bump) != SQLITE_DONE) return Io("count delete");
+    }
+    return n;
   }
 
   Result<int64_t> SizeBytes() override {

@@ -271,6 +271,10 @@ class Store {
   //! Returns how many versions were removed (0: NotFound is the caller's call).
   virtual Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& versions) = 0;
 
+  //! Changes whenever the collection's content changes (a version stored or deleted): callers
+  //! may cache what they derived from it while it stays the same.
+  virtual Result<std::string> CollectionGeneration(std::string_view collection) = 0;
+
   // ---- TAXII status resources (kept so a client can poll them after a restart) ----
   virtual Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) = 0;
   //! The status JSON and the principal that created it. NotFound if absent.
