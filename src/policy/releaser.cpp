@@ -77,11 +77,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
   std::vector<std::optional<ObjectFacts>> facts;
   facts.reserve(objects.size());
-  std::vector<std::string> ids, refs;
+  std::vector<std::string> refs;
   std::unordered_set<std::string> seen;
   for (const auto& o : objects) {
     facts.push_back(ExtractFacts(o.json, o.source));
-    ids.push_back(o.id);
     if (!facts.back()) continue;
     for (const auto& r : facts.back()->refs) {
       if (seen.insert(r).second) refs.push_back(r);
@@ -117,10 +116,15 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       else missing.push_back(id);
     }
   }
-  // The release history of the page's objects and of the referenced objects not cached.
-  std::vector<std::string> all = ids;
-  all.insert(all.end(), missing.begin(), missing.end());
+  // The release history of the page's objects (read with them when the query asked for it)
+  // and of the referenced objects not cached.
   std::unordered_map<std::string, Held> held;
+  std::vector<std::string> all;
+  for (const auto& o : objects) {
+    if (o.held == -2) all.push_back(o.id);
+    else if (o.held >= 0) held[o.id] = o.held ? Held::kVariant : Held::kOriginal;
+  }
+  all.insert(all.end(), missing.begin(), missing.end());
   auto h = store.Held(to.partner->identity, all);
   if (!h.ok()) return h.status();
   for (const auto& [id, variant] : *h) held[id] = variant ? Held::kVariant : Held::kOriginal;

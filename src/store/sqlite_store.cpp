@@ -1343,8 +1343,17 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
+    const bool held = with_json && !q.held_for.empty();
+    // The recipient goes in as a quoted literal: a parameter in the select list would shift the
+    // numbering of the positional parameters after it.
+    std::string who;
+    for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
-                      (with_json ? ", json" : "") + " FROM objects o WHERE coll=? AND date_added>?";
+                      (with_json ? ", json" : "") +
+                      (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
+                                  "' AND r.object_id=o.id), -1)"
+                            : "") +
+                      " FROM objects o WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
     // translated to original ids first, through the (coll, derived_id) index.
     std::vector<std::string> ids = q.ids;
@@ -1403,6 +1412,7 @@ class SqliteStore final : public Store {
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
                      with_json ? s.Text(7) : std::string(), s.Text(6)};
+      if (held) o.held = static_cast<int>(s.Int(8));
       page.objects.push_back(std::move(o));
     }
     sqlite3_reset(s.get());

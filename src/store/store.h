@@ -72,6 +72,7 @@ struct Query {
   VersionFilter versions = VersionFilter::Last();
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
+  std::string held_for;                  //!< with bodies: also read what this recipient holds of each object
 };
 
 struct StoredObject {
@@ -83,6 +84,7 @@ struct StoredObject {
   int64_t date_added = 0;   //!< microseconds
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
+  int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
 };
 
 struct Page {

@@ -602,6 +602,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     const size_t limit = query.limit;
     const bool for_partner = partner.has_value();  // partners need bodies to be decided and rendered
     const uint64_t fp = store::QueryFingerprint(query);
+    if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     while (true) {
       auto page = bodies || for_partner ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
