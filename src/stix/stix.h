@@ -145,6 +145,12 @@ void AppendJsonString(std::string& out, std::string_view s);
 //! Semantic equality of two JSON texts (member order ignored).
 bool JsonEqual(std::string_view a, std::string_view b);
 
+//! The object reduced to what sharing decisions read (compact JSON): type, id, spec_version,
+//! created, modified, revoked, object_marking_refs, granular_markings, tearline's extension,
+//! and every top-level property that holds a *_ref / *_refs at any depth. Stored with each
+//! version so manifests can be decided without the whole object.
+std::string PolicyView(std::string_view json);
+
 //! True when `property` is required on objects of `type` (common or type-specific,
 //! STIX 2.1 catalogue); false for custom types' own properties.
 bool IsRequiredProperty(std::string_view type, std::string_view property);

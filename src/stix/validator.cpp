@@ -287,6 +287,51 @@ ValidationResult Validator::Validate(const std::string& bytes, Form form) {
   return impl_->Run(bytes, form, marking_lookup_, padded);
 }
 
+namespace {
+bool HoldsRefs(dom::element e) {
+  dom::object o;
+  dom::array a;
+  if (!e.get(o)) {
+    for (auto [k, v] : o) {
+      if (k.ends_with("_ref") || k.ends_with("_refs") || HoldsRefs(v)) return true;
+    }
+  } else if (!e.get(a)) {
+    for (auto x : a) {
+      if (HoldsRefs(x)) return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
+std::string PolicyView(std::string_view text) {
+  thread_local dom::parser p;
+  dom::element e;
+  dom::object o;
+  if (p.parse(text.data(), text.size()).get(e) || e.get(o)) return std::string(text);
+  std::string out = "{";
+  for (auto [k, v] : o) {
+    bool keep = k == "type" || k == "id" || k == "spec_version" || k == "created" || k == "modified" || k == "revoked" ||
+                k == "object_marking_refs" || k == "granular_markings" || k.ends_with("_ref") || k.ends_with("_refs");
+    if (k == "extensions") {
+      dom::element ext;
+      if (!v[kTearlineExtensionId].get(ext)) {
+        out += out.size() > 1 ? "," : "";
+        json::AppendQuoted(out, k);
+        out += ":{";
+        json::AppendQuoted(out, kTearlineExtensionId);
+        out += ":" + json::Compact(ext) + "}";
+      }
+      continue;
+    }
+    if (!keep && !HoldsRefs(v)) continue;
+    out += out.size() > 1 ? "," : "";
+    json::AppendQuoted(out, k);
+    out += ":" + json::Compact(v);
+  }
+  return out + "}";
+}
+
 std::string CanonicalJson(std::string_view text) {
   dom::parser p;
   dom::element e;

@@ -14,10 +14,10 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 8;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 9;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
-                                   // 8: the person (STIX identity) a principal is
+                                   // 8: the person (STIX identity) a principal is; 9: objects.policy_json
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS objects(
   revoked INTEGER NOT NULL,
   json TEXT NOT NULL,
   source TEXT NOT NULL DEFAULT '',
-  derived_id TEXT NOT NULL DEFAULT ''
+  derived_id TEXT NOT NULL DEFAULT '',
+  policy_json TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
@@ -215,6 +216,14 @@ class SqliteStore final : public Store {
     if (version < kSchemaVersion) {
       // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
+      if (version > 0 && version < 9) {
+        // 8 -> 9: policy views (rows stored before have none: their full JSON is used instead).
+        if (sqlite3_exec(db_, "ALTER TABLE objects ADD COLUMN policy_json TEXT NOT NULL DEFAULT '';", nullptr, nullptr,
+                         &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("upgrade schema", err);
+        }
+      }
       if (version >= 2 && version < 8) {
         if (sqlite3_exec(db_, "ALTER TABLE principals ADD COLUMN identity TEXT NOT NULL DEFAULT '';", nullptr, nullptr,
                          &err) != SQLITE_OK) {
@@ -1234,8 +1243,8 @@ class SqliteStore final : public Store {
     // First arrival wins: INSERT OR IGNORE on the (coll, id, version) key; when it
     // inserted nothing, the stored version decides duplicate or conflict.
     Stmt& insert = Cached(
-        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
+        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
@@ -1254,6 +1263,8 @@ class SqliteStore final : public Store {
       insert.Bind(10, source);
       std::string derived = stix::DerivedId(o.id, node_identity_);
       insert.Bind(11, derived);
+      std::string view = stix::PolicyView(o.json);
+      insert.Bind(12, view);
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
       if (sqlite3_changes(db_) == 0) {
         existing.Reset();
@@ -1343,13 +1354,15 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
-    const bool held = with_json && !q.held_for.empty();
+    // Manifests for a partner read the policy view of each object (what the rules need).
+    const bool view = !with_json && q.policy_view;
+    const bool held = (with_json || view) && !q.held_for.empty();
     // The recipient goes in as a quoted literal: a parameter in the select list would shift the
     // numbering of the positional parameters after it.
     std::string who;
     for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
-                      (with_json ? ", json" : "") +
+                      (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
                       (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
                                   "' AND r.object_id=o.id), -1)"
                             : "") +
@@ -1411,7 +1424,7 @@ class SqliteStore final : public Store {
         break;
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
-                     with_json ? s.Text(7) : std::string(), s.Text(6)};
+                     with_json || view ? s.Text(7) : std::string(), s.Text(6)};
       if (held) o.held = static_cast<int>(s.Int(8));
       page.objects.push_back(std::move(o));
     }

@@ -73,6 +73,7 @@ struct Query {
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
   std::string held_for;                  //!< with bodies: also read what this recipient holds of each object
+  bool policy_view = false;              //!< Manifest: return each object's policy view (stix::PolicyView) as json
 };
 
 struct StoredObject {

@@ -604,7 +604,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     while (true) {
-      auto page = bodies || for_partner ? store_.Query(query) : store_.Manifest(query);
+      // A partner's manifest is decided on each object's policy view, not its whole body.
+      query.policy_view = for_partner && !bodies;
+      auto page = bodies ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
       std::vector<policy::Decision> why;
       auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to, &why);
