@@ -181,7 +181,8 @@ int PrincipalList(const PrincipalOptions& o) {
     std::string r, w;
     for (const auto& x : p.can_read) r += (r.empty() ? "" : ",") + x;
     for (const auto& x : p.can_write) w += (w.empty() ? "" : ",") + x;
-    std::printf("%-20s read=%s write=%s%s\n", p.name.c_str(), r.c_str(), w.c_str(), p.password_hash.empty() ? "" : " (password)");
+    std::printf("%-20s read=%s write=%s%s%s\n", p.name.c_str(), r.c_str(), w.c_str(),
+                p.password_hash.empty() ? "" : " (password)", p.identity.empty() ? "" : (" identity=" + p.identity).c_str());
   }
   return 0;
 }
