@@ -80,7 +80,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   std::vector<std::string> refs;
   std::unordered_set<std::string> seen;
   for (const auto& o : objects) {
-    facts.push_back(ExtractFacts(o.json, o.source));
+    // The policy view read with the page has every fact the rules need, in a fraction of the bytes.
+    facts.push_back(ExtractFacts(o.policy.empty() ? o.json : o.policy, o.source));
     if (!facts.back()) continue;
     for (const auto& r : facts.back()->refs) {
       if (seen.insert(r).second) refs.push_back(r);

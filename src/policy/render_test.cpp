@@ -167,6 +167,31 @@ TEST(Render, ReferencesFollowWhatTheRecipientReceives) {
   EXPECT_FALSE(Render(only_hidden, d, kNode, resolve, &as_variant)) << "object_refs is required and would be empty";
 }
 
+TEST(Facts, PolicyViewKeepsEveryFactTheRulesRead) {
+  // The stored view decides manifests and pages: it must yield the same facts and references.
+  const std::string file = R"({"type":"file","spec_version":"2.1","id":"file--11111111-1111-4111-8111-1111111111f1",)"
+                           R"("name":"drop.zip","object_marking_refs":[")" + kGreen + R"("],)"
+                           R"("extensions":{"archive-ext":{"contains_refs":["file--22222222-2222-4222-8222-2222222222f2"]},)"
+                           R"("ntfs-ext":{"sid":"S-1-5"}}})";
+  for (const std::string& json : {kIndicator, file}) {
+    std::string view = stix::PolicyView(json);
+    EXPECT_LT(view.size(), json.size());
+    EXPECT_EQ(ReferencedIds(view), ReferencedIds(json)) << view;
+    auto a = ExtractFacts(json), b = ExtractFacts(view);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->marking_refs, b->marking_refs);
+    EXPECT_EQ(a->distribution, b->distribution);
+    EXPECT_EQ(a->has_extension, b->has_extension);
+    EXPECT_EQ(a->min_full_tier, b->min_full_tier);
+    EXPECT_EQ(a->no_relay, b->no_relay);
+    EXPECT_EQ(a->variant_marking_refs, b->variant_marking_refs);
+    EXPECT_EQ(a->refs, b->refs);
+  }
+  EXPECT_EQ(stix::PolicyView(kIndicator).find("HUMINT"), std::string::npos) << "descriptions are not facts";
+  EXPECT_NE(stix::PolicyView(file).find("contains_refs"), std::string::npos);
+  EXPECT_EQ(stix::PolicyView(file).find("ntfs-ext"), std::string::npos);
+}
+
 struct Row {
   const char* name;
   ObjectFacts object;

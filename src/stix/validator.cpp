@@ -314,13 +314,21 @@ std::string PolicyView(std::string_view text) {
     bool keep = k == "type" || k == "id" || k == "spec_version" || k == "created" || k == "modified" || k == "revoked" ||
                 k == "object_marking_refs" || k == "granular_markings" || k.ends_with("_ref") || k.ends_with("_refs");
     if (k == "extensions") {
-      dom::element ext;
-      if (!v[kTearlineExtensionId].get(ext)) {
+      // tearline's own, and every extension that refers to objects (e.g. archive-ext contains_refs).
+      dom::object exts;
+      std::string kept;
+      if (!v.get(exts)) {
+        for (auto [ek, ev] : exts) {
+          if (ek != kTearlineExtensionId && !HoldsRefs(ev)) continue;
+          kept += kept.empty() ? "" : ",";
+          json::AppendQuoted(kept, ek);
+          kept += ":" + json::Compact(ev);
+        }
+      }
+      if (!kept.empty()) {
         out += out.size() > 1 ? "," : "";
         json::AppendQuoted(out, k);
-        out += ":{";
-        json::AppendQuoted(out, kTearlineExtensionId);
-        out += ":" + json::Compact(ext) + "}";
+        out += ":{" + kept + "}";
       }
       continue;
     }

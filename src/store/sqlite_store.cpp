@@ -1364,7 +1364,7 @@ class SqliteStore final : public Store {
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
                       (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
-                                  "' AND r.object_id=o.id), -1)"
+                                  "' AND r.object_id=o.id), -1), policy_json"
                             : "") +
                       " FROM objects o WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
@@ -1425,7 +1425,10 @@ class SqliteStore final : public Store {
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
                      with_json || view ? s.Text(7) : std::string(), s.Text(6)};
-      if (held) o.held = static_cast<int>(s.Int(8));
+      if (held) {
+        o.held = static_cast<int>(s.Int(8));
+        o.policy = s.Text(9);
+      }
       page.objects.push_back(std::move(o));
     }
     sqlite3_reset(s.get());
