@@ -216,29 +216,20 @@ class SqliteStore final : public Store {
     if (version < kSchemaVersion) {
       // Create or upgrade: every statement is CREATE ... IF NOT EXISTS.
       if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, &err) != SQLITE_OK) return Fail("begin", err);
-      if (version > 0 && version < 9) {
-        // 8 -> 9: policy views (rows stored before have none: their full JSON is used instead).
-        if (sqlite3_exec(db_, "ALTER TABLE objects ADD COLUMN policy_json TEXT NOT NULL DEFAULT '';", nullptr, nullptr,
-                         &err) != SQLITE_OK) {
+      // Columns added since a table was first created (tables that do not exist yet are created
+      // whole by kSchema below). Rows stored before get the default: derived ids are filled in
+      // below, and an empty policy view means "use the full JSON".
+      static const char* const kAdded[][3] = {
+          {"objects", "source", "TEXT NOT NULL DEFAULT ''"},        // 5
+          {"objects", "derived_id", "TEXT NOT NULL DEFAULT ''"},    // 5
+          {"partners", "tier", "INTEGER NOT NULL DEFAULT 0"},       // 5
+          {"principals", "identity", "TEXT NOT NULL DEFAULT ''"},   // 8
+          {"objects", "policy_json", "TEXT NOT NULL DEFAULT ''"},   // 9
+      };
+      for (const auto& [table, column, decl] : kAdded) {
+        if (auto st = AddColumnIfMissing(table, column, decl); !st.ok()) {
           sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-          return Fail("upgrade schema", err);
-        }
-      }
-      if (version >= 2 && version < 8) {
-        if (sqlite3_exec(db_, "ALTER TABLE principals ADD COLUMN identity TEXT NOT NULL DEFAULT '';", nullptr, nullptr,
-                         &err) != SQLITE_OK) {
-          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-          return Fail("upgrade schema", err);
-        }
-      }
-      if (version > 0 && version < 5) {  // (5 -> 7 only add tables)
-        // 4 -> 5: objects gain source and derived_id (filled below, once the node identity exists).
-        const char* up = "ALTER TABLE objects ADD COLUMN source TEXT NOT NULL DEFAULT '';"
-                         "ALTER TABLE objects ADD COLUMN derived_id TEXT NOT NULL DEFAULT '';"
-                         "ALTER TABLE partners ADD COLUMN tier INTEGER NOT NULL DEFAULT 0;";
-        if (sqlite3_exec(db_, up, nullptr, nullptr, &err) != SQLITE_OK) {
-          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-          return Fail("upgrade schema", err);
+          return st;
         }
       }
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -255,6 +246,20 @@ class SqliteStore final : public Store {
     Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
     if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
     node_identity_ = n.Text(0);
+    return Status::Ok();
+  }
+
+  // Inside the schema transaction: adds `column` to `table` when the table exists without it.
+  Status AddColumnIfMissing(const char* table, const char* column, const char* decl) {
+    Stmt t(db_, std::string("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='") + table + "'");
+    if (!t || sqlite3_step(t.get()) != SQLITE_ROW) return Io("read schema");
+    if (t.Int(0) == 0) return Status::Ok();
+    Stmt c(db_, std::string("SELECT count(*) FROM pragma_table_info('") + table + "') WHERE name='" + column + "'");
+    if (!c || sqlite3_step(c.get()) != SQLITE_ROW) return Io("read schema");
+    if (c.Int(0) > 0) return Status::Ok();
+    std::string sql = std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + decl;
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("upgrade schema", err);
     return Status::Ok();
   }
 

@@ -77,6 +77,54 @@ std::vector<std::string> Versions(Store& s, VersionFilter vf, const std::string&
   return out;
 }
 
+// A database written by an early tearline (schema 2: no partners, audit, source, derived ids,
+// policy views or principal identities) opens, upgrades in place, and serves its objects,
+// including by their derived id.
+TEST(Store, UpgradesAnOldSchemaInPlace) {
+  TempDb db;
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(db.path().c_str(), &h), SQLITE_OK);
+  const char* v2 = R"sql(
+    CREATE TABLE collections(pk INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, taxii_id TEXT NOT NULL UNIQUE,
+      title TEXT NOT NULL, description TEXT NOT NULL DEFAULT '');
+    CREATE TABLE objects(pk INTEGER PRIMARY KEY, coll INTEGER NOT NULL REFERENCES collections(pk), id TEXT NOT NULL,
+      version TEXT NOT NULL, type TEXT NOT NULL, modified TEXT NOT NULL, spec_version TEXT NOT NULL,
+      date_added INTEGER NOT NULL, revoked INTEGER NOT NULL, json TEXT NOT NULL);
+    CREATE UNIQUE INDEX objects_key ON objects(coll, id, version);
+    CREATE UNIQUE INDEX objects_added ON objects(coll, date_added);
+    CREATE TABLE markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE principals(name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, can_read TEXT NOT NULL,
+      can_write TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE tokens(id TEXT PRIMARY KEY, principal TEXT NOT NULL, secret_hash TEXT NOT NULL,
+      created INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO collections(pk, name, taxii_id, title) VALUES(1, 'old', '11111111-1111-4111-8111-111111111111', 'old');
+    INSERT INTO objects(coll, id, version, type, modified, spec_version, date_added, revoked, json) VALUES(1,
+      'indicator--22222222-2222-4222-8222-222222222222', '', 'indicator', '2024-01-01T00:00:00.000Z', '2.1', 5, 0,
+      '{"type":"indicator","id":"indicator--22222222-2222-4222-8222-222222222222"}');
+    INSERT INTO principals VALUES('p', '', 'old', '');
+    PRAGMA user_version=2;
+  )sql";
+  ASSERT_EQ(sqlite3_exec(h, v2, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+  sqlite3_close(h);
+  auto s = Open(db);
+  ASSERT_TRUE(s);
+  auto node = s->NodeIdentity();
+  ASSERT_TRUE(node.ok());
+  Query q;
+  q.collection = "old";
+  q.ids = {stix::DerivedId("indicator--22222222-2222-4222-8222-222222222222", *node)};
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok()) << page.status().message();
+  ASSERT_EQ(page->objects.size(), 1u) << "found by its derived id after the upgrade";
+  auto p = s->GetPrincipal("p");
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->identity.empty());
+  EXPECT_TRUE(s->PutPartner({"identity--33333333-3333-4333-8333-333333333333", "x", "open", {}, {}, 2}).ok());
+  EXPECT_EQ(s->GetPartner("identity--33333333-3333-4333-8333-333333333333")->tier, 2);
+  EXPECT_TRUE(s->AppendAudit({{0, 1, "r", "o", "v", "release", "why", "", ""}}).ok());
+}
+
 TEST(Store, IdempotentPutsAndConflicts) {
   TempDb db;
   auto s = Open(db);
