@@ -115,7 +115,10 @@ int Serve(const std::string& path) {
   service.set_on_stored([&federator] { federator.Wake(); });
   // Approved duty-to-warn warnings are delivered by the same worker (retried until delivered).
   // The warning rules also run here over every served collection (imports, pulls), incrementally.
-  warn::Rules rules{c.warn_min_confidence, warn::Rules{}.source_types, c.warn_two_person, c.warn_public_collection};
+  warn::Rules rules;
+  rules.min_confidence = c.warn_min_confidence;
+  rules.two_person = c.warn_two_person;
+  rules.public_collection = c.warn_public_collection;
   if (auto st = (*store)->PutMeta("warn.two_person", c.warn_two_person ? "true" : "false"); !st.ok()) {
     return Fail(st.message());
   }

@@ -103,23 +103,25 @@ bool Verify(std::string_view object_json, const Signature& s) {
   return audit::VerifyHex(s.key, SignedMessage(object_json), s.sig);
 }
 
-std::string SignedEnvelope(const std::vector<std::string>& objects, const std::vector<std::string>& carried,
-                           const audit::NodeKey& key, std::string_view node_identity) {
-  std::string body = "{\"objects\":[", member;
-  simdjson::dom::parser p;
+std::string SignaturesMember(const std::vector<ToSign>& objects, const audit::NodeKey& key,
+                             std::string_view node_identity) {
+  std::string member = "{";
   for (size_t k = 0; k < objects.size(); ++k) {
-    body += (k ? "," : "") + objects[k];
-    simdjson::dom::element e;
-    std::string_view id, mod;
-    if (p.parse(objects[k]).get(e) || e["id"].get(id)) continue;
-    if (e["modified"].get(mod)) mod = "";
-    std::vector<Signature> sigs = k < carried.size() ? SignaturesFromJson(carried[k]) : std::vector<Signature>{};
-    sigs.push_back(Sign(key, node_identity, objects[k]));
-    member += member.empty() ? "" : ",";
-    Quote(member, SignatureKey(id, mod));
+    const auto& o = objects[k];
+    std::vector<Signature> sigs = SignaturesFromJson(o.carried);
+    sigs.push_back(Sign(key, node_identity, o.json));
+    if (k) member += ",";
+    Quote(member, SignatureKey(o.id, o.modified));
     member += ":" + ToJson(sigs);
   }
-  return body + "],\"" + std::string(kSignaturesMember) + "\":{" + member + "}}";
+  return member + "}";
+}
+
+std::string SignedEnvelope(const std::vector<ToSign>& objects, const audit::NodeKey& key,
+                           std::string_view node_identity) {
+  std::string body = "{\"objects\":[";
+  for (size_t k = 0; k < objects.size(); ++k) body += (k ? "," : "") + std::string(objects[k].json);
+  return body + "],\"" + std::string(kSignaturesMember) + "\":" + SignaturesMember(objects, key, node_identity) + "}";
 }
 
 std::string ToJson(const std::vector<Signature>& sigs) {
@@ -200,6 +202,13 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
     else (*stored)[i] = ToJson(it->second);
   }
   return errors;
+}
+
+int64_t RetryDelayUs(int64_t attempts, const Options& options) {
+  int64_t delay = std::min<int64_t>(options.retry_max_ms, options.retry_base_ms << std::min<int64_t>(attempts, 20));
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  delay = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));
+  return delay * 1000;
 }
 
 Result<std::vector<std::string>> PushTargets(store::Store& store, std::string_view collection) {
@@ -346,28 +355,21 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
 
   // The envelope: the objects as released, each signed by this node (relayed originals
   // keep the signatures they came with).
-  std::string body = "{\"objects\":[";
-  std::string sig_member;
+  std::vector<ToSign> to_sign;
   for (size_t k = 0; k < released->size(); ++k) {
     const auto& r = (*released)[k];
-    body += (k ? "," : "") + r.json;
-    std::vector<Signature> sigs;
-    if (why[k].outcome == policy::Outcome::kRelease) sigs = SignaturesFromJson(sigs_of[why[k].object_id + "|" + r.version]);
-    sigs.push_back(Sign(key_, node_, r.json));
-    sig_member += (sig_member.empty() ? "" : ",");
-    Quote(sig_member, SignatureKey(r.id, r.modified));
-    sig_member += ":" + ToJson(sigs);
+    // An original keeps the signatures it came with (relay); a variant is a new object.
+    std::string_view carried;
+    if (why[k].outcome == policy::Outcome::kRelease) carried = sigs_of[why[k].object_id + "|" + r.version];
+    to_sign.push_back({r.id, r.modified, r.json, carried});
   }
-  body += "],\"" + std::string(kSignaturesMember) + "\":{" + sig_member + "}}";
+  std::string body = SignedEnvelope(to_sign, key_, node_);
 
   std::vector<int64_t> all_seqs;
   for (const auto& [seq, k] : released_seq) all_seqs.push_back(seq);
   auto retry = [&](const std::string& error) -> Result<size_t> {
-    int64_t attempts = items.front().attempts;
-    int64_t delay = std::min<int64_t>(opt_.retry_max_ms, opt_.retry_base_ms << std::min<int64_t>(attempts, 20));
-    thread_local std::mt19937_64 rng(std::random_device{}());
-    delay = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));  // jitter
-    (void)store_.MarkOutbox(all_seqs, "pending", error, stix::NowMicros() + delay * 1000);
+    int64_t delay_us = RetryDelayUs(items.front().attempts, opt_);
+    (void)store_.MarkOutbox(all_seqs, "pending", error, stix::NowMicros() + delay_us);
     (void)store_.TouchPeer(peer.identity, 0, error);
     return Status::Io(error);
   };

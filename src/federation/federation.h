@@ -73,10 +73,15 @@ struct HttpReply {
 HttpReply HttpCall(const std::string& method, const std::string& url, const std::string& token,
                    const std::string& body, int64_t timeout_ms);
 
-//! A TAXII envelope of `objects` (compact JSON each) with this node's signature of each
-//! (and `carried` signatures JSON per object, if any, kept first).
-std::string SignedEnvelope(const std::vector<std::string>& objects, const std::vector<std::string>& carried,
-                           const audit::NodeKey& key, std::string_view node_identity);
+//! One object to sign: its id and modified (the signature key), its JSON, and the
+//! signatures it already carries (JSON array text, kept first), if any.
+struct ToSign {
+  std::string_view id, modified, json, carried;
+};
+//! The value of the `tearline_signatures` member: this node's signature of each object.
+std::string SignaturesMember(const std::vector<ToSign>& objects, const audit::NodeKey& key, std::string_view node_identity);
+//! A TAXII envelope {"objects": [...], "tearline_signatures": {...}} of `objects`.
+std::string SignedEnvelope(const std::vector<ToSign>& objects, const audit::NodeKey& key, std::string_view node_identity);
 
 struct Options {
   int64_t poll_interval_ms = 500;   //!< how often pending work and pull sources are checked
@@ -85,6 +90,10 @@ struct Options {
   size_t batch = 200;               //!< objects per POST / per pulled page
   int64_t timeout_ms = 15000;       //!< per HTTP request
 };
+
+//! When to try again after `attempts` failures: exponential from retry_base_ms, capped at
+//! retry_max_ms, with jitter (half fixed, half random). Microseconds from now.
+int64_t RetryDelayUs(int64_t attempts, const Options& options);
 
 //! The push and pull workers of a node (one thread).
 class Federator {

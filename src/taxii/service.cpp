@@ -589,13 +589,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // For a partner node: the envelope member with this node's signature of every object.
   auto sign_member = [&](const std::vector<store::StoredObject>& objs) {
     if (!peer_partner || !node_key_ || objs.empty()) return std::string();
-    std::string m = "{";
-    for (size_t k = 0; k < objs.size(); ++k) {
-      if (k) m += ",";
-      stix::AppendJsonString(m, federation::SignatureKey(objs[k].id, objs[k].modified));
-      m += ":" + federation::ToJson({federation::Sign(*node_key_, to.node_identity, objs[k].json)});
-    }
-    return m + "}";
+    std::vector<federation::ToSign> to_sign;
+    for (const auto& o : objs) to_sign.push_back({o.id, o.modified, o.json, {}});
+    return federation::SignaturesMember(to_sign, *node_key_, to.node_identity);
   };
   auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
     Released out;
@@ -797,10 +793,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         for (size_t k = 0; k < vr.objects.size(); ++k) {
           if (put->outcomes[k] == store::PutOutcome::kStored) stored.push_back(vr.objects[k]);
         }
-        // Duty to warn: the rules look at what was just stored (drafts wait for a person).
-        warn::Rules rules{config_.warn_min_confidence, {"indicator", "campaign", "threat-actor", "intrusion-set", "attack-pattern"},
-                          config_.warn_two_person, config_.warn_public_collection};
-        (void)warn::Scan(store_, info.name, rules);
+        // (The warning rules run in serve's worker over every collection, not on this path.)
         if (from_peer) {
           // A partner node acknowledging our warning; or a warning to us, which we acknowledge.
           (void)warn::RecordAcknowledgements(store_, stored, partner->identity);

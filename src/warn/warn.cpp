@@ -6,7 +6,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <random>
 
 #include "stix/stix.h"
 
@@ -301,11 +300,8 @@ Result<size_t> DeliverDue(store::Store& store, const policy::Releaser& releaser,
       std::lock_guard lock(RecordLock());
       auto fresh = store.GetWarning(w.id);
       if (!fresh.ok() || fresh->state != "approved") return;
-      int64_t delay = std::min<int64_t>(options.retry_max_ms, options.retry_base_ms << std::min<int64_t>(fresh->attempts, 20));
-      thread_local std::mt19937_64 rng(std::random_device{}());
-      delay = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));
+      fresh->next_attempt = stix::NowMicros() + federation::RetryDelayUs(fresh->attempts, options);
       ++fresh->attempts;
-      fresh->next_attempt = stix::NowMicros() + delay * 1000;
       fresh->last_error = error;
       (void)store.PutWarning(*fresh);
     };
@@ -341,9 +337,9 @@ Result<size_t> DeliverDue(store::Store& store, const policy::Releaser& releaser,
       retry("the Releaser withheld part of the warning");
       continue;
     }
-    std::vector<std::string> jsons;
-    for (const auto& r : released) jsons.push_back(r.json);
-    std::string body = federation::SignedEnvelope(jsons, {}, key, *node);
+    std::vector<federation::ToSign> to_sign;
+    for (const auto& r : released) to_sign.push_back({r.id, r.modified, r.json, {}});
+    std::string body = federation::SignedEnvelope(to_sign, key, *node);
     std::string url = party->url + (party->url.empty() || party->url.back() == '/' ? "" : "/") + "collections/" +
                       party->collection + "/objects/";
     auto rep = federation::HttpCall("POST", url, party->token, body, options.timeout_ms);
