@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cli/policy_cmds.h"
+#include "policy/policy.h"
 #include "stix/stix.h"
 #include "store/store.h"
 #include "warn/warn.h"
@@ -155,7 +156,8 @@ int WarnStatus(const WarnOptions& o) {
 int WarnPublish(const WarnOptions& o) {
   auto db = Open(o.db);
   if (!db.ok()) return Fail(db.status().message());
-  auto st = warn::Publish(**db, o.id, o.by, RulesOf(o));
+  policy::Releaser releaser;
+  auto st = warn::Publish(**db, releaser, o.id, o.by, RulesOf(o));
   if (!st.ok()) return Fail(st.message());
   std::string err;
   if (auto key = audit::LoadOrCreateKey(store::NodeKeyPath(o.db), &err)) (void)store::WriteCheckpoint(**db, *key);

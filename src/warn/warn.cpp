@@ -462,7 +462,8 @@ std::string CapAlert(const store::Warning& w, std::string_view sender, int64_t s
   return x;
 }
 
-Status Publish(store::Store& store, std::string_view id, std::string_view who, const Rules& rules) {
+Status Publish(store::Store& store, const policy::Releaser& releaser, std::string_view id, std::string_view who,
+               const Rules& rules) {
   if (who.empty()) return Status::Invalid("say who publishes (--by NAME)");
   auto w = store.GetWarning(id);
   if (!w.ok()) return w.status();
@@ -493,6 +494,20 @@ Status Publish(store::Store& store, std::string_view id, std::string_view who, c
   stix::Validator val;
   auto vr = val.Validate("{\"objects\":[" + location + "," + report + "]}");
   if (!vr.ok()) return Status::Invalid("the public advisory is not valid STIX: " + vr.diagnostics[0].ToString());
+  // The public is a recipient like any other: the advisory leaves only if the Releaser lets
+  // an anonymous member of the public (no group, no name, an open channel) have all of it.
+  {
+    std::vector<store::StoredObject> objs;
+    for (const auto& o : vr.objects) objs.push_back({o.id, o.type, o.modified, o.version, "2.1", 0, o.json, ""});
+    policy::PartnerRecipient anyone{"identity--00000000-0000-4000-8000-000000000000", "", policy::Channel::kOpen, {}, 0};
+    policy::Audience nobody;
+    policy::Recipient public_recipient{"public", true, &anyone, &nobody};
+    public_recipient.node_identity = *node;
+    auto out = releaser.Release(std::move(objs), public_recipient);
+    if (out.size() != vr.objects.size() || out[0].json != vr.objects[0].json || out[1].json != vr.objects[1].json) {
+      return Status::Invalid("the Releaser does not let the public advisory reach the public");
+    }
+  }
   if (auto c = store.EnsureCollection(rules.public_collection); !c.ok()) return c.status();
   if (auto put = store.Put(rules.public_collection, vr.objects); !put.ok()) return put.status();
   w->cap = CapAlert(*w, *node, now_us);

@@ -58,8 +58,10 @@ Status RecordAcknowledgements(store::Store& store, const std::vector<stix::Objec
 std::vector<std::string> AcknowledgementsFor(const std::vector<stix::Object>& objects, std::string_view node_identity);
 
 //! Publishes an approved (or delivered) warning as a public advisory: CAP 1.2 alert,
-//! Atom entry, TLP:CLEAR STIX report in rules.public_collection. Only approved text.
-Status Publish(store::Store& store, std::string_view id, std::string_view who, const Rules& rules);
+//! Atom entry, TLP:CLEAR STIX report in rules.public_collection. Only approved text, and only
+//! if the Releaser releases the advisory to an anonymous member of the public.
+Status Publish(store::Store& store, const policy::Releaser& releaser, std::string_view id, std::string_view who,
+               const Rules& rules);
 
 //! The CAP 1.2 alert of a published warning (also stored on the warning).
 std::string CapAlert(const store::Warning& w, std::string_view sender, int64_t sent_us);
