@@ -14,7 +14,7 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 9;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 10;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
                                    // 8: the person (STIX identity) a principal is; 9: objects.policy_json
@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS objects(
   json TEXT NOT NULL,
   source TEXT NOT NULL DEFAULT '',
   derived_id TEXT NOT NULL DEFAULT '',
-  policy_json TEXT NOT NULL DEFAULT ''
+  policy_json TEXT NOT NULL DEFAULT '',
+  latest INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
@@ -225,6 +226,7 @@ class SqliteStore final : public Store {
           {"partners", "tier", "INTEGER NOT NULL DEFAULT 0"},       // 5
           {"principals", "identity", "TEXT NOT NULL DEFAULT ''"},   // 8
           {"objects", "policy_json", "TEXT NOT NULL DEFAULT ''"},   // 9
+          {"objects", "latest", "INTEGER NOT NULL DEFAULT 0"},      // 10
       };
       for (const auto& [table, column, decl] : kAdded) {
         if (auto st = AddColumnIfMissing(table, column, decl); !st.ok()) {
@@ -235,6 +237,16 @@ class SqliteStore final : public Store {
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("create schema", err);
+      }
+      if (version > 0 && version < 10) {
+        // 10: the last version of each object is flagged (`latest`), so "match[version]=last"
+        // (every TAXII GET by default) is a column test, not a max() per row.
+        const char* flag = "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x "
+                           "WHERE x.coll=objects.coll AND x.id=objects.id))";
+        if (sqlite3_exec(db_, flag, nullptr, nullptr, &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("flag last versions", err);
+        }
       }
       if (auto st = EnsureNodeIdentity(); !st.ok()) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -304,9 +316,10 @@ class SqliteStore final : public Store {
       for (size_t start = 0; start < ids.size(); start += kChunk) {
         size_t n = std::min(kChunk, ids.size() - start);
         std::string sql =
-            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o WHERE coll=?";
+            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o INDEXED BY objects_key "
+            "WHERE coll=?";
         AppendIn(sql, "id", n);
-        sql += " AND version=(SELECT max(version) FROM objects x WHERE x.coll=o.coll AND x.id=o.id)";
+        sql += " AND latest=1";
         Stmt& s = CachedOn(db, stmts, sql);
         if (!s) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
         s.Reset();
@@ -552,6 +565,12 @@ class SqliteStore final : public Store {
     if (Step(s) != SQLITE_DONE) return Io("delete");
     size_t n = static_cast<size_t>(sqlite3_changes(db_));
     if (n > 0) {
+      // The last remaining version (if any) carries the flag again.
+      Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id=?2))"
+                     " WHERE coll=?1 AND id=?2");
+      flag.Bind(1, coll);
+      flag.Bind(2, id);
+      if (Step(flag) != SQLITE_DONE) return Io("flag last version");
       // A delete changes the collection's generation (what caches derived from it is stale).
       Stmt bump(db_, "INSERT INTO meta(key, value) VALUES('deletes', '1') "
                      "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
@@ -1248,8 +1267,12 @@ class SqliteStore final : public Store {
     // First arrival wins: INSERT OR IGNORE on the (coll, id, version) key; when it
     // inserted nothing, the stored version decides duplicate or conflict.
     Stmt& insert = Cached(
-        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
+        "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json,"
+        "latest) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
+        " NOT EXISTS(SELECT 1 FROM objects x WHERE x.coll=?1 AND x.id=?2 AND x.version>?3))"
+        " ON CONFLICT(coll,id,version) DO NOTHING");
+    // A new last version takes the flag from the previous one.
+    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=?1 AND id=?2 AND latest=1 AND version<?3");
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
@@ -1286,6 +1309,11 @@ class SqliteStore final : public Store {
         continue;
       }
       last = added;
+      unflag.Reset();
+      unflag.Bind(1, coll);
+      unflag.Bind(2, o.id);
+      unflag.Bind(3, o.version);
+      if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
       if (o.type == "marking-definition") {
         marking.Reset();
         marking.Bind(1, o.id);
@@ -1371,7 +1399,10 @@ class SqliteStore final : public Store {
                       (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
                                   "' AND r.object_id=o.id), -1), policy_json"
                             : "") +
-                      " FROM objects o WHERE coll=? AND date_added>?";
+                      // With match[id] the (coll, id, version) index must drive the query: the
+                      // planner would otherwise walk the whole collection in date order.
+                      (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_key") +
+                      " WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
     // translated to original ids first, through the (coll, derived_id) index.
     std::vector<std::string> ids = q.ids;
@@ -1400,7 +1431,7 @@ class SqliteStore final : public Store {
       if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=o.coll AND x.id=o.id)";
       if (vf.last) {
         cond += std::string(cond.empty() ? "" : " OR ") +
-                "version=(SELECT max(version) FROM objects x WHERE x.coll=o.coll AND x.id=o.id)";
+                "latest=1";
       }
       if (!vf.versions.empty()) {
         cond += std::string(cond.empty() ? "" : " OR ") + "version IN (";
@@ -1455,6 +1486,14 @@ class SqliteStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options) {
+  // SQLite's memory statistics take one process-wide mutex on every allocation: with several
+  // read connections serving TAXII GETs in parallel that mutex was the hottest lock of the
+  // server (perf, bench/taxii-load.sh). It must be switched off before SQLite initialises.
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return true;
+  }();
+  (void)configured;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);

@@ -102,6 +102,12 @@ TEST(Store, UpgradesAnOldSchemaInPlace) {
     INSERT INTO objects(coll, id, version, type, modified, spec_version, date_added, revoked, json) VALUES(1,
       'indicator--22222222-2222-4222-8222-222222222222', '', 'indicator', '2024-01-01T00:00:00.000Z', '2.1', 5, 0,
       '{"type":"indicator","id":"indicator--22222222-2222-4222-8222-222222222222"}');
+    INSERT INTO objects(coll, id, version, type, modified, spec_version, date_added, revoked, json) VALUES(1,
+      'malware--44444444-4444-4444-8444-444444444444', '2024-01-02T00:00:00.000Z', 'malware', '2024-01-02T00:00:00.000Z',
+      '2.1', 6, 0, '{"type":"malware","id":"malware--44444444-4444-4444-8444-444444444444","name":"old"}');
+    INSERT INTO objects(coll, id, version, type, modified, spec_version, date_added, revoked, json) VALUES(1,
+      'malware--44444444-4444-4444-8444-444444444444', '2024-01-03T00:00:00.000Z', 'malware', '2024-01-03T00:00:00.000Z',
+      '2.1', 7, 0, '{"type":"malware","id":"malware--44444444-4444-4444-8444-444444444444","name":"new"}');
     INSERT INTO principals VALUES('p', '', 'old', '');
     PRAGMA user_version=2;
   )sql";
@@ -117,6 +123,13 @@ TEST(Store, UpgradesAnOldSchemaInPlace) {
   auto page = s->Query(q);
   ASSERT_TRUE(page.ok()) << page.status().message();
   ASSERT_EQ(page->objects.size(), 1u) << "found by its derived id after the upgrade";
+  // Schema 10 flags the last version of every stored object during the upgrade.
+  Query all;
+  all.collection = "old";
+  auto last = s->Query(all);
+  ASSERT_TRUE(last.ok());
+  ASSERT_EQ(last->objects.size(), 2u);
+  EXPECT_EQ(last->objects[1].modified, "2024-01-03T00:00:00.000Z");
   auto p = s->GetPrincipal("p");
   ASSERT_TRUE(p.ok());
   EXPECT_TRUE(p->identity.empty());
@@ -180,6 +193,16 @@ TEST(Store, VersionSelection) {
   EXPECT_EQ(Versions(*s, first_last, id).size(), 2u);
   // Default (empty filter) is last.
   EXPECT_EQ(Versions(*s, VersionFilter{}, id), std::vector<std::string>{"2024-03-01T00:00:00.000Z"});
+  // Deleting the last version makes the one before it the last, on every path that asks.
+  ASSERT_EQ(*s->Delete("c", id, last), 1u);
+  EXPECT_EQ(Versions(*s, last, id), std::vector<std::string>{"2024-02-01T00:00:00.000Z"});
+  auto latest = s->Latest("c", {id});
+  ASSERT_TRUE(latest.ok());
+  ASSERT_EQ(latest->size(), 1u);
+  EXPECT_EQ((*latest)[0].modified, "2024-02-01T00:00:00.000Z");
+  // An older version arriving afterwards does not take the flag.
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(7, "2024-01-15T00:00:00.000Z")})).ok());
+  EXPECT_EQ(Versions(*s, last, id), std::vector<std::string>{"2024-02-01T00:00:00.000Z"});
 }
 
 TEST(Store, FiltersByIdTypeAndSpecVersion) {
