@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <optional>
@@ -137,6 +138,12 @@ std::optional<std::string> Render(std::string_view json, const Decision& decisio
                                   const std::function<RefForm(std::string_view)>& resolve, bool* as_variant,
                                   const std::vector<std::string>* refs = nullptr);
 
+//! True when Render() would return `json` unchanged (an original, nothing to strip, no
+//! reference to rewrite or drop): callers keep the stored body instead of a copy.
+bool RendersUnchanged(std::string_view json, const Decision& decision,
+                      const std::function<RefForm(std::string_view)>& resolve,
+                      const std::vector<std::string>* refs = nullptr);
+
 //! The ids an object refers to (what Render would resolve), for batch lookups.
 std::vector<std::string> ReferencedIds(std::string_view json);
 
@@ -194,8 +201,16 @@ class Releaser {
   mutable std::mutex cache_mu_;
   mutable std::unordered_map<std::string, std::string> cache_generation_;  // collection -> generation
   mutable std::unordered_map<std::string, RefForm> ref_cache_;
+  // The facts of stored versions (immutable: a version re-stored after a delete gets a new
+  // date_added, which is in the key), so pages read again are not parsed again.
+  mutable std::mutex facts_mu_;
+  // collection -> date_added -> (id, facts): date_added is unique within a collection.
+  mutable std::unordered_map<std::string,
+                             std::unordered_map<int64_t, std::pair<std::string, std::shared_ptr<const ObjectFacts>>>>
+      facts_cache_;
+  mutable size_t facts_cached_ = 0;
   std::vector<store::StoredObject> ReleaseWith(std::vector<store::StoredObject> objects,
-                                               const std::vector<std::optional<ObjectFacts>>& facts,
+                                               const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
                                                const Recipient& to, std::vector<Decision>* decisions) const;
   mutable std::atomic<uint64_t> calls_{0};
 };

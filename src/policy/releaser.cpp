@@ -8,7 +8,10 @@ namespace tearline::policy {
 
 namespace {
 
-Decision DecideWith(const std::optional<ObjectFacts>& facts, const store::StoredObject& object, const Recipient& to) {
+// Bounded memory: about 100,000 small fact records (markings, distribution, refs).
+constexpr size_t kFactsCacheEntries = 100000;
+
+Decision DecideWith(const ObjectFacts* facts, const store::StoredObject& object, const Recipient& to) {
   if (!to.can_read) return {Outcome::kWithhold, "recipient has no read permission on the collection", {}, {}};
   if (!to.partner) return {Outcome::kRelease, "read permission (local principal)", {}, {}};
   if (!facts) return {Outcome::kWithhold, "unreadable object", {}, {}};
@@ -27,34 +30,37 @@ Decision DecideWith(const std::optional<ObjectFacts>& facts, const store::Stored
 }  // namespace
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
-  if (!to.can_read || !to.partner) return DecideWith(std::nullopt, object, to);
-  return DecideWith(ExtractFacts(object.json, object.source), object, to);
+  if (!to.can_read || !to.partner) return DecideWith(nullptr, object, to);
+  auto facts = ExtractFacts(object.json, object.source);
+  return DecideWith(facts ? &*facts : nullptr, object, to);
 }
 
 std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObject> objects, const Recipient& to,
                                                    std::vector<Decision>* decisions) const {
-  std::vector<std::optional<ObjectFacts>> facts;
+  std::vector<std::shared_ptr<const ObjectFacts>> facts;
   if (to.partner && to.can_read) {
     facts.reserve(objects.size());
-    for (const auto& o : objects) facts.push_back(ExtractFacts(o.json, o.source));
+    for (const auto& o : objects) {
+      auto f = ExtractFacts(o.json, o.source);
+      facts.push_back(f ? std::make_shared<const ObjectFacts>(std::move(*f)) : nullptr);
+    }
   }
   return ReleaseWith(std::move(objects), facts, to, decisions);
 }
 
 std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::StoredObject> objects,
-                                                       const std::vector<std::optional<ObjectFacts>>& facts,
+                                                       const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
                                                        const Recipient& to, std::vector<Decision>* decisions) const {
   ++calls_;
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
   for (size_t k = 0; k < objects.size(); ++k) {
     auto& o = objects[k];
-    static const std::optional<ObjectFacts> kNone;
-    const auto& f = k < facts.size() ? facts[k] : kNone;
+    const ObjectFacts* f = k < facts.size() ? facts[k].get() : nullptr;
     Decision d = DecideWith(f, o, to);
     if (d.outcome == Outcome::kWithhold) continue;
     d.object_id = o.id;
-    if (to.partner) {
+    if (to.partner && !RendersUnchanged(o.json, d, to.resolve, f ? &f->refs : nullptr)) {
       bool as_variant = false;
       auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
       if (!json) continue;
@@ -70,20 +76,71 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
   return out;
 }
 
+// Reads the policy view of objects[k] for each k in `which` (rows read without a body) into
+// its json. A version that is gone is left without one (and is withheld: no facts).
+static Status FetchViews(store::Store& store, std::string_view collection, std::vector<store::StoredObject>& objects,
+                         const std::vector<size_t>& which) {
+  if (which.empty()) return Status::Ok();
+  std::vector<int64_t> at;
+  for (size_t k : which) at.push_back(objects[k].date_added);
+  auto views = store.PolicyViews(collection, at);
+  if (!views.ok()) return views.status();
+  std::unordered_map<int64_t, std::pair<std::string, std::string>*> by_added;
+  for (auto& [added, view] : *views) by_added[added] = &view;
+  for (size_t k : which) {
+    auto it = by_added.find(objects[k].date_added);
+    if (it != by_added.end() && it->second->first == objects[k].id) objects[k].json = std::move(it->second->second);
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& store, std::string_view collection,
                                                                std::vector<store::StoredObject> objects,
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
-  std::vector<std::optional<ObjectFacts>> facts;
-  facts.reserve(objects.size());
+  std::vector<std::shared_ptr<const ObjectFacts>> facts(objects.size());
+  {
+    {
+      std::lock_guard lock(facts_mu_);
+      if (auto c = facts_cache_.find(std::string(collection)); c != facts_cache_.end()) {
+        for (size_t k = 0; k < objects.size(); ++k) {
+          auto it = c->second.find(objects[k].date_added);
+          if (it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
+        }
+      }
+    }
+    // Manifest rows come without a body: the policy view of the versions not cached is read now.
+    std::vector<size_t> bodiless;
+    for (size_t k = 0; k < objects.size(); ++k) {
+      if (!facts[k] && objects[k].json.empty() && objects[k].policy.empty()) bodiless.push_back(k);
+    }
+    if (auto st = FetchViews(store, collection, objects, bodiless); !st.ok()) return st;
+    std::vector<size_t> fresh;
+    for (size_t k = 0; k < objects.size(); ++k) {
+      if (facts[k]) continue;
+      const auto& o = objects[k];
+      // The policy view read with the page has every fact the rules need, in a fraction of the bytes.
+      auto f = ExtractFacts(o.policy.empty() ? o.json : o.policy, o.source);
+      if (!f) continue;
+      facts[k] = std::make_shared<const ObjectFacts>(std::move(*f));
+      if (o.date_added > 0) fresh.push_back(k);  // only versions really stored are cached
+    }
+    if (!fresh.empty()) {
+      std::lock_guard lock(facts_mu_);
+      if (facts_cached_ + fresh.size() > kFactsCacheEntries) {
+        facts_cache_.clear();
+        facts_cached_ = 0;
+      }
+      auto& c = facts_cache_[std::string(collection)];
+      for (size_t k : fresh) facts_cached_ += c.insert_or_assign(objects[k].date_added, std::pair{objects[k].id, facts[k]}).second;
+    }
+  }
   std::vector<std::string> refs;
   std::unordered_set<std::string> seen;
-  for (const auto& o : objects) {
-    // The policy view read with the page has every fact the rules need, in a fraction of the bytes.
-    facts.push_back(ExtractFacts(o.policy.empty() ? o.json : o.policy, o.source));
-    if (!facts.back()) continue;
-    for (const auto& r : facts.back()->refs) {
+  for (const auto& f : facts) {
+    if (!f) continue;
+    for (const auto& r : f->refs) {
       if (seen.insert(r).second) refs.push_back(r);
     }
   }
@@ -160,6 +217,20 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     auto it = forms.find(std::string(id));
     return it == forms.end() ? RefForm::kUnknown : it->second;
   };
+  // A bodiless row decided on cached facts needs its view after all when Render may change it
+  // (a variant, granular markings, a reference to a withheld object or to a variant).
+  std::vector<size_t> render;
+  for (size_t k = 0; k < objects.size(); ++k) {
+    const auto& f = facts[k];
+    if (!f || !objects[k].json.empty() || !objects[k].policy.empty()) continue;
+    bool may_change = f->has_extension || !f->granular.empty();
+    for (const auto& id : f->refs) {
+      RefForm form = r.resolve(id);
+      may_change |= form == RefForm::kVariant || form == RefForm::kWithheld;
+    }
+    if (may_change) render.push_back(k);
+  }
+  if (auto st = FetchViews(store, collection, objects, render); !st.ok()) return st;
   return ReleaseWith(std::move(objects), facts, r, decisions);
 }
 

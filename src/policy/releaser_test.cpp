@@ -1,7 +1,13 @@
 // The sharing rules as a table: object facts x recipient x audience -> decision.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "policy/policy.h"
+#include "stix/stix.h"
+#include "store/store.h"
 
 namespace tearline::policy {
 namespace {
@@ -102,6 +108,57 @@ TEST(Releaser, DecisionsArePure) {
     EXPECT_EQ(again.outcome, first.outcome);
     EXPECT_EQ(again.reason, first.reason);
   }
+}
+
+// ReleaseFrom keeps the facts of stored versions between calls. A version deleted and stored
+// again with other markings (same id and modified) must be decided on its new content.
+TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
+  namespace fs = std::filesystem;
+  std::string path = (fs::temp_directory_path() / ("tearline-releaser-" + std::to_string(getpid()) + ".db")).string();
+  auto remove = [&] {
+    for (auto x : {"", "-wal", "-shm"}) fs::remove(path + x);
+  };
+  remove();
+  {
+    auto store = store::OpenSqlite(path);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->EnsureCollection("c").ok());
+    auto put = [&](const std::string& marking) {
+      std::string bundle = R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)"
+                           R"({"type":"indicator","spec_version":"2.1","id":"indicator--a6f12b93-270d-41b3-a42c-000000000001",)"
+                           R"("created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"x",)"
+                           R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix",)"
+                           R"("valid_from":"2024-01-01T00:00:00Z","object_marking_refs":[")" + marking + R"("]}]})";
+      stix::Validator v;
+      auto r = v.Validate(bundle);
+      ASSERT_TRUE(r.ok());
+      auto st = (*store)->Put("c", r.objects);
+      ASSERT_TRUE(st.ok()) << st.status().message();
+    };
+    PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 1};
+    Audience audience{{}, {"g"}, Tlp::kAmber};
+    Recipient to{"south", true, &south, &audience};
+    Releaser releaser;
+    auto page = [&] {
+      store::Query q;
+      q.collection = "c";
+      q.held_for = kSouth;
+      auto p = (*store)->Query(q);
+      EXPECT_TRUE(p.ok());
+      auto out = releaser.ReleaseFrom(**store, "c", std::move(p->objects), to);
+      EXPECT_TRUE(out.ok());
+      return out->size();
+    };
+    put(kGreen);
+    EXPECT_EQ(page(), 1u);
+    EXPECT_EQ(page(), 1u) << "decided again from the cached facts";
+    store::VersionFilter all;
+    all.all = true;
+    ASSERT_EQ(*(*store)->Delete("c", "indicator--a6f12b93-270d-41b3-a42c-000000000001", all), 1u);
+    put(kRed);
+    EXPECT_EQ(page(), 0u) << "the restored version is TLP:RED: the cached GREEN facts must not be used";
+  }
+  remove();
 }
 
 }  // namespace

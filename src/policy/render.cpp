@@ -206,30 +206,29 @@ void RewriteRefs(bj::object& obj, RefContext& c, std::string_view type, bool top
 
 }  // namespace
 
+bool RendersUnchanged(std::string_view json, const Decision& decision,
+                      const std::function<RefForm(std::string_view)>& resolve, const std::vector<std::string>* refs) {
+  // An original with nothing to strip whose references all stay as they are.
+  if (decision.outcome == Outcome::kReleaseVariant || !decision.strip.empty()) return false;
+  if (!resolve) return true;
+  std::vector<std::string> own;
+  if (!refs) {
+    own = ReferencedIds(json);
+    refs = &own;
+  }
+  for (const auto& id : *refs) {
+    RefForm f = resolve(id);
+    if (f == RefForm::kVariant || f == RefForm::kWithheld) return false;
+  }
+  return true;
+}
+
 std::optional<std::string> Render(std::string_view json, const Decision& decision, std::string_view node_identity,
                                   const std::function<RefForm(std::string_view)>& resolve, bool* as_variant,
                                   const std::vector<std::string>* refs) {
   *as_variant = false;
   bool variant = decision.outcome == Outcome::kReleaseVariant;
-  // Fast path: an original with nothing to strip whose references all stay as they are.
-  if (!variant && decision.strip.empty()) {
-    bool untouched = true;
-    if (resolve) {
-      std::vector<std::string> own;
-      if (!refs) {
-        own = ReferencedIds(json);
-        refs = &own;
-      }
-      for (const auto& id : *refs) {
-        RefForm f = resolve(id);
-        if (f == RefForm::kVariant || f == RefForm::kWithheld) {
-          untouched = false;
-          break;
-        }
-      }
-    }
-    if (untouched) return std::string(json);
-  }
+  if (RendersUnchanged(json, decision, resolve, refs)) return std::string(json);
   boost::system::error_code ec;
   bj::value root = bj::parse(json, ec);
   if (ec || !root.is_object()) return std::nullopt;

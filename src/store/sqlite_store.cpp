@@ -335,6 +335,38 @@ class SqliteStore final : public Store {
     });
   }
 
+  Result<std::vector<std::pair<int64_t, std::pair<std::string, std::string>>>> PolicyViews(
+      std::string_view collection, const std::vector<int64_t>& date_added) override {
+    using Out = std::vector<std::pair<int64_t, std::pair<std::string, std::string>>>;
+    Out out;
+    if (date_added.empty()) return out;
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Out> {
+      Stmt& c = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
+      c.Reset();
+      c.Bind(1, collection);
+      int rc = sqlite3_step(c.get());
+      int64_t coll = rc == SQLITE_ROW ? c.Int(0) : -1;
+      sqlite3_reset(c.get());
+      if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? Status::NotFound("no collection") : Status::Io("find collection");
+      constexpr size_t kChunk = 200;
+      for (size_t start = 0; start < date_added.size(); start += kChunk) {
+        size_t n = std::min(kChunk, date_added.size() - start);
+        std::string sql = "SELECT date_added, id, CASE WHEN policy_json<>'' THEN policy_json ELSE json END "
+                          "FROM objects INDEXED BY objects_added WHERE coll=?";
+        AppendIn(sql, "date_added", n);
+        Stmt& s = CachedOn(db, stmts, sql);
+        if (!s) return Status::Io(std::string("policy views: ") + sqlite3_errmsg(db));
+        s.Reset();
+        s.Bind(1, coll);
+        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(k) + 2, date_added[start + k]);
+        while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), {s.Text(1), s.Text(2)}});
+        sqlite3_reset(s.get());
+        if (rc != SQLITE_DONE) return Status::Io(std::string("policy views: ") + sqlite3_errmsg(db));
+      }
+      return out;
+    });
+  }
+
   Result<std::vector<std::pair<std::string, bool>>> Held(std::string_view recipient,
                                                          const std::vector<std::string>& ids) override {
     std::vector<std::pair<std::string, bool>> out;
@@ -1389,15 +1421,17 @@ class SqliteStore final : public Store {
     }
     // Manifests for a partner read the policy view of each object (what the rules need).
     const bool view = !with_json && q.policy_view;
-    const bool held = (with_json || view) && !q.held_for.empty();
+    const bool held = !q.held_for.empty();
+    const bool body = with_json || view;  // column 7
     // The recipient goes in as a quoted literal: a parameter in the select list would shift the
     // numbering of the positional parameters after it.
     std::string who;
     for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
+                      // (a manifest's policy view is already the body column: not read twice)
                       (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
-                                  "' AND r.object_id=o.id), -1), policy_json"
+                                  "' AND r.object_id=o.id), -1)" + std::string(with_json ? ", policy_json" : "")
                             : "") +
                       // With match[id] the (coll, id, version) index must drive the query: the
                       // planner would otherwise walk the whole collection in date order.
@@ -1460,10 +1494,10 @@ class SqliteStore final : public Store {
         break;
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
-                     with_json || view ? s.Text(7) : std::string(), s.Text(6)};
+                     body ? s.Text(7) : std::string(), s.Text(6)};
       if (held) {
-        o.held = static_cast<int>(s.Int(8));
-        o.policy = s.Text(9);
+        o.held = static_cast<int>(s.Int(body ? 8 : 7));
+        if (with_json) o.policy = s.Text(9);
       }
       page.objects.push_back(std::move(o));
     }

@@ -72,7 +72,7 @@ struct Query {
   VersionFilter versions = VersionFilter::Last();
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
-  std::string held_for;                  //!< with bodies: also read what this recipient holds of each object
+  std::string held_for;                  //!< also read what this recipient holds of each object
   bool policy_view = false;              //!< Manifest: return each object's policy view (stix::PolicyView) as json
 };
 
@@ -86,7 +86,7 @@ struct StoredObject {
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
   int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
-  std::string policy;       //!< Query with held_for: the stored policy view (stix::PolicyView), if any
+  std::string policy;       //!< Query (bodies) with held_for: the stored policy view (stix::PolicyView), if any
 };
 
 struct Page {
@@ -248,6 +248,11 @@ class Store {
   //! The last version of each of `ids` found in the collection (with JSON and source),
   //! looked up by original id; ids not stored are absent from the result.
   virtual Result<std::vector<StoredObject>> Latest(std::string_view collection, const std::vector<std::string>& ids) = 0;
+
+  //! The policy view (stix::PolicyView; the JSON when none is stored) of the versions stored
+  //! at `date_added` in the collection: date_added -> (id, view). Missing ones are absent.
+  virtual Result<std::vector<std::pair<int64_t, std::pair<std::string, std::string>>>> PolicyViews(
+      std::string_view collection, const std::vector<int64_t>& date_added) = 0;
 
   //! What `recipient` has already received of `ids`: id -> variant? (absent: nothing).
   virtual Result<std::vector<std::pair<std::string, bool>>> Held(std::string_view recipient,

@@ -600,8 +600,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     while (true) {
-      // A partner's manifest is decided on each object's policy view, not its whole body.
-      query.policy_view = for_partner && !bodies;
+      // A partner's manifest is decided on each object's facts (kept by the Releaser between
+      // requests): rows come without a body, and the Releaser reads the policy view of the
+      // versions it has not seen (or must render), never the whole object.
       auto page = bodies ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
       std::vector<policy::Decision> why;
