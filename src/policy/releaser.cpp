@@ -50,17 +50,31 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
 
 std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::StoredObject> objects,
                                                        const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
-                                                       const Recipient& to, std::vector<Decision>* decisions) const {
+                                                       const Recipient& to, std::vector<Decision>* decisions,
+                                                       const std::vector<std::optional<Decision>>* known,
+                                                       std::vector<std::pair<size_t, Decision>>* learned) const {
   ++calls_;
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
   for (size_t k = 0; k < objects.size(); ++k) {
     auto& o = objects[k];
+    if (known && k < known->size() && (*known)[k]) {
+      // Decided before in this generation: withheld, or released unchanged.
+      if ((*known)[k]->outcome == Outcome::kWithhold) continue;
+      out.push_back(std::move(o));
+      if (decisions) decisions->push_back(*(*known)[k]);
+      continue;
+    }
     const ObjectFacts* f = k < facts.size() ? facts[k].get() : nullptr;
     Decision d = DecideWith(f, o, to);
-    if (d.outcome == Outcome::kWithhold) continue;
     d.object_id = o.id;
-    if (to.partner && !RendersUnchanged(o.json, d, to.resolve, f ? &f->refs : nullptr)) {
+    if (d.outcome == Outcome::kWithhold) {
+      if (learned && f) learned->emplace_back(k, d);
+      continue;
+    }
+    if (to.partner && RendersUnchanged(o.json, d, to.resolve, f ? &f->refs : nullptr)) {
+      if (learned && f) learned->emplace_back(k, d);
+    } else if (to.partner) {
       bool as_variant = false;
       auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
       if (!json) continue;
@@ -99,6 +113,49 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
+  // Everything a decision depends on besides the object itself (whose version date_added and
+  // the collection generation pin), its release history (read per request, part of the key)
+  // and the referenced objects (pinned by the generation too).
+  std::string who = to.partner->identity + "|" + to.partner->individual + "|" +
+                    std::to_string(static_cast<int>(to.partner->channel)) + "|" + std::to_string(to.partner->tier) + "|";
+  for (const auto& g : to.partner->groups) who += g + ",";
+  if (to.audience) {
+    who += "|" + std::to_string(static_cast<int>(to.audience->default_tlp)) + "|";
+    for (const auto& p : to.audience->partners) who += p + ",";
+    for (const auto& g : to.audience->groups) who += "|" + g;
+  }
+  who += std::string("|") + (to.approved_warning ? "warning" : "") + "|" + to.node_identity + "|" + std::string(collection) + "|";
+  auto generation = store.CollectionGeneration(collection);
+  // Decisions already taken in this generation for this recipient (withheld, or released
+  // unchanged): such objects need neither facts nor rendering.
+  std::vector<std::optional<Decision>> known(objects.size());
+  std::vector<int64_t> keys(objects.size(), -1);
+  for (size_t k = 0; k < objects.size(); ++k) {
+    if (objects[k].date_added > 0 && objects[k].held >= -1 && objects[k].held <= 1) {
+      keys[k] = objects[k].date_added * 4 + (objects[k].held + 1);
+    }
+  }
+  {
+    std::lock_guard lock(cache_mu_);
+    std::string& gen = cache_generation_[std::string(collection)];
+    if (!generation.ok() || gen != *generation || ref_cache_.size() > 1000000 || decisions_cached_ > 1000000) {
+      // Entries of other collections go too: simple and safe.
+      ref_cache_.clear();
+      decision_cache_.clear();
+      decisions_cached_ = 0;
+      cache_generation_.clear();
+      if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
+    }
+    if (generation.ok()) {
+      if (auto c = decision_cache_.find(who); c != decision_cache_.end()) {
+        for (size_t k = 0; k < objects.size(); ++k) {
+          if (keys[k] < 0) continue;
+          auto it = c->second.find(keys[k]);
+          if (it != c->second.end() && it->second.object_id == objects[k].id) known[k] = it->second;
+        }
+      }
+    }
+  }
   std::vector<std::shared_ptr<const ObjectFacts>> facts(objects.size());
   {
     {
@@ -106,19 +163,19 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       if (auto c = facts_cache_.find(std::string(collection)); c != facts_cache_.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
           auto it = c->second.find(objects[k].date_added);
-          if (it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
+          if (!known[k] && it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
         }
       }
     }
     // Manifest rows come without a body: the policy view of the versions not cached is read now.
     std::vector<size_t> bodiless;
     for (size_t k = 0; k < objects.size(); ++k) {
-      if (!facts[k] && objects[k].json.empty() && objects[k].policy.empty()) bodiless.push_back(k);
+      if (!known[k] && !facts[k] && objects[k].json.empty() && objects[k].policy.empty()) bodiless.push_back(k);
     }
     if (auto st = FetchViews(store, collection, objects, bodiless); !st.ok()) return st;
     std::vector<size_t> fresh;
     for (size_t k = 0; k < objects.size(); ++k) {
-      if (facts[k]) continue;
+      if (facts[k] || known[k]) continue;
       const auto& o = objects[k];
       // The policy view read with the page has every fact the rules need, in a fraction of the bytes.
       auto f = ExtractFacts(o.policy.empty() ? o.json : o.policy, o.source);
@@ -145,29 +202,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     }
   }
   std::unordered_map<std::string, RefForm> forms;
-  // Everything the decision for a referenced object depends on, besides the object itself
-  // (whose version the collection generation pins) and the release history (which cannot
-  // change the form: a recipient keeps the form the same rules chose the first time).
-  std::string who = to.partner->identity + "|" + to.partner->individual + "|" +
-                    std::to_string(static_cast<int>(to.partner->channel)) + "|" + std::to_string(to.partner->tier) + "|";
-  for (const auto& g : to.partner->groups) who += g + ",";
-  if (to.audience) {
-    who += "|" + std::to_string(static_cast<int>(to.audience->default_tlp)) + "|";
-    for (const auto& p : to.audience->partners) who += p + ",";
-    for (const auto& g : to.audience->groups) who += "|" + g;
-  }
-  who += "|" + std::string(collection) + "|";
-  auto generation = store.CollectionGeneration(collection);
   std::vector<std::string> missing;
   {
     std::lock_guard lock(cache_mu_);
-    std::string& known = cache_generation_[std::string(collection)];
-    if (!generation.ok() || known != *generation || ref_cache_.size() > 1000000) {
-      // Entries of other collections go too: simple and safe.
-      ref_cache_.clear();
-      cache_generation_.clear();
-      if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
-    }
     for (const auto& id : refs) {
       auto it = generation.ok() ? ref_cache_.find(who + id) : ref_cache_.end();
       if (it != ref_cache_.end()) forms[id] = it->second;
@@ -231,7 +268,19 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     if (may_change) render.push_back(k);
   }
   if (auto st = FetchViews(store, collection, objects, render); !st.ok()) return st;
-  return ReleaseWith(std::move(objects), facts, r, decisions);
+  std::vector<std::pair<size_t, Decision>> learned;
+  auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
+  if (generation.ok() && !learned.empty()) {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_generation_.find(std::string(collection));
+    if (it != cache_generation_.end() && it->second == *generation) {
+      auto& c = decision_cache_[who];
+      for (auto& [k, d] : learned) {
+        if (keys[k] >= 0) decisions_cached_ += c.insert_or_assign(keys[k], std::move(d)).second;
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace tearline::policy

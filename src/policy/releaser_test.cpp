@@ -152,6 +152,14 @@ TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
     put(kGreen);
     EXPECT_EQ(page(), 1u);
     EXPECT_EQ(page(), 1u) << "decided again from the cached facts";
+    // Cached decisions belong to the recipient's state: a closed channel withholds at once.
+    south.channel = Channel::kClosed;
+    EXPECT_EQ(page(), 0u) << "the channel was closed: a cached release must not be reused";
+    south.channel = Channel::kOpen;
+    south.groups = {"other"};
+    EXPECT_EQ(page(), 0u) << "no longer in the group the collection is shared with";
+    south.groups = {"g"};
+    EXPECT_EQ(page(), 1u);
     store::VersionFilter all;
     all.all = true;
     ASSERT_EQ(*(*store)->Delete("c", "indicator--a6f12b93-270d-41b3-a42c-000000000001", all), 1u);
