@@ -203,7 +203,7 @@ class Releaser {
   mutable std::unordered_map<std::string, RefForm> ref_cache_;
   // Decisions on page objects that need no rendering (withheld, or released unchanged), same
   // generation rule: recipient facts -> date_added * 4 + (release history + 1) -> decision.
-  mutable std::unordered_map<std::string, std::unordered_map<int64_t, Decision>> decision_cache_;
+  mutable std::unordered_map<std::string, std::unordered_map<int64_t, std::shared_ptr<const Decision>>> decision_cache_;
   mutable size_t decisions_cached_ = 0;
   // The facts of stored versions (immutable: a version re-stored after a delete gets a new
   // date_added, which is in the key), so pages read again are not parsed again.
@@ -216,7 +216,7 @@ class Releaser {
   std::vector<store::StoredObject> ReleaseWith(std::vector<store::StoredObject> objects,
                                                const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
                                                const Recipient& to, std::vector<Decision>* decisions,
-                                               const std::vector<std::optional<Decision>>* known = nullptr,
+                                               const std::vector<std::shared_ptr<const Decision>>* known = nullptr,
                                                std::vector<std::pair<size_t, Decision>>* learned = nullptr) const;
   mutable std::atomic<uint64_t> calls_{0};
 };

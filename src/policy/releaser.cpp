@@ -51,11 +51,12 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
 std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::StoredObject> objects,
                                                        const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
                                                        const Recipient& to, std::vector<Decision>* decisions,
-                                                       const std::vector<std::optional<Decision>>* known,
+                                                       const std::vector<std::shared_ptr<const Decision>>* known,
                                                        std::vector<std::pair<size_t, Decision>>* learned) const {
   ++calls_;
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
+  if (decisions) decisions->reserve(decisions->size() + objects.size());
   for (size_t k = 0; k < objects.size(); ++k) {
     auto& o = objects[k];
     if (known && k < known->size() && (*known)[k]) {
@@ -128,7 +129,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   auto generation = store.CollectionGeneration(collection);
   // Decisions already taken in this generation for this recipient (withheld, or released
   // unchanged): such objects need neither facts nor rendering.
-  std::vector<std::optional<Decision>> known(objects.size());
+  std::vector<std::shared_ptr<const Decision>> known(objects.size());
   std::vector<int64_t> keys(objects.size(), -1);
   for (size_t k = 0; k < objects.size(); ++k) {
     if (objects[k].date_added > 0 && objects[k].held >= -1 && objects[k].held <= 1) {
@@ -151,7 +152,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
         for (size_t k = 0; k < objects.size(); ++k) {
           if (keys[k] < 0) continue;
           auto it = c->second.find(keys[k]);
-          if (it != c->second.end() && it->second.object_id == objects[k].id) known[k] = it->second;
+          if (it != c->second.end() && it->second->object_id == objects[k].id) known[k] = it->second;
         }
       }
     }
@@ -276,7 +277,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     if (it != cache_generation_.end() && it->second == *generation) {
       auto& c = decision_cache_[who];
       for (auto& [k, d] : learned) {
-        if (keys[k] >= 0) decisions_cached_ += c.insert_or_assign(keys[k], std::move(d)).second;
+        if (keys[k] >= 0) {
+          decisions_cached_ += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
+        }
       }
     }
   }

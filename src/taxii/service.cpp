@@ -606,7 +606,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       auto page = bodies ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
       std::vector<policy::Decision> why;
-      auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to, &why);
+      // Manifests are not audited (ids only): their decisions are not kept.
+      auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to, bodies ? &why : nullptr);
       if (!released.ok()) return released.status();
       auto& objs = *released;
       for (size_t k = 0; k < objs.size(); ++k) {
