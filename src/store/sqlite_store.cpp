@@ -1300,11 +1300,10 @@ class SqliteStore final : public Store {
     // inserted nothing, the stored version decides duplicate or conflict.
     Stmt& insert = Cached(
         "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json,"
-        "latest) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
-        " NOT EXISTS(SELECT 1 FROM objects x WHERE x.coll=?1 AND x.id=?2 AND x.version>?3))"
-        " ON CONFLICT(coll,id,version) DO NOTHING");
-    // A new last version takes the flag from the previous one.
-    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=?1 AND id=?2 AND latest=1 AND version<?3");
+        "latest) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
+    // The last version carries the `latest` flag: a new last version takes it from the previous one.
+    Stmt& newest = Cached("SELECT max(version) FROM objects WHERE coll=? AND id=?");
+    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id=? AND latest=1");
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
@@ -1325,6 +1324,14 @@ class SqliteStore final : public Store {
       insert.Bind(11, derived);
       std::string view = stix::PolicyView(o.json);
       insert.Bind(12, view);
+      newest.Reset();
+      newest.Bind(1, coll);
+      newest.Bind(2, o.id);
+      if (sqlite3_step(newest.get()) != SQLITE_ROW) return Io("read last version");
+      const bool had = !newest.IsNull(0);
+      const bool latest = !had || o.version > newest.Text(0);
+      sqlite3_reset(newest.get());
+      insert.Bind(13, int64_t{latest});
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
       if (sqlite3_changes(db_) == 0) {
         existing.Reset();
@@ -1341,11 +1348,19 @@ class SqliteStore final : public Store {
         continue;
       }
       last = added;
-      unflag.Reset();
-      unflag.Bind(1, coll);
-      unflag.Bind(2, o.id);
-      unflag.Bind(3, o.version);
-      if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
+      if (had && latest) {
+        // Flag cleared on the previous last version (the new row keeps its own).
+        unflag.Reset();
+        unflag.Bind(1, coll);
+        unflag.Bind(2, o.id);
+        if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
+        Stmt& flag = Cached("UPDATE objects SET latest=1 WHERE coll=? AND id=? AND version=?");
+        flag.Reset();
+        flag.Bind(1, coll);
+        flag.Bind(2, o.id);
+        flag.Bind(3, o.version);
+        if (Step(flag) != SQLITE_DONE) return Io("flag last version");
+      }
       if (o.type == "marking-definition") {
         marking.Reset();
         marking.Bind(1, o.id);
