@@ -304,13 +304,9 @@ class SqliteStore final : public Store {
     std::vector<StoredObject> out;
     if (ids.empty()) return out;
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<StoredObject>> {
-      Stmt& c = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
-      c.Reset();
-      c.Bind(1, collection);
-      int rc = sqlite3_step(c.get());
-      int64_t coll = rc == SQLITE_ROW ? c.Int(0) : -1;
-      sqlite3_reset(c.get());
-      if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? Status::NotFound("no collection") : Status::Io("find collection");
+      int64_t coll;
+      if (auto st = CollectionPkOn(db, stmts, collection, &coll); !st.ok()) return st;
+      int rc;
       // In chunks, one statement each: the last version of every id in the chunk.
       constexpr size_t kChunk = 200;
       for (size_t start = 0; start < ids.size(); start += kChunk) {
@@ -341,13 +337,9 @@ class SqliteStore final : public Store {
     Out out;
     if (date_added.empty()) return out;
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Out> {
-      Stmt& c = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
-      c.Reset();
-      c.Bind(1, collection);
-      int rc = sqlite3_step(c.get());
-      int64_t coll = rc == SQLITE_ROW ? c.Int(0) : -1;
-      sqlite3_reset(c.get());
-      if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? Status::NotFound("no collection") : Status::Io("find collection");
+      int64_t coll;
+      if (auto st = CollectionPkOn(db, stmts, collection, &coll); !st.ok()) return st;
+      int rc;
       constexpr size_t kChunk = 200;
       for (size_t start = 0; start < date_added.size(); start += kChunk) {
         size_t n = std::min(kChunk, date_added.size() - start);
@@ -1269,8 +1261,12 @@ class SqliteStore final : public Store {
     return name;
   }
 
-  Status CollectionPk(std::string_view name_or_id, int64_t* pk) {
-    Stmt& s = Cached("SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
+  Status CollectionPk(std::string_view name_or_id, int64_t* pk) { return CollectionPkOn(db_, stmts_, name_or_id, pk); }
+
+  // The collection's key, by name or TAXII id, on connection `db` (the writer's or a reader's).
+  static Status CollectionPkOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, std::string_view name_or_id,
+                               int64_t* pk) {
+    Stmt& s = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
     s.Reset();
     s.Bind(1, name_or_id);
     int rc = sqlite3_step(s.get());
@@ -1281,7 +1277,7 @@ class SqliteStore final : public Store {
     }
     sqlite3_reset(s.get());
     if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + std::string(name_or_id) + "\"");
-    return Io("find collection");
+    return Status::Io(std::string("find collection: ") + sqlite3_errmsg(db));
   }
 
   Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects, std::string_view source) {
@@ -1407,19 +1403,7 @@ class SqliteStore final : public Store {
     auto io = [&](const std::string& what) { return Status::Io(what + ": " + sqlite3_errmsg(db)); };
     if (q.limit == 0) return Status::Invalid("limit must be at least 1");
     int64_t coll;
-    {
-      Stmt& s = CachedOn(db, stmts, "SELECT pk FROM collections WHERE name=?1 OR taxii_id=?1");
-      s.Reset();
-      s.Bind(1, q.collection);
-      int rc = sqlite3_step(s.get());
-      if (rc != SQLITE_ROW) {
-        sqlite3_reset(s.get());
-        if (rc == SQLITE_DONE) return Status::NotFound("no collection named \"" + q.collection + "\"");
-        return io("find collection");
-      }
-      coll = s.Int(0);
-      sqlite3_reset(s.get());
-    }
+    if (auto st = CollectionPkOn(db, stmts, q.collection, &coll); !st.ok()) return st;
     const uint64_t fp = QueryFingerprint(q);
     int64_t after = q.added_after.value_or(-1);
     if (!q.cursor.empty()) {
