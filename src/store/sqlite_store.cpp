@@ -1377,9 +1377,53 @@ class SqliteStore final : public Store {
     sql += ")";
   }
 
-  // Runs `f(db, stmts)` on a free reader connection (or the writer's when there are none).
+  // The reader a ReadSnapshot() holds on this thread (owner: the store it belongs to).
+  struct Pinned {
+    const SqliteStore* owner = nullptr;
+    Reader* reader = nullptr;
+  };
+  static Pinned& ThisThread() {
+    thread_local Pinned pinned;
+    return pinned;
+  }
+
+  class Snapshot final : public ReadScope {
+   public:
+    Snapshot(const SqliteStore* owner, Reader& r, std::unique_lock<std::mutex> lock) : r_(r), lock_(std::move(lock)) {
+      ok_ = sqlite3_exec(r_.db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK;
+      if (ok_) ThisThread() = {owner, &r_};
+    }
+    ~Snapshot() override {
+      if (!ok_) return;
+      ThisThread() = {};
+      sqlite3_exec(r_.db, "COMMIT", nullptr, nullptr, nullptr);
+    }
+
+   private:
+    Reader& r_;
+    std::unique_lock<std::mutex> lock_;
+    bool ok_ = false;
+  };
+
+ public:
+  std::unique_ptr<ReadScope> ReadSnapshot() override {
+    if (readers_.empty() || ThisThread().owner) return nullptr;
+    size_t n = readers_.size(), start = next_reader_++ % n;
+    for (size_t i = 0; i < n; ++i) {
+      Reader& r = *readers_[(start + i) % n];
+      std::unique_lock l(r.mu, std::try_to_lock);
+      if (l.owns_lock()) return std::make_unique<Snapshot>(this, r, std::move(l));
+    }
+    Reader& r = *readers_[start];
+    return std::make_unique<Snapshot>(this, r, std::unique_lock(r.mu));
+  }
+
+ private:
+  // Runs `f(db, stmts)` on this thread's snapshot reader, else on a free reader connection
+  // (or the writer's when there are none).
   template <class F>
   std::invoke_result_t<F, sqlite3*, std::unordered_map<std::string, Stmt>&> WithReader(F f) {
+    if (const Pinned& p = ThisThread(); p.owner == this) return f(p.reader->db, p.reader->stmts);
     if (readers_.empty()) {
       std::lock_guard lock(mu_);
       return f(db_, stmts_);

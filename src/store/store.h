@@ -242,6 +242,17 @@ class Store {
                                 const std::vector<std::string>* signatures = nullptr,
                                 const IngestRecord* record = nullptr) = 0;
 
+  //! Reads made on this thread until the returned scope is destroyed share one read
+  //! transaction: one consistent snapshot, and one cache validation instead of one per read
+  //! (after any commit a reader revalidates its page cache). Writes are unaffected and are not
+  //! visible through the scope: end it before reading back what the same request wrote. Nested
+  //! calls, and stores without read connections, return nullptr (reads work as usual).
+  class ReadScope {
+   public:
+    virtual ~ReadScope() = default;
+  };
+  virtual std::unique_ptr<ReadScope> ReadSnapshot() { return nullptr; }
+
   //! This node's STIX identity id, created with the database (stable for its life).
   virtual Result<std::string> NodeIdentity() = 0;
 

@@ -201,6 +201,12 @@ std::string MicrosText(int64_t us) { return FormatMicros(us); }
 struct Service::Caller {
   bool authenticated = false;
   store::Principal principal;
+  // A GET reads in one store snapshot (credentials, permissions, partner, page, references):
+  // one consistent view, one cache validation. Ended before the release is audited.
+  std::unique_ptr<store::Store::ReadScope>* snapshot = nullptr;
+  void EndSnapshot() const {
+    if (snapshot) snapshot->reset();
+  }
 };
 
 Service::Service(Config config, store::Store& store, const policy::Releaser& releaser, const Metrics* metrics)
@@ -345,7 +351,10 @@ net::Response Service::Handle(const Request& req) {
       }
       return Error(404, "Not Found", "no such advisory");
     }
+    std::unique_ptr<store::Store::ReadScope> snapshot;
+    if (req.method == "GET") snapshot = store_.ReadSnapshot();
     Caller who;
+    who.snapshot = &snapshot;
     bool authed = Authenticate(req, &who);
     if (!authed && !(discovery && config_.public_discovery)) {
       return Error(401, "Unauthorized", "authenticate with HTTP Basic or a bearer token");
@@ -493,6 +502,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // (for partners) in the release history, in one transaction. One entry per response:
   // every object ("id@modified", "as <variant id>" for variants: the link stays here) and the reasons.
   auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why) {
+    who.EndSnapshot();  // the reads are done; the audit commit must not wait behind a snapshot
     if (objs.empty()) return Status::Ok();
     std::string ids, reasons;
     std::vector<store::ReleaseRecord> history;
