@@ -1473,12 +1473,12 @@ class SqliteStore final : public Store {
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
                       // (a manifest's policy view is already the body column: not read twice)
-                      (held ? ", coalesce((SELECT variant FROM releases r WHERE r.recipient='" + who +
-                                  "' AND r.object_id=o.id), -1)" + std::string(with_json ? ", policy_json" : "")
-                            : "") +
+                      (held ? ", coalesce(r.variant, -1)" + std::string(with_json ? ", policy_json" : "") : "") +
                       // With match[id] the (coll, id, version) index must drive the query: the
                       // planner would otherwise walk the whole collection in date order.
                       (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_key") +
+                      // The release history joins on its primary key (a LEFT JOIN keeps objects the outer loop).
+                      (held ? " LEFT JOIN releases r ON r.recipient='" + who + "' AND r.object_id=o.id" : "") +
                       " WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
     // translated to original ids first, through the (coll, derived_id) index.
