@@ -163,8 +163,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       std::lock_guard lock(facts_mu_);
       if (auto c = facts_cache_.find(std::string(collection)); c != facts_cache_.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
+          if (known[k]) continue;
           auto it = c->second.find(objects[k].date_added);
-          if (!known[k] && it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
+          if (it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
         }
       }
     }
@@ -216,7 +217,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   // and of the referenced objects not cached.
   std::unordered_map<std::string, Held> held;
   std::vector<std::string> all;
-  for (const auto& o : objects) {
+  for (size_t k = 0; k < objects.size(); ++k) {
+    const auto& o = objects[k];
+    if (known[k]) continue;  // decided already: its history is in the key
     if (o.held == -2) all.push_back(o.id);
     else if (o.held >= 0) held[o.id] = o.held ? Held::kVariant : Held::kOriginal;
   }
