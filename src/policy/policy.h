@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <optional>
 #include <string_view>
@@ -198,7 +199,7 @@ class Releaser {
  private:
   // How a recipient receives referenced objects, cached per collection generation (a new or
   // deleted version anywhere in the collection empties it). Key: recipient facts + object id.
-  mutable std::mutex cache_mu_;
+  mutable std::shared_mutex cache_mu_;
   mutable std::unordered_map<std::string, std::string> cache_generation_;  // collection -> generation
   mutable std::unordered_map<std::string, RefForm> ref_cache_;
   // Decisions on page objects that need no rendering (withheld, or released unchanged), same
@@ -207,7 +208,7 @@ class Releaser {
   mutable size_t decisions_cached_ = 0;
   // The facts of stored versions (immutable: a version re-stored after a delete gets a new
   // date_added, which is in the key), so pages read again are not parsed again.
-  mutable std::mutex facts_mu_;
+  mutable std::shared_mutex facts_mu_;
   // collection -> date_added -> (id, facts): date_added is unique within a collection.
   mutable std::unordered_map<std::string,
                              std::unordered_map<int64_t, std::pair<std::string, std::shared_ptr<const ObjectFacts>>>>

@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -137,15 +138,26 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     }
   }
   {
-    std::lock_guard lock(cache_mu_);
-    std::string& gen = cache_generation_[std::string(collection)];
-    if (!generation.ok() || gen != *generation || ref_cache_.size() > 1000000 || decisions_cached_ > 1000000) {
-      // Entries of other collections go too: simple and safe.
-      ref_cache_.clear();
-      decision_cache_.clear();
-      decisions_cached_ = 0;
-      cache_generation_.clear();
-      if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
+    // Lookups share the lock; only a new generation (which empties the caches) takes it alone.
+    auto current = [&] {
+      auto it = cache_generation_.find(std::string(collection));
+      return generation.ok() && it != cache_generation_.end() && it->second == *generation &&
+             ref_cache_.size() <= 1000000 && decisions_cached_ <= 1000000;
+    };
+    std::shared_lock shared(cache_mu_);
+    if (!current()) {
+      shared.unlock();
+      std::unique_lock lock(cache_mu_);
+      if (!current()) {
+        // Entries of other collections go too: simple and safe.
+        ref_cache_.clear();
+        decision_cache_.clear();
+        decisions_cached_ = 0;
+        cache_generation_.clear();
+        if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
+      }
+      lock.unlock();
+      shared.lock();
     }
     if (generation.ok()) {
       if (auto c = decision_cache_.find(who); c != decision_cache_.end()) {
@@ -159,8 +171,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   }
   std::vector<std::shared_ptr<const ObjectFacts>> facts(objects.size());
   {
-    {
-      std::lock_guard lock(facts_mu_);
+    if (std::any_of(known.begin(), known.end(), [](const auto& d) { return !d; })) {
+      std::shared_lock lock(facts_mu_);
       if (auto c = facts_cache_.find(std::string(collection)); c != facts_cache_.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
           if (known[k]) continue;
@@ -186,7 +198,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       if (o.date_added > 0) fresh.push_back(k);  // only versions really stored are cached
     }
     if (!fresh.empty()) {
-      std::lock_guard lock(facts_mu_);
+      std::unique_lock lock(facts_mu_);
       if (facts_cached_ + fresh.size() > kFactsCacheEntries) {
         facts_cache_.clear();
         facts_cached_ = 0;
@@ -205,8 +217,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   }
   std::unordered_map<std::string, RefForm> forms;
   std::vector<std::string> missing;
-  {
-    std::lock_guard lock(cache_mu_);
+  if (!refs.empty()) {
+    std::shared_lock lock(cache_mu_);
     for (const auto& id : refs) {
       auto it = generation.ok() ? ref_cache_.find(who + id) : ref_cache_.end();
       if (it != ref_cache_.end()) forms[id] = it->second;
@@ -245,7 +257,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                     : RefForm::kOriginal;
   }
   if (generation.ok()) {
-    std::lock_guard lock(cache_mu_);
+    std::unique_lock lock(cache_mu_);
     auto it = cache_generation_.find(std::string(collection));
     if (it != cache_generation_.end() && it->second == *generation) {
       for (const auto& id : missing) {
@@ -275,7 +287,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   std::vector<std::pair<size_t, Decision>> learned;
   auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
   if (generation.ok() && !learned.empty()) {
-    std::lock_guard lock(cache_mu_);
+    std::unique_lock lock(cache_mu_);
     auto it = cache_generation_.find(std::string(collection));
     if (it != cache_generation_.end() && it->second == *generation) {
       auto& c = decision_cache_[who];
