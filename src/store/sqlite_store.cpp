@@ -1472,8 +1472,8 @@ class SqliteStore final : public Store {
     for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
                       (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
-                      // (a manifest's policy view is already the body column: not read twice)
-                      (held ? ", coalesce(r.variant, -1)" + std::string(with_json ? ", policy_json" : "") : "") +
+                                        // (pages carry the whole JSON: the Releaser extracts facts from it once per version)
+                      (held ? ", coalesce(r.variant, -1)" : "") +
                       // With match[id] the (coll, id, version) index must drive the query: the
                       // planner would otherwise walk the whole collection in date order.
                       (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_key") +
@@ -1540,7 +1540,6 @@ class SqliteStore final : public Store {
                      body ? s.Text(7) : std::string(), s.Text(6)};
       if (held) {
         o.held = static_cast<int>(s.Int(body ? 8 : 7));
-        if (with_json) o.policy = s.Text(9);
       }
       page.objects.push_back(std::move(o));
     }

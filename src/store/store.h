@@ -86,7 +86,7 @@ struct StoredObject {
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
   int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
-  std::string policy;       //!< Query (bodies) with held_for: the stored policy view (stix::PolicyView), if any
+  std::string policy;       //!< the policy view (stix::PolicyView) when a caller has it; empty: use json
 };
 
 struct Page {
