@@ -1462,7 +1462,7 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
-    // Manifests for a partner read the policy view of each object (what the rules need).
+    // A manifest query may ask for each object's policy view in place of its JSON (q.policy_view).
     const bool view = !with_json && q.policy_view;
     const bool held = !q.held_for.empty();
     const bool body = with_json || view;  // column 7
