@@ -1392,6 +1392,7 @@ class SqliteStore final : public Store {
     Snapshot(const SqliteStore* owner, Reader& r, std::unique_lock<std::mutex> lock) : r_(r), lock_(std::move(lock)) {
       ok_ = sqlite3_exec(r_.db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK;
       if (ok_) ThisThread() = {owner, &r_};
+      else lock_.unlock();  // reads go the usual way (and must not find this reader locked by us)
     }
     ~Snapshot() override {
       if (!ok_) return;
