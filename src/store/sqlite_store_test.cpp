@@ -205,6 +205,27 @@ TEST(Store, VersionSelection) {
   EXPECT_EQ(Versions(*s, last, id), std::vector<std::string>{"2024-02-01T00:00:00.000Z"});
 }
 
+// Reads in a ReadSnapshot share one transaction: a write committed meanwhile is seen only after
+// the scope ends (TAXII GETs read credentials, partner and page from one consistent view).
+TEST(Store, ReadSnapshotIsConsistentUntilItEnds) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z")})).ok());
+  Query q;
+  q.collection = "c";
+  {
+    auto snap = s->ReadSnapshot();
+    ASSERT_TRUE(snap);
+    EXPECT_FALSE(s->ReadSnapshot()) << "nested scopes are no-ops";
+    EXPECT_EQ(s->Query(q)->objects.size(), 1u);
+    ASSERT_TRUE(s->Put("c", Objects({Malware(2)})).ok());
+    EXPECT_EQ(s->Query(q)->objects.size(), 1u) << "the snapshot does not move";
+    EXPECT_EQ(s->Latest("c", {"malware--" + Uuid(2)})->size(), 0u);
+  }
+  EXPECT_EQ(s->Query(q)->objects.size(), 2u);
+  EXPECT_EQ(s->Latest("c", {"malware--" + Uuid(2)})->size(), 1u);
+}
+
 TEST(Store, FiltersByIdTypeAndSpecVersion) {
   TempDb db;
   auto s = Open(db);
