@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <type_traits>
+#include <condition_variable>
 #include <mutex>
 #include <unordered_map>
 
@@ -452,13 +453,84 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // Group commit: concurrent Puts (TAXII POSTs) share one transaction and one fsync. Each
+  // arrives in the queue; whoever finds no commit in progress leads: it runs every queued Put
+  // in its own savepoint (a failing one is rolled back alone), commits once, and wakes the
+  // others. A Put returns only after the commit that holds it (or with the error that undid it).
+  struct PutJob {
+    std::string_view collection;
+    std::span<const stix::Object> objects;
+    std::string_view source;
+    const std::vector<std::string>* push_to;
+    const std::vector<std::string>* signatures;
+    const IngestRecord* record;
+    Result<PutResult> result = Status::Io("not run");
+    bool done = false;
+  };
+
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
                         std::string_view source, const std::vector<std::string>& push_to,
                         const std::vector<std::string>* signatures, const IngestRecord* record) override {
+    PutJob job{collection, objects, source, &push_to, signatures, record};
+    std::unique_lock q(group_mu_);
+    group_.push_back(&job);
+    while (!job.done) {
+      if (group_leading_) {
+        group_cv_.wait(q);
+        continue;
+      }
+      group_leading_ = true;
+      std::vector<PutJob*> batch;
+      batch.swap(group_);
+      q.unlock();
+      RunGroup(batch);
+      q.lock();
+      group_leading_ = false;
+      for (PutJob* j : batch) j->done = true;
+      group_cv_.notify_all();
+    }
+    return std::move(job.result);
+  }
+
+  void RunGroup(const std::vector<PutJob*>& batch) {
     std::lock_guard lock(mu_);
+    if (!Exec("BEGIN IMMEDIATE")) {
+      for (PutJob* j : batch) j->result = Io("begin transaction");
+      return;
+    }
+    bool any = false;
+    for (PutJob* j : batch) {
+      if (!Exec("SAVEPOINT put")) {
+        j->result = Io("savepoint");
+        continue;
+      }
+      j->result = PutBody(*j);
+      if (!j->result.ok()) Exec("ROLLBACK TO put");
+      Exec("RELEASE put");
+      any |= j->result.ok();
+    }
+    if (!any) {
+      Exec("ROLLBACK");
+      return;
+    }
+    bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
+    if (inject || !Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      for (PutJob* j : batch) {
+        if (j->result.ok()) j->result = Io("commit");
+      }
+    }
+  }
+
+  // One Put inside the group's transaction (and its own savepoint).
+  Result<PutResult> PutBody(const PutJob& job) {
+    const auto& objects = job.objects;
+    const auto& push_to = *job.push_to;
+    const auto* signatures = job.signatures;
+    const auto* record = job.record;
+    std::string_view source = job.source;
     int64_t coll;
-    if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin transaction");
+    if (auto st = CollectionPk(job.collection, &coll); !st.ok()) return st;
     auto result = PutLocked(coll, objects, source);
     if (result.ok() && (!push_to.empty() || signatures)) {
       // Deliveries and signatures of the stored versions, in the same transaction.
@@ -503,15 +575,6 @@ class SqliteStore final : public Store {
         auto entries = record->audit(*result);
         if (auto a = AppendAuditLocked(entries, {}); !a.ok()) result = a;
       }
-    }
-    if (!result.ok()) {
-      Exec("ROLLBACK");
-      return result;
-    }
-    bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
-    if (inject || !Exec("COMMIT")) {
-      Exec("ROLLBACK");
-      return Io("commit");
     }
     return result;
   }
@@ -1553,6 +1616,10 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   SqliteOptions opt_;
   std::mutex mu_;
+  std::mutex group_mu_;  // the Put queue (taken before mu_, never while holding it)
+  std::condition_variable group_cv_;
+  std::vector<PutJob*> group_;
+  bool group_leading_ = false;
   std::unordered_map<std::string, Stmt> stmts_;
   std::vector<std::unique_ptr<Reader>> readers_;
   std::atomic<size_t> next_reader_{0};

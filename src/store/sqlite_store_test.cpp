@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <atomic>
 
 #include "stix/stix.h"
 #include "store/store.h"
@@ -224,6 +226,42 @@ TEST(Store, ReadSnapshotIsConsistentUntilItEnds) {
   }
   EXPECT_EQ(s->Query(q)->objects.size(), 2u);
   EXPECT_EQ(s->Latest("c", {"malware--" + Uuid(2)})->size(), 1u);
+}
+
+// Concurrent Puts are group-committed: every one is stored exactly once with its own strictly
+// increasing date_added, and a Put that fails (a conflict is not a failure; an unknown
+// collection is) does not undo the others committed with it.
+TEST(Store, ConcurrentPutsShareCommitsAndStayIsolated) {
+  TempDb db;
+  auto s = Open(db);
+  constexpr int kThreads = 8, kEach = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0}, bad_ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto objs = Objects({Indicator(1000 + t * kEach + i, "2024-01-01T00:00:00.000Z")});
+        auto r = s->Put("c", objs);
+        if (!r.ok() || r->stored != 1) ++failures;
+        if (i % 10 == 0 && s->Put("no-such-collection", objs).ok()) ++bad_ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(bad_ok.load(), 0);
+  Query q;
+  q.collection = "c";
+  q.limit = 10000;
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->objects.size(), static_cast<size_t>(kThreads * kEach));
+  std::set<std::string> ids;
+  for (size_t k = 0; k < page->objects.size(); ++k) {
+    ids.insert(page->objects[k].id);
+    if (k) EXPECT_LT(page->objects[k - 1].date_added, page->objects[k].date_added);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kThreads * kEach));
 }
 
 TEST(Store, FiltersByIdTypeAndSpecVersion) {
