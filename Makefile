@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 export CCACHE_DIR ?= $(HOME)/.cache/tearline-ccache
 
-.PHONY: all deps build run test bench sanitize fuzz clean
+.PHONY: tsan all deps build run test bench sanitize fuzz clean
 
 all: build
 
@@ -35,6 +35,17 @@ sanitize: deps
 	  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DTEARLINE_SANITIZE=ON
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && TEARLINE_QUICK=1 ctest --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer (clang) over the concurrent parts: the store (group commit, read snapshots),
+# the Releaser's caches and the TAXII server under concurrent requests.
+tsan: deps
+	cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=thread -fno-omit-frame-pointer" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread"
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target tearline store_test policy_test taxii_test
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 ./store_test && \
+	  TSAN_OPTIONS=halt_on_error=1 ./policy_test --gtest_filter=-PolicyOracle.* && \
+	  TSAN_OPTIONS=halt_on_error=1 ./taxii_test
 
 # Short libFuzzer runs of every parser target (clang, ASan+UBSan); CI runs this after `make test`.
 FUZZ_SECONDS ?= 15
