@@ -15,6 +15,9 @@
 #include <set>
 #include <thread>
 
+#include "audit/audit.h"
+#include "federation/federation.h"
+#include "stix/stix.h"
 #include "test_util.h"
 
 namespace tearline {
@@ -308,6 +311,55 @@ class TamperingProxy {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// A large envelope is verified on several threads: each object keeps its own verdict.
+TEST(Federation, SignaturesOfALargeEnvelopeAreCheckedOneByOne) {
+  std::string path = ::testing::TempDir() + "/tearline-sig-" + std::to_string(getpid()) + ".key";
+  std::remove(path.c_str());
+  std::string err;
+  auto key = audit::LoadOrCreateKey(path, &err);
+  ASSERT_TRUE(key) << err;
+  std::string bundle = R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)";
+  for (int i = 0; i < 150; ++i) {
+    char id[64];
+    std::snprintf(id, sizeof id, "a6f12b93-270d-41b3-a42c-%012d", i);
+    bundle += std::string(i ? "," : "") + R"({"type":"indicator","spec_version":"2.1","id":"indicator--)" + id +
+              R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"n)" +
+              std::to_string(i) + R"(","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix",)"
+              R"("valid_from":"2024-01-01T00:00:00Z"})";
+  }
+  bundle += "]}";
+  stix::Validator v;
+  auto r = v.Validate(bundle);
+  ASSERT_TRUE(r.ok());
+  std::vector<federation::ToSign> to_sign;
+  for (const auto& o : r.objects) to_sign.push_back({o.id, o.modified, o.json, {}});
+  const std::string node = "identity--0b0e0c00-0000-4000-8000-00000000a001";
+  std::string envelope = federation::SignedEnvelope(to_sign, *key, node);
+  // Objects 70 and 149 arrive changed after signing.
+  auto received = r.objects;
+  for (size_t k : {70u, 149u}) {
+    auto at = received[k].json.find("\"name\":\"n");
+    ASSERT_NE(at, std::string::npos);
+    received[k].json.replace(at, 9, "\"name\":\"X");
+  }
+  store::Peer peer;
+  peer.identity = node;
+  peer.public_key = key->public_hex;
+  std::vector<std::string> stored;
+  auto errors = federation::CheckSignatures(envelope, received, peer, &stored);
+  ASSERT_EQ(errors.size(), 150u);
+  for (size_t k = 0; k < errors.size(); ++k) {
+    if (k == 70 || k == 149) {
+      EXPECT_NE(errors[k].find("does not verify"), std::string::npos) << k;
+      EXPECT_TRUE(stored[k].empty()) << k;
+    } else {
+      EXPECT_TRUE(errors[k].empty()) << k << ": " << errors[k];
+      EXPECT_FALSE(stored[k].empty()) << k;
+    }
+  }
+  std::remove(path.c_str());
+}
 
 TEST(Federation, ATamperedObjectIsRejectedAndAudited) {
   TempDir tmp;
