@@ -1362,7 +1362,7 @@ class SqliteStore final : public Store {
         "latest) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
     // The last version carries the `latest` flag: a new last version takes it from the previous one.
     Stmt& newest = Cached("SELECT max(version) FROM objects WHERE coll=? AND id=?");
-    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id=? AND latest=1");
+    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id=? AND latest=1 AND version<>?");
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
@@ -1412,13 +1412,8 @@ class SqliteStore final : public Store {
         unflag.Reset();
         unflag.Bind(1, coll);
         unflag.Bind(2, o.id);
+        unflag.Bind(3, o.version);
         if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
-        Stmt& flag = Cached("UPDATE objects SET latest=1 WHERE coll=? AND id=? AND version=?");
-        flag.Reset();
-        flag.Bind(1, coll);
-        flag.Bind(2, o.id);
-        flag.Bind(3, o.version);
-        if (Step(flag) != SQLITE_DONE) return Io("flag last version");
       }
       if (o.type == "marking-definition") {
         marking.Reset();
