@@ -184,15 +184,15 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     // Manifest rows come without a body: the policy view of the versions not cached is read now.
     std::vector<size_t> bodiless;
     for (size_t k = 0; k < objects.size(); ++k) {
-      if (!known[k] && !facts[k] && objects[k].json.empty() && objects[k].policy.empty()) bodiless.push_back(k);
+      if (!known[k] && !facts[k] && objects[k].json.empty()) bodiless.push_back(k);
     }
     if (auto st = FetchViews(store, collection, objects, bodiless); !st.ok()) return st;
     std::vector<size_t> fresh;
     for (size_t k = 0; k < objects.size(); ++k) {
       if (facts[k] || known[k]) continue;
       const auto& o = objects[k];
-      // The policy view read with the page has every fact the rules need, in a fraction of the bytes.
-      auto f = ExtractFacts(o.policy.empty() ? o.json : o.policy, o.source);
+      // The JSON of the page, or the policy view read for a manifest row: every fact the rules need.
+      auto f = ExtractFacts(o.json, o.source);
       if (!f) continue;
       facts[k] = std::make_shared<const ObjectFacts>(std::move(*f));
       if (o.date_added > 0) fresh.push_back(k);  // only versions really stored are cached
@@ -275,7 +275,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   std::vector<size_t> render;
   for (size_t k = 0; k < objects.size(); ++k) {
     const auto& f = facts[k];
-    if (!f || !objects[k].json.empty() || !objects[k].policy.empty()) continue;
+    if (!f || !objects[k].json.empty()) continue;
     bool may_change = f->has_extension || !f->granular.empty();
     for (const auto& id : f->refs) {
       RefForm form = r.resolve(id);

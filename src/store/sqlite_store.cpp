@@ -1521,16 +1521,13 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
-    // A manifest query may ask for each object's policy view in place of its JSON (q.policy_view).
-    const bool view = !with_json && q.policy_view;
     const bool held = !q.held_for.empty();
-    const bool body = with_json || view;  // column 7
     // The recipient goes in as a quoted literal: a parameter in the select list would shift the
     // numbering of the positional parameters after it.
     std::string who;
     for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
     std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
-                      (with_json ? ", json" : view ? ", CASE WHEN policy_json<>'' THEN policy_json ELSE json END" : "") +
+                      (with_json ? ", json" : "") +
                                         // (pages carry the whole JSON: the Releaser extracts facts from it once per version)
                       (held ? ", coalesce(r.variant, -1)" : "") +
                       // With match[id] the (coll, id, version) index must drive the query: the
@@ -1596,9 +1593,9 @@ class SqliteStore final : public Store {
         break;
       }
       StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
-                     body ? s.Text(7) : std::string(), s.Text(6)};
+                     with_json ? s.Text(7) : std::string(), s.Text(6)};
       if (held) {
-        o.held = static_cast<int>(s.Int(body ? 8 : 7));
+        o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
       }
       page.objects.push_back(std::move(o));
     }

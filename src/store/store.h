@@ -73,7 +73,6 @@ struct Query {
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
   std::string held_for;                  //!< also read what this recipient holds of each object
-  bool policy_view = false;              //!< Manifest: return each object's policy view (stix::PolicyView) as json
 };
 
 struct StoredObject {
@@ -86,7 +85,6 @@ struct StoredObject {
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
   int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
-  std::string policy;       //!< the policy view (stix::PolicyView) when a caller has it; empty: use json
 };
 
 struct Page {
