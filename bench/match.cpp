@@ -1,6 +1,6 @@
 // bench/match: the bulk matcher against a naive loop over every indicator.
 //
-//   build/bench_match [--observations N] [--seconds S]
+//   build/bench_match [--observations N] [--seconds S] [--indicators 1000|10000|100000] [--no-naive]
 //
 // Seeded, realistic indicators (IPv4/IPv6 addresses and CIDRs, domain names,
 // URLs with MATCHES, SHA-256 file hashes, email addresses, mixed AND/OR) at
@@ -122,16 +122,19 @@ int main(int argc, char** argv) {
   size_t total = 1000000;
   double budget = 60;
   bool naive_run = true;
+  size_t only = 0;  // one size only (0: 1k, 10k and 100k)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--observations" && i + 1 < argc) total = std::stoull(argv[++i]);
     else if (a == "--seconds" && i + 1 < argc) budget = std::stod(argv[++i]);
     else if (a == "--no-naive") naive_run = false;
+    else if (a == "--indicators" && i + 1 < argc) only = std::stoull(argv[++i]);
   }
   const size_t kBatch = 1000;
   std::printf("%-10s %14s %16s %14s %10s %10s %10s\n", "indicators", "bulk obs/s", "(observations)", "naive obs/s", "ratio",
               "sightings", "compile s");
   for (size_t n : {size_t{1000}, size_t{10000}, size_t{100000}}) {
+    if (only && n != only) continue;
     Universe u;
     Indicators ind = MakeIndicators(n, u);
     tearline::pattern::Matcher m;

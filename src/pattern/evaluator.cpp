@@ -89,20 +89,24 @@ struct Net {
 };
 
 bool ParseNet(std::string_view text, Net* n) {
-  std::string s(text);
   int prefix = -1;
-  if (auto slash = s.find('/'); slash != std::string::npos) {
-    std::string p = s.substr(slash + 1);
+  if (auto slash = text.find('/'); slash != std::string_view::npos) {
+    std::string_view p = text.substr(slash + 1);
     if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit)) return false;
-    prefix = std::stoi(p);
-    s.resize(slash);
+    prefix = 0;
+    for (char c : p) prefix = prefix * 10 + (c - '0');
+    text = text.substr(0, slash);
   }
-  if (inet_pton(AF_INET, s.c_str(), n->addr.data()) == 1) {
+  char s[INET6_ADDRSTRLEN + 8];  // the address part, NUL-terminated for inet_pton
+  if (text.size() >= sizeof s || text.find('\0') != std::string_view::npos) return false;
+  std::memcpy(s, text.data(), text.size());
+  s[text.size()] = '\0';
+  if (inet_pton(AF_INET, s, n->addr.data()) == 1) {
     n->family = 4;
     n->prefix = prefix < 0 ? 32 : prefix;
     return n->prefix <= 32;
   }
-  if (inet_pton(AF_INET6, s.c_str(), n->addr.data()) == 1) {
+  if (inet_pton(AF_INET6, s, n->addr.data()) == 1) {
     n->family = 6;
     n->prefix = prefix < 0 ? 128 : prefix;
     return n->prefix <= 128;
@@ -195,6 +199,11 @@ class Evaluator {
     }
   }
 
+  //! Values of `path` in one object `sco` (of the path's type) of observation `o`.
+  void ValuesOf(const Observation& o, dom::element sco, const ObjectPath& path, std::vector<Value>* out) {
+    Resolve(o, sco, path.steps, 0, "", false, out);
+  }
+
  private:
   struct Binding {
     std::vector<uint32_t> obs;  // sorted observation indexes
@@ -208,9 +217,8 @@ class Evaluator {
     std::vector<Binding> out;
     switch (e.kind) {
       case ObsExpr::Kind::kObservation: {
-        std::set<std::string_view> type_set;
-        Types(*e.comparison, &type_set);
-        std::vector<std::string_view> types(type_set.begin(), type_set.end());
+        std::vector<std::string_view> types;
+        Types(*e.comparison, &types);
         const std::vector<uint32_t>* only = nullptr;
         if (only_) {
           auto it = only_->find(&e);
@@ -324,9 +332,9 @@ class Evaluator {
 
   // ----- comparison expressions against one observation -----
 
-  static void Types(const CompExpr& c, std::set<std::string_view>* out) {
+  static void Types(const CompExpr& c, std::vector<std::string_view>* out) {
     if (c.kind == CompExpr::Kind::kCmp) {
-      out->insert(c.path.type);
+      if (std::find(out->begin(), out->end(), c.path.type) == out->end()) out->push_back(c.path.type);
     } else {
       for (const auto& ch : c.children) Types(*ch, out);
     }
@@ -563,19 +571,19 @@ void CompTypes(const CompExpr& c, std::set<std::string_view>* out) {
   }
 }
 
-// Canonical text of a value for equality keys: numbers that are integral compare
-// equal whatever their JSON form (1024 == 1024.0), as the evaluator does.
-bool ValueKey(dom::element v, std::string* out) {
+// Canonical text of a value for equality keys, appended to `out`: numbers that are
+// integral compare equal whatever their JSON form (1024 == 1024.0), as the evaluator does.
+bool AppendValueKey(dom::element v, std::string* out) {
   std::string_view s;
   int64_t i;
   uint64_t u;
   double d;
   bool b;
-  if (!v.get(s)) *out = "s:" + std::string(s);
-  else if (!v.get(i)) *out = "n:" + std::to_string(i);
-  else if (!v.get(u)) *out = "n:" + std::to_string(u);
-  else if (!v.get(d)) *out = d == static_cast<double>(static_cast<int64_t>(d)) ? "n:" + std::to_string(static_cast<int64_t>(d)) : "f:" + std::to_string(d);
-  else if (!v.get(b)) *out = b ? "b:true" : "b:false";
+  if (!v.get(s)) out->append("s:").append(s);
+  else if (!v.get(i)) out->append("n:").append(std::to_string(i));
+  else if (!v.get(u)) out->append("n:").append(std::to_string(u));
+  else if (!v.get(d)) out->append(d == static_cast<double>(static_cast<int64_t>(d)) ? "n:" + std::to_string(static_cast<int64_t>(d)) : "f:" + std::to_string(d));
+  else if (!v.get(b)) out->append(b ? "b:true" : "b:false");
   else return false;
   return true;
 }
@@ -609,15 +617,27 @@ struct AnchorSet {
   std::vector<Anchor> anchors;
 };
 
-std::string MaskedNet(const Net& n, int prefix) {
+// Appends the address bytes of `n` with everything after `prefix` bits cleared.
+void AppendMaskedNet(const Net& n, int prefix, std::string* out) {
   size_t bytes = n.family == 4 ? 4 : 16;
-  std::string out(reinterpret_cast<const char*>(n.addr.data()), bytes);
   for (size_t i = 0; i < bytes; ++i) {
     int keep = std::clamp(prefix - static_cast<int>(i) * 8, 0, 8);
-    out[i] = static_cast<char>(static_cast<unsigned char>(out[i]) & static_cast<unsigned char>(keep == 0 ? 0 : 0xFF << (8 - keep)));
+    out->push_back(static_cast<char>(n.addr[i] & static_cast<unsigned char>(keep == 0 ? 0 : 0xFF << (8 - keep))));
   }
+}
+
+std::string MaskedNet(const Net& n, int prefix) {
+  std::string out;
+  AppendMaskedNet(n, prefix, &out);
   return out;
 }
+
+// Hash index keyed by "path\x1fvalue", looked up with a reused buffer (no allocation).
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using KeyIndex = std::unordered_map<std::string, std::vector<uint32_t>, KeyHash, std::equal_to<>>;
 
 // SQL LIKE as an anchored RE2 expression (% any run, _ one character).
 std::string LikeToRegex(std::string_view like) {
@@ -731,16 +751,17 @@ struct Matcher::Impl {
     bool simple = false;                  // one observation expression, no qualifiers
     std::vector<std::string_view> types;  // its object types (views into the AST)
     std::vector<uint32_t> leaves;         // anchored observation expressions (ids in `leaves`)
+    std::vector<const ObsExpr*> leaf_nodes;  // the same, as nodes of `pattern`
   };
   // Observation expressions of multi-observation patterns, indexed like indicators
   // (ids with kLeafBit) so each is evaluated only on observations carrying its anchors.
   static constexpr uint32_t kLeafBit = 0x80000000u;
   std::vector<const ObsExpr*> leaves;
   std::vector<Indicator> indicators;
-  std::unordered_map<std::string, std::vector<uint32_t>> index;  // "path\x1fvalue" -> indicators
+  KeyIndex index;  // "path\x1fvalue" -> indicators
   // ISSUBSET: per path the (family, prefix) lengths in use; "path\x1ffamily/prefix\x1fbytes" -> indicators.
   std::map<std::string, std::set<std::pair<int, int>>> cidr_lengths;
-  std::unordered_map<std::string, std::vector<uint32_t>> cidr_index;
+  KeyIndex cidr_index;
   // MATCHES / LIKE: one RE2::Set per path, compiled before the first batch.
   // MATCHES / LIKE anchors of one path: one Hyperscan database in prefilter mode
   // (it may select too much, never too little; candidates are evaluated fully), and
@@ -755,12 +776,36 @@ struct Matcher::Impl {
     hs_scratch_t* hs_scratch = nullptr;
     std::unique_ptr<RE2::Set> re2;
     std::vector<int> re2_ids;  // RE2::Set index -> regex index
+    // Hyperscan scratch space is per concurrent scan: clones kept for reuse by later batches.
+    std::mutex pool_mu;
+    std::vector<hs_scratch_t*> pool;
+
+    hs_scratch_t* TakeScratch() {
+      if (!hs_scratch) return nullptr;
+      {
+        std::lock_guard lock(pool_mu);
+        if (!pool.empty()) {
+          hs_scratch_t* s = pool.back();
+          pool.pop_back();
+          return s;
+        }
+      }
+      hs_scratch_t* s = nullptr;
+      return hs_clone_scratch(hs_scratch, &s) == HS_SUCCESS ? s : nullptr;
+    }
+    void GiveScratch(hs_scratch_t* s) {
+      if (!s) return;
+      std::lock_guard lock(pool_mu);
+      pool.push_back(s);
+    }
 
     RegexIndex() = default;
     RegexIndex(const RegexIndex&) = delete;
     ~RegexIndex() { Reset(); }
 
     void Reset() {
+      for (hs_scratch_t* s : pool) hs_free_scratch(s);
+      pool.clear();
       if (hs_scratch) hs_free_scratch(hs_scratch);
       if (hs_db) hs_free_database(hs_db);
       hs_scratch = nullptr;
@@ -843,6 +888,67 @@ struct Matcher::Impl {
   std::map<std::string, ObjectPath> paths;                       // every anchored path, by text
   std::vector<uint32_t> always;                                  // unanchored indicators
 
+  // The key pass's view of the anchored paths, grouped by object type (built by
+  // Prepare() after the last Add): an observation's object is looked at only
+  // through the paths of its own type.
+  struct PathKeys {
+    std::string text;  // ObjectPath::ToString()
+    ObjectPath path;
+    std::vector<std::tuple<int, int, std::string>> cidr;  // (family, prefix, "family/prefix") in use
+    RegexIndex* rx = nullptr;
+  };
+  std::vector<std::pair<std::string, std::vector<PathKeys>>> by_type;
+  bool prepared = false;
+
+  //! Compiles the regex indexes and builds `by_type`. Caller holds compile_mu.
+  void Prepare() {
+    for (auto& [path, rx] : regexes) rx.Compile();
+    if (prepared) return;
+    by_type.clear();
+    for (const auto& [text, path] : paths) {
+      PathKeys pk{text, path, {}, nullptr};
+      if (auto it = cidr_lengths.find(text); it != cidr_lengths.end()) {
+        for (const auto& [family, prefix] : it->second) {
+          pk.cidr.emplace_back(family, prefix, std::to_string(family) + "/" + std::to_string(prefix));
+        }
+      }
+      if (auto it = regexes.find(text); it != regexes.end()) pk.rx = &it->second;
+      auto group = std::find_if(by_type.begin(), by_type.end(), [&](const auto& g) { return g.first == path.type; });
+      if (group == by_type.end()) group = by_type.insert(by_type.end(), {std::string(path.type), {}});
+      group->second.push_back(std::move(pk));
+    }
+    prepared = true;
+  }
+
+  //! Whether observation expression `e` of `ind` can match at all given the
+  //! observations carrying its leaves' anchors: an anchored leaf needs one, AND and
+  //! FOLLOWEDBY need every operand, OR one. A cheap test before the full evaluation.
+  static bool Feasible(const ObsExpr& e, const Indicator& ind,
+                       const std::unordered_map<uint32_t, std::vector<uint32_t>>& leaf_obs) {
+    switch (e.kind) {
+      case ObsExpr::Kind::kObservation: {
+        for (size_t k = 0; k < ind.leaf_nodes.size(); ++k) {
+          if (ind.leaf_nodes[k] != &e) continue;
+          auto it = leaf_obs.find(ind.leaves[k]);
+          return it != leaf_obs.end() && !it->second.empty();
+        }
+        return true;  // unanchored: it may match anything
+      }
+      case ObsExpr::Kind::kOr:
+        for (const auto& ch : e.children) {
+          if (Feasible(*ch, ind, leaf_obs)) return true;
+        }
+        return false;
+      case ObsExpr::Kind::kAnd:
+      case ObsExpr::Kind::kFollowedBy:
+        for (const auto& ch : e.children) {
+          if (!Feasible(*ch, ind, leaf_obs)) return false;
+        }
+        return true;
+    }
+    return true;
+  }
+
   static Sighting Make(const Observations& batch, const std::string& id, const std::set<size_t>& used) {
     Sighting s;
     s.indicator_id = id;
@@ -873,6 +979,7 @@ struct Matcher::Impl {
         }
         if (!ev.error().empty()) return Status::Invalid(ev.error());
       } else {
+        if (!Feasible(*ind.pattern.root, ind, leaf_obs)) continue;
         Evaluator full(batch.impl());
         std::unordered_map<const ObsExpr*, std::vector<uint32_t>> only;
         for (uint32_t leaf : ind.leaves) {
@@ -925,13 +1032,14 @@ size_t Matcher::unanchored() const { return impl_->always.size(); }
 
 void Matcher::Compile() {
   std::lock_guard lock(impl_->compile_mu);
-  for (auto& [path, rx] : impl_->regexes) rx.Compile();
+  impl_->Prepare();
 }
 
 Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
   auto p = Parse(pattern_text);
   if (!p.ok()) return p.status();
   auto k = static_cast<uint32_t>(impl_->indicators.size());
+  impl_->prepared = false;
   AnchorSet a = Anchors(*p->root);
     auto register_anchors = [&](const AnchorSet& set, uint32_t owner) {
     for (const auto& an : set.anchors) {
@@ -984,6 +1092,7 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
         auto leaf = static_cast<uint32_t>(impl_->leaves.size());
         impl_->leaves.push_back(&e);
         ind.leaves.push_back(leaf);
+        ind.leaf_nodes.push_back(&e);
         register_anchors(la, leaf | Impl::kLeafBit);
         return;
       }
@@ -1010,8 +1119,8 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   for (uint32_t k : impl_->always) selected[k] = every;
   {
     std::lock_guard lock(impl_->compile_mu);
+    impl_->Prepare();
     for (auto& [path, rx] : impl_->regexes) {
-      rx.Compile();
       if (rx.failed) {
         for (const auto& owners : rx.owners) {
           for (uint32_t k : owners) {
@@ -1029,50 +1138,57 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
     }
   };
   std::vector<int> regex_hits;
-  // Hyperscan scratch is per thread of use: clone one per path for this call.
-  std::map<std::string, hs_scratch_t*> scratch;
-  for (auto& [path, rx] : impl_->regexes) {
-    hs_scratch_t* s = nullptr;
-    if (rx.hs_scratch && hs_clone_scratch(rx.hs_scratch, &s) == HS_SUCCESS) scratch[path] = s;
-  }
-  struct FreeScratch {
-    std::map<std::string, hs_scratch_t*>& m;
-    ~FreeScratch() {
-      for (auto& [p, s] : m) hs_free_scratch(s);
+  // Hyperscan scratch is per concurrent scan: one per regex index for this call.
+  std::vector<std::pair<Impl::RegexIndex*, hs_scratch_t*>> scratch;
+  for (auto& [path, rx] : impl_->regexes) scratch.emplace_back(&rx, rx.TakeScratch());
+  struct GiveBack {
+    std::vector<std::pair<Impl::RegexIndex*, hs_scratch_t*>>& v;
+    ~GiveBack() {
+      for (auto& [rx, s] : v) rx->GiveScratch(s);
     }
-  } free_scratch{scratch};
+  } give_back{scratch};
+  auto scratch_of = [&](const Impl::RegexIndex* rx) -> hs_scratch_t* {
+    for (auto& [r, s] : scratch) {
+      if (r == rx) return s;
+    }
+    return nullptr;
+  };
   Evaluator ev(batch.impl());
   std::vector<Value> values;
-  std::string vk;
+  std::string key;  // reused: "path\x1fvalue" lookups allocate nothing once it has grown
   for (size_t i = 0; i < batch.size(); ++i) {
-    for (const auto& [text, path] : impl_->paths) {
-      values.clear();
-      ev.PathValues(i, path, &values);
-      auto lengths = impl_->cidr_lengths.find(text);
-      auto rx = impl_->regexes.find(text);
-      for (const auto& v : values) {
-        if (ValueKey(v.el, &vk)) {
-          auto it = impl_->index.find(text + '\x1f' + vk);
-          if (it != impl_->index.end()) select(it->second, i);
-        }
-        std::string_view sv;
-        if (v.el.get(sv)) continue;
-        if (lengths != impl_->cidr_lengths.end()) {
+    const Observation& o = batch.impl().list[i];
+    for (dom::element sco : o.roots) {
+      std::string_view type;
+      if (sco["type"].get(type)) continue;
+      auto group = std::find_if(impl_->by_type.begin(), impl_->by_type.end(), [&](const auto& g) { return g.first == type; });
+      if (group == impl_->by_type.end()) continue;
+      for (const Impl::PathKeys& pk : group->second) {
+        values.clear();
+        ev.ValuesOf(o, sco, pk.path, &values);
+        for (const auto& v : values) {
+          key.assign(pk.text).push_back('\x1f');
+          if (AppendValueKey(v.el, &key)) {
+            auto it = impl_->index.find(std::string_view(key));
+            if (it != impl_->index.end()) select(it->second, i);
+          }
+          std::string_view sv;
+          if (v.el.get(sv)) continue;
           Net n;
-          if (ParseNet(sv, &n)) {
-            for (const auto& [family, prefix] : lengths->second) {
+          if (!pk.cidr.empty() && ParseNet(sv, &n)) {
+            for (const auto& [family, prefix, label] : pk.cidr) {
               if (family != n.family || prefix > n.prefix) continue;
-              auto it = impl_->cidr_index.find(text + '\x1f' + std::to_string(family) + "/" + std::to_string(prefix) +
-                                               '\x1f' + MaskedNet(n, prefix));
+              key.assign(pk.text).append(1, '\x1f').append(label).push_back('\x1f');
+              AppendMaskedNet(n, prefix, &key);
+              auto it = impl_->cidr_index.find(std::string_view(key));
               if (it != impl_->cidr_index.end()) select(it->second, i);
             }
           }
-        }
-        if (rx != impl_->regexes.end() && rx->second.compiled) {
-          regex_hits.clear();
-          auto sc = scratch.find(text);
-          rx->second.Candidates(sv, sc == scratch.end() ? nullptr : sc->second, &regex_hits);
-          for (int id : regex_hits) select(rx->second.owners[static_cast<size_t>(id)], i);
+          if (pk.rx && pk.rx->compiled) {
+            regex_hits.clear();
+            pk.rx->Candidates(sv, scratch_of(pk.rx), &regex_hits);
+            for (int id : regex_hits) select(pk.rx->owners[static_cast<size_t>(id)], i);
+          }
         }
       }
     }
