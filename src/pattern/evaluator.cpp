@@ -12,6 +12,7 @@
 #include <hs.h>
 #include <re2/set.h>
 #include <climits>
+#include <deque>
 #include <functional>
 #include <set>
 #include <unordered_map>
@@ -632,12 +633,57 @@ std::string MaskedNet(const Net& n, int prefix) {
   return out;
 }
 
-// Hash index keyed by "path\x1fvalue", looked up with a reused buffer (no allocation).
-struct KeyHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+// Hash index from "path\x1fvalue" keys to posting lists (indicator or leaf ids).
+// Open addressing over (64-bit hash, entry) slots: most lookups are misses (an
+// observed value no indicator names), and a miss touches one slot and no key.
+class KeyIndex {
+ public:
+  //! The posting list of `key`, created empty if new (build time).
+  std::vector<uint32_t>& operator[](std::string_view key) {
+    if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
+    uint64_t h = Hash(key);
+    size_t i = h & (slots_.size() - 1);
+    for (;; i = (i + 1) & (slots_.size() - 1)) {
+      Slot& s = slots_[i];
+      if (s.entry == 0) {
+        entries_.push_back({std::string(key), {}});
+        s = {h, static_cast<uint32_t>(entries_.size())};
+        return entries_.back().second;
+      }
+      if (s.hash == h && entries_[s.entry - 1].first == key) return entries_[s.entry - 1].second;
+    }
+  }
+
+  //! The posting list of `key`, or nullptr.
+  const std::vector<uint32_t>* find(std::string_view key) const {
+    if (slots_.empty()) return nullptr;
+    uint64_t h = Hash(key);
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& s = slots_[i];
+      if (s.entry == 0) return nullptr;
+      if (s.hash == h && entries_[s.entry - 1].first == key) return &entries_[s.entry - 1].second;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t entry = 0;  // index in entries_ + 1; 0: empty
+  };
+  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    for (const Slot& s : old) {
+      if (s.entry == 0) continue;
+      size_t i = s.hash & (slots_.size() - 1);
+      while (slots_[i].entry != 0) i = (i + 1) & (slots_.size() - 1);
+      slots_[i] = s;
+    }
+  }
+  std::vector<Slot> slots_;
+  std::deque<std::pair<std::string, std::vector<uint32_t>>> entries_;  // stable references
 };
-using KeyIndex = std::unordered_map<std::string, std::vector<uint32_t>, KeyHash, std::equal_to<>>;
 
 // SQL LIKE as an anchored RE2 expression (% any run, _ one character).
 std::string LikeToRegex(std::string_view like) {
@@ -1169,8 +1215,7 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
         for (const auto& v : values) {
           key.assign(pk.text).push_back('\x1f');
           if (AppendValueKey(v.el, &key)) {
-            auto it = impl_->index.find(std::string_view(key));
-            if (it != impl_->index.end()) select(it->second, i);
+            if (const auto* list = impl_->index.find(key)) select(*list, i);
           }
           std::string_view sv;
           if (v.el.get(sv)) continue;
@@ -1180,8 +1225,7 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
               if (family != n.family || prefix > n.prefix) continue;
               key.assign(pk.text).append(1, '\x1f').append(label).push_back('\x1f');
               AppendMaskedNet(n, prefix, &key);
-              auto it = impl_->cidr_index.find(std::string_view(key));
-              if (it != impl_->cidr_index.end()) select(it->second, i);
+              if (const auto* list = impl_->cidr_index.find(key)) select(*list, i);
             }
           }
           if (pk.rx && pk.rx->compiled) {
