@@ -422,9 +422,9 @@ class Evaluator {
       if (cur.get(obj) || obj[s.key].get(next)) return;
       std::string_view ref;
       if (EndsWith(s.key, "_ref") && !next.get(ref)) {
-        auto it = o.refs->find(ref);
-        if (it == o.refs->end()) return;
-        next = it->second;
+        const dom::element* found = o.refs->Find(ref);
+        if (!found) return;
+        next = *found;
       }
       Resolve(o, next, steps, i + 1, s.key, EndsWith(s.key, "_refs"), out);
       return;
@@ -434,9 +434,9 @@ class Evaluator {
     auto visit = [&](dom::element item) {
       std::string_view ref;
       if (from_refs && !item.get(ref)) {
-        auto it = o.refs->find(ref);
-        if (it == o.refs->end()) return;
-        item = it->second;
+        const dom::element* found = o.refs->Find(ref);
+        if (!found) return;
+        item = *found;
       }
       Resolve(o, item, steps, i + 1, key, false, out);
     };
@@ -790,6 +790,47 @@ std::string ObservationId(const Observations& observations, size_t i) {
   return std::string(observations.impl().list.at(i).id);
 }
 
+// (id, observation) pairs gathered by the key pass and sorted once: the posting
+// lists of a batch without a map insertion per hit.
+class Selection {
+ public:
+  void Add(uint32_t id, uint32_t obs) { pairs_.push_back(uint64_t{id} << 32 | obs); }
+  void Finish() {
+    std::sort(pairs_.begin(), pairs_.end());
+    pairs_.erase(std::unique(pairs_.begin(), pairs_.end()), pairs_.end());
+  }
+  //! Calls f(id, observations) for each id, in increasing id order (after Finish).
+  template <typename F>
+  void ForEach(F&& f) const {
+    std::vector<uint32_t> obs;
+    for (size_t a = 0; a < pairs_.size();) {
+      auto id = static_cast<uint32_t>(pairs_[a] >> 32);
+      obs.clear();
+      size_t b = a;
+      for (; b < pairs_.size() && (pairs_[b] >> 32) == id; ++b) obs.push_back(static_cast<uint32_t>(pairs_[b]));
+      f(id, obs);
+      a = b;
+    }
+  }
+  //! The observations selected for `id` (after Finish).
+  std::vector<uint32_t> Of(uint32_t id) const {
+    std::vector<uint32_t> out;
+    for (auto it = std::lower_bound(pairs_.begin(), pairs_.end(), uint64_t{id} << 32);
+         it != pairs_.end() && (*it >> 32) == id; ++it) {
+      out.push_back(static_cast<uint32_t>(*it));
+    }
+    return out;
+  }
+  //! Whether any observation was selected for `id` (after Finish).
+  bool Has(uint32_t id) const {
+    auto it = std::lower_bound(pairs_.begin(), pairs_.end(), uint64_t{id} << 32);
+    return it != pairs_.end() && (*it >> 32) == id;
+  }
+
+ private:
+  std::vector<uint64_t> pairs_;
+};
+
 struct Matcher::Impl {
   struct Indicator {
     std::string id;
@@ -932,6 +973,7 @@ struct Matcher::Impl {
   std::map<std::string, RegexIndex> regexes;
   std::mutex compile_mu;
   std::map<std::string, ObjectPath> paths;                       // every anchored path, by text
+  std::set<std::string> exact_paths;                             // paths with `=` / IN anchors
   std::vector<uint32_t> always;                                  // unanchored indicators
 
   // The key pass's view of the anchored paths, grouped by object type (built by
@@ -940,6 +982,7 @@ struct Matcher::Impl {
   struct PathKeys {
     std::string text;  // ObjectPath::ToString()
     ObjectPath path;
+    bool exact = false;  // some indicator names an exact value on this path
     std::vector<std::tuple<int, int, std::string>> cidr;  // (family, prefix, "family/prefix") in use
     RegexIndex* rx = nullptr;
   };
@@ -952,7 +995,7 @@ struct Matcher::Impl {
     if (prepared) return;
     by_type.clear();
     for (const auto& [text, path] : paths) {
-      PathKeys pk{text, path, {}, nullptr};
+      PathKeys pk{text, path, exact_paths.count(text) > 0, {}, nullptr};
       if (auto it = cidr_lengths.find(text); it != cidr_lengths.end()) {
         for (const auto& [family, prefix] : it->second) {
           pk.cidr.emplace_back(family, prefix, std::to_string(family) + "/" + std::to_string(prefix));
@@ -969,14 +1012,11 @@ struct Matcher::Impl {
   //! Whether observation expression `e` of `ind` can match at all given the
   //! observations carrying its leaves' anchors: an anchored leaf needs one, AND and
   //! FOLLOWEDBY need every operand, OR one. A cheap test before the full evaluation.
-  static bool Feasible(const ObsExpr& e, const Indicator& ind,
-                       const std::unordered_map<uint32_t, std::vector<uint32_t>>& leaf_obs) {
+  static bool Feasible(const ObsExpr& e, const Indicator& ind, const Selection& leaf_obs) {
     switch (e.kind) {
       case ObsExpr::Kind::kObservation: {
         for (size_t k = 0; k < ind.leaf_nodes.size(); ++k) {
-          if (ind.leaf_nodes[k] != &e) continue;
-          auto it = leaf_obs.find(ind.leaves[k]);
-          return it != leaf_obs.end() && !it->second.empty();
+          if (ind.leaf_nodes[k] == &e) return leaf_obs.Has(ind.leaves[k]);
         }
         return true;  // unanchored: it may match anything
       }
@@ -1011,34 +1051,39 @@ struct Matcher::Impl {
   }
 
   //! Evaluates simple indicators only on the observations that selected them.
-  Result<std::vector<Sighting>> RunSelected(const Observations& batch,
-                                            const std::map<uint32_t, std::vector<uint32_t>>& selected,
-                                            const std::unordered_map<uint32_t, std::vector<uint32_t>>& leaf_obs) const {
+  Result<std::vector<Sighting>> RunSelected(const Observations& batch, const Selection& selected,
+                                            const Selection& leaf_obs) const {
     std::vector<Sighting> out;
     Evaluator ev(batch.impl());
-    for (const auto& [k, obs] : selected) {
+    Status failed = Status::Ok();
+    selected.ForEach([&](uint32_t k, const std::vector<uint32_t>& obs) {
+      if (!failed.ok()) return;
       const Indicator& ind = indicators[k];
       std::set<size_t> used;
       if (ind.simple) {
         for (uint32_t i : obs) {
           if (ev.MatchOne(*ind.pattern.root->comparison, ind.types, i)) used.insert(i);
         }
-        if (!ev.error().empty()) return Status::Invalid(ev.error());
+        if (!ev.error().empty()) {
+          failed = Status::Invalid(ev.error());
+          return;
+        }
       } else {
-        if (!Feasible(*ind.pattern.root, ind, leaf_obs)) continue;
+        if (!Feasible(*ind.pattern.root, ind, leaf_obs)) return;
         Evaluator full(batch.impl());
         std::unordered_map<const ObsExpr*, std::vector<uint32_t>> only;
-        for (uint32_t leaf : ind.leaves) {
-          auto it = leaf_obs.find(leaf);
-          only[leaves[leaf]] = it == leaf_obs.end() ? std::vector<uint32_t>{} : it->second;
-        }
+        for (uint32_t leaf : ind.leaves) only[leaves[leaf]] = leaf_obs.Of(leaf);
         full.Restrict(&only);
         auto matches = full.All(*ind.pattern.root);
-        if (!matches.ok()) return matches.status();
+        if (!matches.ok()) {
+          failed = matches.status();
+          return;
+        }
         for (const auto& m : *matches) used.insert(m.observations.begin(), m.observations.end());
       }
       if (!used.empty()) out.push_back(Make(batch, ind.id, used));
-    }
+    });
+    if (!failed.ok()) return failed;
     return out;
   }
 
@@ -1091,6 +1136,7 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
     for (const auto& an : set.anchors) {
       std::vector<uint32_t>* list = nullptr;
       if (an.kind == Anchor::Kind::kExact) {
+        impl_->exact_paths.insert(an.path);
         list = &impl_->index[an.path + '\x1f' + an.value];
       } else if (an.kind == Anchor::Kind::kCidr) {
         impl_->cidr_lengths[an.path].insert({an.family, an.prefix});
@@ -1158,11 +1204,12 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
 Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch) const {
   // One pass over the batch: the keys it contains select indicators, each with the
   // observations that selected it. Unanchored indicators see every observation.
-  std::map<uint32_t, std::vector<uint32_t>> selected;
-  std::unordered_map<uint32_t, std::vector<uint32_t>> leaf_obs;  // leaf -> observations carrying its anchors
-  std::vector<uint32_t> every(batch.size());
-  for (uint32_t i = 0; i < every.size(); ++i) every[i] = i;
-  for (uint32_t k : impl_->always) selected[k] = every;
+  Selection selected;  // indicator -> observations carrying one of its anchors
+  Selection leaf_obs;  // leaf -> observations carrying its anchors
+  auto n = static_cast<uint32_t>(batch.size());
+  for (uint32_t k : impl_->always) {
+    for (uint32_t i = 0; i < n; ++i) selected.Add(k, i);
+  }
   {
     std::lock_guard lock(impl_->compile_mu);
     impl_->Prepare();
@@ -1170,8 +1217,10 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
       if (rx.failed) {
         for (const auto& owners : rx.owners) {
           for (uint32_t k : owners) {
-            if (k & Impl::kLeafBit) leaf_obs[k & ~Impl::kLeafBit] = every;
-            else selected[k] = every;
+            for (uint32_t i = 0; i < n; ++i) {
+              if (k & Impl::kLeafBit) leaf_obs.Add(k & ~Impl::kLeafBit, i);
+              else selected.Add(k, i);
+            }
           }
         }
       }
@@ -1179,8 +1228,8 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   }
   auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
     for (uint32_t k : ks) {
-      auto& obs = (k & Impl::kLeafBit) ? leaf_obs[k & ~Impl::kLeafBit] : selected[k];
-      if (obs.empty() || obs.back() != i) obs.push_back(static_cast<uint32_t>(i));
+      if (k & Impl::kLeafBit) leaf_obs.Add(k & ~Impl::kLeafBit, static_cast<uint32_t>(i));
+      else selected.Add(k, static_cast<uint32_t>(i));
     }
   };
   std::vector<int> regex_hits;
@@ -1214,7 +1263,7 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
         ev.ValuesOf(o, sco, pk.path, &values);
         for (const auto& v : values) {
           key.assign(pk.text).push_back('\x1f');
-          if (AppendValueKey(v.el, &key)) {
+          if (pk.exact && AppendValueKey(v.el, &key)) {
             if (const auto* list = impl_->index.find(key)) select(*list, i);
           }
           std::string_view sv;
@@ -1237,6 +1286,8 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
       }
     }
   }
+  selected.Finish();
+  leaf_obs.Finish();
   return impl_->RunSelected(batch, selected, leaf_obs);
 }
 

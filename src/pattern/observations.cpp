@@ -1,7 +1,32 @@
 #include "pattern/observations.h"
 
+#include <cstring>
+#include <mutex>
+
 namespace tearline::pattern {
 namespace dom = simdjson::dom;
+
+namespace {
+std::mutex pool_mu;
+std::vector<std::unique_ptr<Observations::Impl::Parser>> pool;  // idle parsers
+constexpr size_t kPoolMax = 8;
+constexpr size_t kKeepCapacity = size_t{64} << 20;  // a parser grown beyond this is not kept
+}  // namespace
+
+Observations::Impl::Impl() {
+  std::lock_guard lock(pool_mu);
+  if (!pool.empty()) {
+    parser = std::move(pool.back());
+    pool.pop_back();
+  }
+  if (!parser) parser = std::make_unique<Parser>();
+}
+
+Observations::Impl::~Impl() {
+  if (!parser || parser->dom.capacity() > kKeepCapacity) return;
+  std::lock_guard lock(pool_mu);
+  if (pool.size() < kPoolMax) pool.push_back(std::move(parser));
+}
 
 Observations::Observations() : impl_(std::make_unique<Impl>()) {}
 Observations::~Observations() = default;
@@ -13,7 +38,11 @@ Result<Observations> Observations::FromJson(std::string_view json) {
   Observations out;
   Impl& im = *out.impl_;
   dom::element root;
-  if (auto err = im.parser.parse(json.data(), json.size(), true).get(root)) {
+  std::string& padded = im.parser->padded;
+  padded.resize(json.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(padded.data(), json.data(), json.size());
+  std::memset(padded.data() + json.size(), 0, simdjson::SIMDJSON_PADDING);
+  if (auto err = im.parser->dom.parse(padded.data(), json.size(), false).get(root)) {
     return Status::Invalid(std::string("observations are not valid JSON: ") + simdjson::error_message(err));
   }
   dom::array objects;
@@ -31,17 +60,18 @@ Result<Observations> Observations::FromJson(std::string_view json) {
   } else {
     return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
   }
-  for (dom::element e : objects) {
-    std::string_view id;
-    if (!e["id"].get(id)) im.by_id.emplace(id, e);
-  }
-  // Count embedded maps first so the vector never reallocates under the pointers.
+  // One pass for the types and ids, one for the observed-data.
   size_t n_obs = 0;
+  im.by_id.Reserve(objects.size());  // a hint (saturates for huge arrays)
   for (dom::element e : objects) {
-    std::string_view type;
-    if (!e["type"].get(type) && type == "observed-data") ++n_obs;
+    dom::object o;
+    if (e.get(o)) continue;
+    std::string_view id, type;
+    if (!o["id"].get(id)) im.by_id.Add(id, e);
+    if (!o["type"].get(type) && type == "observed-data") ++n_obs;
   }
-  im.embedded.reserve(n_obs);
+  im.embedded.reserve(n_obs);  // never reallocates under the `refs` pointers
+  im.list.reserve(n_obs);
   size_t index = 0;
   for (dom::element e : objects) {
     ++index;
@@ -69,13 +99,12 @@ Result<Observations> Observations::FromJson(std::string_view json) {
       for (dom::element r : refs) {
         std::string_view ref;
         if (r.get(ref)) continue;
-        auto it = im.by_id.find(ref);
-        if (it != im.by_id.end()) ob.roots.push_back(it->second);
+        if (const dom::element* found = im.by_id.Find(ref)) ob.roots.push_back(*found);
       }
     } else if (!e["objects"].get(embedded)) {
       auto& map = im.embedded.emplace_back();
       for (auto field : embedded) {
-        map.emplace(field.key, field.value);
+        map.Add(field.key, field.value);
         ob.roots.push_back(field.value);
       }
       ob.refs = &map;
