@@ -640,17 +640,17 @@ class KeyIndex {
  public:
   //! The posting list of `key`, created empty if new (build time).
   std::vector<uint32_t>& operator[](std::string_view key) {
-    if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
+    if ((entries_.size() + 1) * 10 > slots_.size() * 7) Grow();
     uint64_t h = Hash(key);
-    size_t i = h & (slots_.size() - 1);
-    for (;; i = (i + 1) & (slots_.size() - 1)) {
+    auto tag = static_cast<uint32_t>(h >> 32);
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
       Slot& s = slots_[i];
       if (s.entry == 0) {
-        entries_.push_back({std::string(key), {}});
-        s = {h, static_cast<uint32_t>(entries_.size())};
-        return entries_.back().second;
+        entries_.push_back({std::string(key), {}, h});
+        s = {tag, static_cast<uint32_t>(entries_.size())};
+        return entries_.back().list;
       }
-      if (s.hash == h && entries_[s.entry - 1].first == key) return entries_[s.entry - 1].second;
+      if (s.tag == tag && entries_[s.entry - 1].key == key) return entries_[s.entry - 1].list;
     }
   }
 
@@ -658,17 +658,23 @@ class KeyIndex {
   const std::vector<uint32_t>* find(std::string_view key) const {
     if (slots_.empty()) return nullptr;
     uint64_t h = Hash(key);
+    auto tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
       const Slot& s = slots_[i];
       if (s.entry == 0) return nullptr;
-      if (s.hash == h && entries_[s.entry - 1].first == key) return &entries_[s.entry - 1].second;
+      if (s.tag == tag && entries_[s.entry - 1].key == key) return &entries_[s.entry - 1].list;
     }
   }
 
  private:
-  struct Slot {
-    uint64_t hash = 0;
-    uint32_t entry = 0;  // index in entries_ + 1; 0: empty
+  struct Slot {             // 8 bytes: 100k keys fit in 1 MB of slots
+    uint32_t tag = 0;       // the hash's high half
+    uint32_t entry = 0;     // index in entries_ + 1; 0: empty
+  };
+  struct Entry {
+    std::string key;
+    std::vector<uint32_t> list;
+    uint64_t hash;
   };
   static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
   void Grow() {
@@ -676,13 +682,13 @@ class KeyIndex {
     slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
     for (const Slot& s : old) {
       if (s.entry == 0) continue;
-      size_t i = s.hash & (slots_.size() - 1);
+      size_t i = entries_[s.entry - 1].hash & (slots_.size() - 1);
       while (slots_[i].entry != 0) i = (i + 1) & (slots_.size() - 1);
       slots_[i] = s;
     }
   }
   std::vector<Slot> slots_;
-  std::deque<std::pair<std::string, std::vector<uint32_t>>> entries_;  // stable references
+  std::deque<Entry> entries_;  // stable references
 };
 
 // SQL LIKE as an anchored RE2 expression (% any run, _ one character).
@@ -832,6 +838,7 @@ class Selection {
 };
 
 struct Matcher::Impl {
+  struct RegexIndex;
   struct Indicator {
     std::string id;
     Pattern pattern;
@@ -844,6 +851,21 @@ struct Matcher::Impl {
   // (ids with kLeafBit) so each is evaluated only on observations carrying its anchors.
   static constexpr uint32_t kLeafBit = 0x80000000u;
   std::vector<const ObsExpr*> leaves;
+  std::vector<uint32_t> leaf_owner;  // per leaf: its indicator
+  // Per leaf, the posting lists its anchors are in (a regex's by index, as the
+  // owners vector may move), to estimate how often it is hit.
+  struct LeafAnchor {
+    const std::vector<uint32_t>* list;
+    const RegexIndex* rx;
+    int rx_id;
+    int weight;  // exact 1, regex 8, network 16: how broad one anchor tends to be
+  };
+  std::vector<std::vector<LeafAnchor>> leaf_anchors;
+  // Per leaf: whether a hit on it makes its indicator a candidate (Prepare). A
+  // multi-observation indicator needs hits on a "trigger" set of its leaves that
+  // every match must touch: all operands of an OR, one operand of an AND or
+  // FOLLOWEDBY (the one whose anchors are shared by the fewest indicators).
+  std::vector<char> leaf_trigger;
   std::vector<Indicator> indicators;
   KeyIndex index;  // "path\x1fvalue" -> indicators
   // ISSUBSET: per path the (family, prefix) lengths in use; "path\x1ffamily/prefix\x1fbytes" -> indicators.
@@ -1006,29 +1028,85 @@ struct Matcher::Impl {
       if (group == by_type.end()) group = by_type.insert(by_type.end(), {std::string(path.type), {}});
       group->second.push_back(std::move(pk));
     }
+    leaf_trigger.assign(leaves.size(), 0);
+    for (const Indicator& ind : indicators) {
+      if (ind.leaves.empty()) continue;
+      std::vector<uint32_t> trigger;
+      if (Trigger(*ind.pattern.root, ind, &trigger) < 0) trigger = ind.leaves;  // not expected: every leaf triggers
+      for (uint32_t leaf : trigger) leaf_trigger[leaf] = 1;
+    }
     prepared = true;
+  }
+
+  //! The cost of the trigger set of `e` (see leaf_trigger), written to `out`; -1
+  //! when `e` has an unanchored operand that every match may go through.
+  double Trigger(const ObsExpr& e, const Indicator& ind, std::vector<uint32_t>* out) const {
+    switch (e.kind) {
+      case ObsExpr::Kind::kObservation: {
+        for (size_t k = 0; k < ind.leaf_nodes.size(); ++k) {
+          if (ind.leaf_nodes[k] != &e) continue;
+          uint32_t leaf = ind.leaves[k];
+          double cost = 0;
+          for (const LeafAnchor& a : leaf_anchors[leaf]) {
+            size_t owners = a.list ? a.list->size() : a.rx->owners[static_cast<size_t>(a.rx_id)].size();
+            cost += static_cast<double>(a.weight) * static_cast<double>(owners);
+          }
+          out->assign(1, leaf);
+          return cost;
+        }
+        return -1;
+      }
+      case ObsExpr::Kind::kOr: {
+        double total = 0;
+        std::vector<uint32_t> all, part;
+        for (const auto& ch : e.children) {
+          part.clear();
+          double c = Trigger(*ch, ind, &part);
+          if (c < 0) return -1;
+          total += c;
+          all.insert(all.end(), part.begin(), part.end());
+        }
+        *out = std::move(all);
+        return total;
+      }
+      case ObsExpr::Kind::kAnd:
+      case ObsExpr::Kind::kFollowedBy: {
+        double best = -1;
+        std::vector<uint32_t> part;
+        for (const auto& ch : e.children) {
+          part.clear();
+          double c = Trigger(*ch, ind, &part);
+          if (c >= 0 && (best < 0 || c < best)) {
+            best = c;
+            *out = part;
+          }
+        }
+        return best;
+      }
+    }
+    return -1;
   }
 
   //! Whether observation expression `e` of `ind` can match at all given the
   //! observations carrying its leaves' anchors: an anchored leaf needs one, AND and
   //! FOLLOWEDBY need every operand, OR one. A cheap test before the full evaluation.
-  static bool Feasible(const ObsExpr& e, const Indicator& ind, const Selection& leaf_obs) {
+  static bool Feasible(const ObsExpr& e, const Indicator& ind, const std::vector<char>& leaf_hit) {
     switch (e.kind) {
       case ObsExpr::Kind::kObservation: {
         for (size_t k = 0; k < ind.leaf_nodes.size(); ++k) {
-          if (ind.leaf_nodes[k] == &e) return leaf_obs.Has(ind.leaves[k]);
+          if (ind.leaf_nodes[k] == &e) return leaf_hit[ind.leaves[k]] != 0;
         }
         return true;  // unanchored: it may match anything
       }
       case ObsExpr::Kind::kOr:
         for (const auto& ch : e.children) {
-          if (Feasible(*ch, ind, leaf_obs)) return true;
+          if (Feasible(*ch, ind, leaf_hit)) return true;
         }
         return false;
       case ObsExpr::Kind::kAnd:
       case ObsExpr::Kind::kFollowedBy:
         for (const auto& ch : e.children) {
-          if (!Feasible(*ch, ind, leaf_obs)) return false;
+          if (!Feasible(*ch, ind, leaf_hit)) return false;
         }
         return true;
     }
@@ -1052,7 +1130,7 @@ struct Matcher::Impl {
 
   //! Evaluates simple indicators only on the observations that selected them.
   Result<std::vector<Sighting>> RunSelected(const Observations& batch, const Selection& selected,
-                                            const Selection& leaf_obs) const {
+                                            const Selection& leaf_obs, const std::vector<char>& leaf_hit) const {
     std::vector<Sighting> out;
     Evaluator ev(batch.impl());
     Status failed = Status::Ok();
@@ -1069,7 +1147,7 @@ struct Matcher::Impl {
           return;
         }
       } else {
-        if (!Feasible(*ind.pattern.root, ind, leaf_obs)) return;
+        if (!Feasible(*ind.pattern.root, ind, leaf_hit)) return;
         Evaluator full(batch.impl());
         std::unordered_map<const ObsExpr*, std::vector<uint32_t>> only;
         for (uint32_t leaf : ind.leaves) only[leaves[leaf]] = leaf_obs.Of(leaf);
@@ -1153,12 +1231,26 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
         list = &rx.owners[static_cast<size_t>(it->second)];
       }
       if (list->empty() || list->back() != owner) list->push_back(owner);
+      if (owner & Impl::kLeafBit) {
+        Impl::LeafAnchor la{nullptr, nullptr, -1, an.kind == Anchor::Kind::kExact ? 1 : an.kind == Anchor::Kind::kCidr ? 16 : 8};
+        if (an.kind == Anchor::Kind::kRegex) {
+          la.rx = &impl_->regexes[an.path];
+          la.rx_id = la.rx->ids.at(an.value);
+        } else {
+          la.list = list;
+        }
+        impl_->leaf_anchors[owner & ~Impl::kLeafBit].push_back(la);
+      }
     }
     };
+  const bool simple = p->root->kind == ObsExpr::Kind::kObservation && p->root->qualifiers.empty();
   if (a.any) {
     impl_->always.push_back(k);
   } else {
-    register_anchors(a, k);
+    // A multi-observation pattern is selected through its observation expressions'
+    // anchors (below): its own anchors are a union of some of theirs, so any match
+    // makes one of its anchored expressions carry a hit.
+    if (simple) register_anchors(a, k);
     std::function<void(const CompExpr&)> collect = [&](const CompExpr& c) {
       if (c.kind == CompExpr::Kind::kCmp) {
         impl_->paths.emplace(c.path.ToString(), c.path);
@@ -1183,6 +1275,8 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
         if (la.any) return;
         auto leaf = static_cast<uint32_t>(impl_->leaves.size());
         impl_->leaves.push_back(&e);
+        impl_->leaf_owner.push_back(k);
+        impl_->leaf_anchors.emplace_back();
         ind.leaves.push_back(leaf);
         ind.leaf_nodes.push_back(&e);
         register_anchors(la, leaf | Impl::kLeafBit);
@@ -1210,28 +1304,33 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   for (uint32_t k : impl_->always) {
     for (uint32_t i = 0; i < n; ++i) selected.Add(k, i);
   }
+  std::vector<char> leaf_hit(impl_->leaves.size(), 0);  // leaves with at least one observation
+  std::vector<uint32_t> hit_leaves;  // trigger leaves hit (see Impl::leaf_trigger)
+  auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
+    for (uint32_t k : ks) {
+      if (k & Impl::kLeafBit) {
+        uint32_t leaf = k & ~Impl::kLeafBit;
+        leaf_obs.Add(leaf, static_cast<uint32_t>(i));
+        if (!leaf_hit[leaf]) {
+          leaf_hit[leaf] = 1;
+          if (impl_->leaf_trigger[leaf]) hit_leaves.push_back(leaf);
+        }
+      } else {
+        selected.Add(k, static_cast<uint32_t>(i));
+      }
+    }
+  };
   {
     std::lock_guard lock(impl_->compile_mu);
     impl_->Prepare();
     for (auto& [path, rx] : impl_->regexes) {
       if (rx.failed) {
         for (const auto& owners : rx.owners) {
-          for (uint32_t k : owners) {
-            for (uint32_t i = 0; i < n; ++i) {
-              if (k & Impl::kLeafBit) leaf_obs.Add(k & ~Impl::kLeafBit, i);
-              else selected.Add(k, i);
-            }
-          }
+          for (uint32_t i = 0; i < n; ++i) select(owners, i);
         }
       }
     }
   }
-  auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
-    for (uint32_t k : ks) {
-      if (k & Impl::kLeafBit) leaf_obs.Add(k & ~Impl::kLeafBit, static_cast<uint32_t>(i));
-      else selected.Add(k, static_cast<uint32_t>(i));
-    }
-  };
   std::vector<int> regex_hits;
   // Hyperscan scratch is per concurrent scan: one per regex index for this call.
   std::vector<std::pair<Impl::RegexIndex*, hs_scratch_t*>> scratch;
@@ -1286,9 +1385,12 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
       }
     }
   }
+  // Multi-observation indicators are candidates through their leaves (the list
+  // of observations is taken from leaf_obs when they are evaluated).
+  for (uint32_t leaf : hit_leaves) selected.Add(impl_->leaf_owner[leaf], 0);
   selected.Finish();
   leaf_obs.Finish();
-  return impl_->RunSelected(batch, selected, leaf_obs);
+  return impl_->RunSelected(batch, selected, leaf_obs, leaf_hit);
 }
 
 Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& batch) const {

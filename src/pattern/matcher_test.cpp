@@ -18,7 +18,7 @@ std::string Hash(std::mt19937& r) {
 }
 
 std::string RandomPattern(std::mt19937& r) {
-  switch (r() % 12) {
+  switch (r() % 16) {
     case 0: return "[ipv4-addr:value = '" + Ip(r) + "']";
     case 1: return "[domain-name:value = '" + Domain(r) + "']";
     case 2: return "[file:hashes.'SHA-256' = '" + Hash(r) + "']";
@@ -31,6 +31,14 @@ std::string RandomPattern(std::mt19937& r) {
     case 8: return "[ipv4-addr:value ISSUBSET '198.51.100." + std::to_string((r() % 25) * 8) + "/29']";  // network index
     case 10: return "[network-traffic:dst_port >= " + std::to_string(8040 + r() % 10) + "]";  // unanchored range
     case 11: return "[file:name LIKE 'f" + std::to_string(r() % 4) + "_.exe']";  // LIKE through the regex set
+    // Multi-observation shapes: the matcher selects them through a trigger set of
+    // their observation expressions (one operand of AND / FOLLOWEDBY, all of OR).
+    case 12: return "[ipv4-addr:value = '" + Ip(r) + "'] OR [file:name = 'f" + std::to_string(r() % 40) + ".exe']";
+    case 13: return "([domain-name:value = '" + Domain(r) + "'] AND [file:name = 'f" + std::to_string(r() % 5) +
+                    ".exe']) OR [file:hashes.'SHA-256' = '" + Hash(r) + "']";
+    case 14: return "[ipv4-addr:value = '" + Ip(r) + "'] AND [network-traffic:dst_port >= " +
+                    std::to_string(8000 + r() % 50) + "]";  // an unanchored operand
+    case 15: return "[file:name = 'f" + std::to_string(r() % 40) + ".exe'] REPEATS 2 TIMES";
     default: return "([file:name = 'f" + std::to_string(r() % 40) + ".exe'] AND [ipv4-addr:value = '" + Ip(r) +
                     "']) WITHIN 600 SECONDS";
   }
