@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -654,6 +655,11 @@ class KeyIndex {
     }
   }
 
+  void clear() {
+    slots_.clear();
+    entries_.clear();
+  }
+
   //! The posting list of `key`, or nullptr.
   const std::vector<uint32_t>* find(std::string_view key) const {
     if (slots_.empty()) return nullptr;
@@ -700,6 +706,78 @@ std::string LikeToRegex(std::string_view like) {
     else re += RE2::QuoteMeta(std::string(1, c));
   }
   return re + "$";
+}
+
+// A regular expression anchored with ^ whose first characters are literal (single
+// characters made optional with ?, as in "^https?://", allowed) can only match a
+// value that starts with one of a few literal strings: those go to `out`. False
+// when `re` is not of that form, or the strings would be shorter than 3 bytes or
+// more than 16: the regex is then left to Hyperscan / RE2. Conservative: anything
+// not understood ends the prefix (a shorter prefix is still a necessary condition)
+// or disqualifies the regex (a top-level | could match without the prefix).
+bool LiteralPrefixes(std::string_view re, std::vector<std::string>* out) {
+  constexpr size_t kMinPrefix = 3, kMaxVariants = 16;
+  if (re.empty() || re[0] != '^' || re.find("\\Q") != std::string_view::npos || re.find("[:") != std::string_view::npos) {
+    return false;
+  }
+  // No alternation outside groups and classes.
+  int depth = 0;
+  bool in_class = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (c == '\\') {
+      ++i;
+    } else if (in_class) {
+      if (c == ']') in_class = false;
+    } else if (c == '[') {
+      in_class = true;
+      if (i + 1 < re.size() && re[i + 1] == '^') ++i;
+      if (i + 1 < re.size() && re[i + 1] == ']') ++i;  // a leading ] is literal
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      --depth;
+    } else if (c == '|' && depth <= 0) {
+      return false;
+    }
+  }
+  std::vector<std::string> variants(1);
+  size_t i = 1;
+  while (i < re.size()) {
+    auto c = static_cast<unsigned char>(re[i]);
+    char lit;
+    size_t next;
+    if (c == '\\') {
+      if (i + 1 >= re.size()) break;
+      auto d = static_cast<unsigned char>(re[i + 1]);
+      if (std::isalnum(d) || d >= 0x80) break;  // \d, \x41, \b, ...: not a literal byte
+      lit = static_cast<char>(d);
+      next = i + 2;
+    } else if (c >= 0x80 || std::strchr(".[](){}*+?|^$", c)) {
+      break;  // a class, group, repetition or a multi-byte character a quantifier may follow
+    } else {
+      lit = static_cast<char>(c);
+      next = i + 1;
+    }
+    char q = next < re.size() ? re[next] : '\0';
+    if (q == '?') {
+      if (next + 1 < re.size() && (re[next + 1] == '?' || re[next + 1] == '+')) break;
+      size_t n = variants.size();
+      if (n * 2 > kMaxVariants) break;
+      for (size_t k = 0; k < n; ++k) variants.push_back(variants[k] + lit);
+      i = next + 1;
+      continue;
+    }
+    if (q == '*' || q == '{') break;  // zero or more of it: the prefix ends before it
+    for (auto& v : variants) v += lit;
+    if (q == '+') break;
+    i = next;
+  }
+  for (const auto& v : variants) {
+    if (v.size() < kMinPrefix) return false;
+  }
+  *out = std::move(variants);
+  return true;
 }
 
 AnchorSet Anchors(const CompExpr& c) {
@@ -885,6 +963,10 @@ struct Matcher::Impl {
     hs_scratch_t* hs_scratch = nullptr;
     std::unique_ptr<RE2::Set> re2;
     std::vector<int> re2_ids;  // RE2::Set index -> regex index
+    // Regexes with literal prefixes (LiteralPrefixes): looked up by the value's
+    // first L bytes for each prefix length L in use, instead of being scanned.
+    KeyIndex prefixes;                   // literal prefix -> regex indexes
+    std::vector<size_t> prefix_lengths;  // ascending
     // Hyperscan scratch space is per concurrent scan: clones kept for reuse by later batches.
     std::mutex pool_mu;
     std::vector<hs_scratch_t*> pool;
@@ -921,14 +1003,30 @@ struct Matcher::Impl {
       hs_db = nullptr;
       re2.reset();
       re2_ids.clear();
+      prefixes.clear();
+      prefix_lengths.clear();
       compiled = failed = false;
     }
 
     void Compile() {
       if (compiled || failed) return;
       std::vector<int> for_re2;
-      std::vector<int> for_hs(texts.size());
-      for (size_t i = 0; i < texts.size(); ++i) for_hs[i] = static_cast<int>(i);
+      std::vector<int> for_hs;
+      std::vector<std::string> literal;
+      for (size_t i = 0; i < texts.size(); ++i) {
+        if (!LiteralPrefixes(texts[i], &literal)) {
+          for_hs.push_back(static_cast<int>(i));
+          continue;
+        }
+        for (const auto& prefix : literal) {
+          auto& ids = prefixes[prefix];
+          if (ids.empty() || ids.back() != i) ids.push_back(static_cast<uint32_t>(i));
+          if (std::find(prefix_lengths.begin(), prefix_lengths.end(), prefix.size()) == prefix_lengths.end()) {
+            prefix_lengths.push_back(prefix.size());
+          }
+        }
+      }
+      std::sort(prefix_lengths.begin(), prefix_lengths.end());
       bool hs_ok = hs_valid_platform() == HS_SUCCESS;
       while (hs_ok && !for_hs.empty()) {
         std::vector<const char*> exprs;
@@ -976,6 +1074,12 @@ struct Matcher::Impl {
 
     //! Indexes of the regexes that may match `value`.
     void Candidates(std::string_view value, hs_scratch_t* scratch, std::vector<int>* out) const {
+      for (size_t len : prefix_lengths) {
+        if (len > value.size()) break;
+        if (const auto* ids = prefixes.find(value.substr(0, len))) {
+          for (uint32_t id : *ids) out->push_back(static_cast<int>(id));
+        }
+      }
       if (hs_db && scratch) {
         hs_scan(hs_db, value.data(), static_cast<unsigned>(value.size()), 0, scratch,
                 [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {

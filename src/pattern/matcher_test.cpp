@@ -18,7 +18,7 @@ std::string Hash(std::mt19937& r) {
 }
 
 std::string RandomPattern(std::mt19937& r) {
-  switch (r() % 16) {
+  switch (r() % 20) {
     case 0: return "[ipv4-addr:value = '" + Ip(r) + "']";
     case 1: return "[domain-name:value = '" + Domain(r) + "']";
     case 2: return "[file:hashes.'SHA-256' = '" + Hash(r) + "']";
@@ -39,6 +39,13 @@ std::string RandomPattern(std::mt19937& r) {
     case 14: return "[ipv4-addr:value = '" + Ip(r) + "'] AND [network-traffic:dst_port >= " +
                     std::to_string(8000 + r() % 50) + "]";  // an unanchored operand
     case 15: return "[file:name = 'f" + std::to_string(r() % 40) + ".exe'] REPEATS 2 TIMES";
+    // Regexes the matcher indexes by literal prefix ("^hos?t12\\." -> "hot12.", "host12.")
+    // and ones it must not (a top-level |), or only in part (a repetition ends the prefix).
+    case 16: return "[domain-name:value MATCHES '^hos?t" + std::to_string(r() % 300) + "\\\\.ex']";
+    case 17: return "[domain-name:value MATCHES '^host" + std::to_string(r() % 300) + "\\\\.|^host" +
+                    std::to_string(r() % 300) + "\\\\.']";
+    case 18: return "[domain-name:value MATCHES '^host" + std::to_string(r() % 30) + "+\\\\.']";
+    case 19: return "[domain-name:value MATCHES '^host" + std::to_string(r() % 30) + "{0,1}\\\\.ex']";
     default: return "([file:name = 'f" + std::to_string(r() % 40) + ".exe'] AND [ipv4-addr:value = '" + Ip(r) +
                     "']) WITHIN 600 SECONDS";
   }

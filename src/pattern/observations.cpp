@@ -60,38 +60,37 @@ Result<Observations> Observations::FromJson(std::string_view json) {
   } else {
     return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
   }
-  // One pass for the types and ids, one for the observed-data.
-  size_t n_obs = 0;
+  // One pass for the types and ids, one over the observed-data.
+  std::vector<std::pair<dom::object, size_t>> observed;  // with their position, for messages
   im.by_id.Reserve(objects.size());  // a hint (saturates for huge arrays)
+  size_t index = 0;
   for (dom::element e : objects) {
+    ++index;
     dom::object o;
     if (e.get(o)) continue;
     std::string_view id, type;
     if (!o["id"].get(id)) im.by_id.Add(id, e);
-    if (!o["type"].get(type) && type == "observed-data") ++n_obs;
+    if (!o["type"].get(type) && type == "observed-data") observed.emplace_back(o, index);
   }
-  im.embedded.reserve(n_obs);  // never reallocates under the `refs` pointers
-  im.list.reserve(n_obs);
-  size_t index = 0;
-  for (dom::element e : objects) {
-    ++index;
-    std::string_view type;
-    if (e["type"].get(type) || type != "observed-data") continue;
+  im.embedded.reserve(observed.size());  // never reallocates under the `refs` pointers
+  im.list.reserve(observed.size());
+  std::vector<std::pair<size_t, size_t>> runs;  // per observation: its run in im.roots
+  runs.reserve(observed.size());
+  for (const auto& [e, position] : observed) {
     Observation ob;
     std::string_view first, last;
     int64_t count = 0;
     if (e["first_observed"].get(first) || e["last_observed"].get(last) || e["number_observed"].get(count)) {
-      return Status::Invalid("observed-data #" + std::to_string(index) +
+      return Status::Invalid("observed-data #" + std::to_string(position) +
                              " needs first_observed, last_observed and number_observed");
     }
     auto f = ParseTimestamp(first), l = ParseTimestamp(last);
-    if (!f || !l) return Status::Invalid("observed-data #" + std::to_string(index) + " has a malformed timestamp");
-    ob.first = *f;
-    ob.last = *l;
+    if (!f || !l) return Status::Invalid("observed-data #" + std::to_string(position) + " has a malformed timestamp");
     ob.first_us = ToMicros(*f);
     ob.last_us = ToMicros(*l);
     ob.count = count < 1 ? 1 : count;
     if (e["id"].get(ob.id)) ob.id = {};
+    size_t run_start = im.roots.size();
     dom::array refs;
     dom::object embedded;
     if (!e["object_refs"].get(refs)) {
@@ -99,17 +98,21 @@ Result<Observations> Observations::FromJson(std::string_view json) {
       for (dom::element r : refs) {
         std::string_view ref;
         if (r.get(ref)) continue;
-        if (const dom::element* found = im.by_id.Find(ref)) ob.roots.push_back(*found);
+        if (const dom::element* found = im.by_id.Find(ref)) im.roots.push_back(*found);
       }
     } else if (!e["objects"].get(embedded)) {
       auto& map = im.embedded.emplace_back();
       for (auto field : embedded) {
         map.Add(field.key, field.value);
-        ob.roots.push_back(field.value);
+        im.roots.push_back(field.value);
       }
       ob.refs = &map;
     }
+    runs.emplace_back(run_start, im.roots.size());
     im.list.push_back(std::move(ob));
+  }
+  for (size_t k = 0; k < im.list.size(); ++k) {  // im.roots no longer moves
+    im.list[k].roots = std::span<const dom::element>(im.roots.data() + runs[k].first, runs[k].second - runs[k].first);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <memory>
+#include <span>
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -64,10 +65,9 @@ class RefMap {
 
 struct Observation {
   std::string_view id;  // the observed-data id
-  Timestamp first, last;
   int64_t first_us = 0, last_us = 0;  // microseconds, for WITHIN arithmetic
   int64_t count = 1;                   // number_observed
-  std::vector<simdjson::dom::element> roots;  // the SCOs this observation reports
+  std::span<const simdjson::dom::element> roots;  // the SCOs this observation reports (in Impl::roots)
   //! Resolves a reference: an id (object_refs form) or an index key (embedded form).
   const RefMap* refs = nullptr;
 };
@@ -86,6 +86,7 @@ struct Observations::Impl {
   std::unique_ptr<Parser> parser;
   RefMap by_id;                  // every object of the input
   std::vector<RefMap> embedded;  // per observation (deprecated embedded form)
+  std::vector<simdjson::dom::element> roots;  // every observation's SCOs, one run each
   std::vector<Observation> list;
 };
 
