@@ -661,9 +661,11 @@ class KeyIndex {
   }
 
   //! The posting list of `key`, or nullptr.
-  const std::vector<uint32_t>* find(std::string_view key) const {
+  const std::vector<uint32_t>* find(std::string_view key) const { return find(key, Hash(key)); }
+
+  //! The same with the key's Hash() computed by the caller.
+  const std::vector<uint32_t>* find(std::string_view key, uint64_t h) const {
     if (slots_.empty()) return nullptr;
-    uint64_t h = Hash(key);
     auto tag = static_cast<uint32_t>(h >> 32);
     for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
       const Slot& s = slots_[i];
@@ -682,7 +684,15 @@ class KeyIndex {
     std::vector<uint32_t> list;
     uint64_t hash;
   };
+
+ public:
   static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  //! Starts loading the slot a lookup of hash `h` reads first.
+  void Prefetch(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
+  }
+
+ private:
   void Grow() {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
@@ -1073,13 +1083,9 @@ struct Matcher::Impl {
     }
 
     //! Indexes of the regexes that may match `value`.
+    //! Indexes of the regexes that may match `value`, found by scanning (the
+    //! literal-prefix ones are looked up by the caller in `prefixes`).
     void Candidates(std::string_view value, hs_scratch_t* scratch, std::vector<int>* out) const {
-      for (size_t len : prefix_lengths) {
-        if (len > value.size()) break;
-        if (const auto* ids = prefixes.find(value.substr(0, len))) {
-          for (uint32_t id : *ids) out->push_back(static_cast<int>(id));
-        }
-      }
       if (hs_db && scratch) {
         hs_scan(hs_db, value.data(), static_cast<unsigned>(value.size()), 0, scratch,
                 [](unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) -> int {
@@ -1453,7 +1459,25 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   };
   Evaluator ev(batch.impl());
   std::vector<Value> values;
-  std::string key;  // reused: "path\x1fvalue" lookups allocate nothing once it has grown
+  std::string key;  // reused: keys are built without allocating once it has grown
+  // Index lookups are gathered for the whole batch, their first slots prefetched, and
+  // then resolved: most are misses in a table far larger than the L1 cache, and
+  // this way their memory latencies overlap instead of adding up.
+  struct Probe {
+    uint64_t hash;
+    size_t offset, size;                // the key in `arena`
+    uint32_t obs;
+    const KeyIndex* index;
+    const Impl::RegexIndex* rx;         // set for literal-prefix lookups (the list holds regex ids)
+  };
+  std::vector<Probe> probes;
+  std::string arena;
+  auto probe = [&](const KeyIndex& index, std::string_view k, size_t i, const Impl::RegexIndex* rx) {
+    uint64_t h = KeyIndex::Hash(k);
+    index.Prefetch(h);
+    probes.push_back({h, arena.size(), k.size(), static_cast<uint32_t>(i), &index, rx});
+    arena.append(k);
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     const Observation& o = batch.impl().list[i];
     for (dom::element sco : o.roots) {
@@ -1466,9 +1490,7 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
         ev.ValuesOf(o, sco, pk.path, &values);
         for (const auto& v : values) {
           key.assign(pk.text).push_back('\x1f');
-          if (pk.exact && AppendValueKey(v.el, &key)) {
-            if (const auto* list = impl_->index.find(key)) select(*list, i);
-          }
+          if (pk.exact && AppendValueKey(v.el, &key)) probe(impl_->index, key, i, nullptr);
           std::string_view sv;
           if (v.el.get(sv)) continue;
           Net n;
@@ -1477,16 +1499,29 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
               if (family != n.family || prefix > n.prefix) continue;
               key.assign(pk.text).append(1, '\x1f').append(label).push_back('\x1f');
               AppendMaskedNet(n, prefix, &key);
-              if (const auto* list = impl_->cidr_index.find(key)) select(*list, i);
+              probe(impl_->cidr_index, key, i, nullptr);
             }
           }
           if (pk.rx && pk.rx->compiled) {
+            for (size_t len : pk.rx->prefix_lengths) {
+              if (len > sv.size()) break;
+              probe(pk.rx->prefixes, sv.substr(0, len), i, pk.rx);
+            }
             regex_hits.clear();
             pk.rx->Candidates(sv, scratch_of(pk.rx), &regex_hits);
             for (int id : regex_hits) select(pk.rx->owners[static_cast<size_t>(id)], i);
           }
         }
       }
+    }
+  }
+  for (const Probe& p : probes) {
+    const auto* list = p.index->find(std::string_view(arena).substr(p.offset, p.size), p.hash);
+    if (!list) continue;
+    if (!p.rx) {
+      select(*list, p.obs);
+    } else {
+      for (uint32_t id : *list) select(p.rx->owners[id], p.obs);
     }
   }
   // Multi-observation indicators are candidates through their leaves (the list

@@ -80,7 +80,34 @@ Result<Observations> Observations::FromJson(std::string_view json) {
     Observation ob;
     std::string_view first, last;
     int64_t count = 0;
-    if (e["first_observed"].get(first) || e["last_observed"].get(last) || e["number_observed"].get(count)) {
+    // One pass over the members; as with a lookup by key, the first of a duplicated key counts.
+    bool have_first = false, have_last = false, have_count = false, have_refs = false, have_embedded = false;
+    bool seen_first = false, seen_last = false, seen_count = false, seen_id = false, seen_refs = false, seen_objects = false;
+    dom::array refs;
+    dom::object embedded;
+    for (auto field : e) {
+      std::string_view k = field.key;
+      if (k == "first_observed" && !seen_first) {
+        seen_first = true;
+        have_first = !field.value.get(first);
+      } else if (k == "last_observed" && !seen_last) {
+        seen_last = true;
+        have_last = !field.value.get(last);
+      } else if (k == "number_observed" && !seen_count) {
+        seen_count = true;
+        have_count = !field.value.get(count);
+      } else if (k == "id" && !seen_id) {
+        seen_id = true;
+        if (field.value.get(ob.id)) ob.id = {};
+      } else if (k == "object_refs" && !seen_refs) {
+        seen_refs = true;
+        have_refs = !field.value.get(refs);
+      } else if (k == "objects" && !seen_objects) {
+        seen_objects = true;
+        have_embedded = !field.value.get(embedded);
+      }
+    }
+    if (!have_first || !have_last || !have_count) {
       return Status::Invalid("observed-data #" + std::to_string(position) +
                              " needs first_observed, last_observed and number_observed");
     }
@@ -89,18 +116,15 @@ Result<Observations> Observations::FromJson(std::string_view json) {
     ob.first_us = ToMicros(*f);
     ob.last_us = ToMicros(*l);
     ob.count = count < 1 ? 1 : count;
-    if (e["id"].get(ob.id)) ob.id = {};
     size_t run_start = im.roots.size();
-    dom::array refs;
-    dom::object embedded;
-    if (!e["object_refs"].get(refs)) {
+    if (have_refs) {
       ob.refs = &im.by_id;
       for (dom::element r : refs) {
         std::string_view ref;
         if (r.get(ref)) continue;
         if (const dom::element* found = im.by_id.Find(ref)) im.roots.push_back(*found);
       }
-    } else if (!e["objects"].get(embedded)) {
+    } else if (have_embedded) {
       auto& map = im.embedded.emplace_back();
       for (auto field : embedded) {
         map.Add(field.key, field.value);
