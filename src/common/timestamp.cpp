@@ -35,29 +35,48 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
 
 }  // namespace
 
-std::optional<Timestamp> ParseTimestamp(std::string_view s) {
+namespace {
+// The parts of "YYYY-MM-DDTHH:MM:SS[.f+]Z": seconds since the epoch and the
+// fractional digits (empty when none). False for anything else.
+bool ParseParts(std::string_view s, int64_t* seconds, std::string_view* fraction) {
   // YYYY-MM-DDTHH:MM:SS = 19 chars, then optional .digits, then Z.
   int y, mo, d, h, mi, se;
-  if (s.size() < 20) return std::nullopt;
+  if (s.size() < 20) return false;
   if (!Digits(s, 0, 4, &y) || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' ||
       !Digits(s, 8, 2, &d) || s[10] != 'T' || !Digits(s, 11, 2, &h) || s[13] != ':' ||
       !Digits(s, 14, 2, &mi) || s[16] != ':' || !Digits(s, 17, 2, &se)) {
-    return std::nullopt;
+    return false;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 || mi > 59 || se > 60) {
-    return std::nullopt;
-  }
-  Timestamp ts;
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h > 23 || mi > 59 || se > 60) return false;
   size_t pos = 19;
+  *fraction = {};
   if (s[pos] == '.') {
     size_t start = ++pos;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
-    if (pos == start) return std::nullopt;
-    ts.fraction.assign(s.substr(start, pos - start));
+    if (pos == start) return false;
+    *fraction = s.substr(start, pos - start);
   }
-  if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
-  ts.seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+  if (pos + 1 != s.size() || s[pos] != 'Z') return false;
+  *seconds = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+  return true;
+}
+}  // namespace
+
+std::optional<Timestamp> ParseTimestamp(std::string_view s) {
+  Timestamp ts;
+  std::string_view fraction;
+  if (!ParseParts(s, &ts.seconds, &fraction)) return std::nullopt;
+  ts.fraction.assign(fraction);
   return ts;
+}
+
+std::optional<int64_t> ParseMicros(std::string_view s) {
+  int64_t seconds;
+  std::string_view fraction;
+  if (!ParseParts(s, &seconds, &fraction)) return std::nullopt;
+  int64_t us = 0;
+  for (size_t i = 0; i < 6; ++i) us = us * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
+  return seconds * 1000000 + us;
 }
 
 std::string VersionKey(std::string_view text) {

@@ -20,6 +20,9 @@ struct Timestamp {
 //! Second 60 (a leap second) is accepted, as RFC 3339 allows.
 std::optional<Timestamp> ParseTimestamp(std::string_view text);
 
+//! ParseTimestamp() then ToMicros(), without building the Timestamp.
+std::optional<int64_t> ParseMicros(std::string_view text);
+
 //! A string that sorts like the instant: "YYYY-MM-DDTHH:MM:SS.fffffffff" with at
 //! least 9 fractional digits (more when given; trailing zeros beyond 9 removed).
 //! Two spellings of one instant (".1Z" and ".100Z") give the same key, and keys

@@ -41,5 +41,16 @@ TEST(Timestamp, CompareAndMicros) {
   EXPECT_EQ(ToMicros(*ParseTimestamp("2000-03-01T00:00:00Z")), 951868800000000LL);
 }
 
+TEST(Timestamp, ParseMicrosEqualsParseThenToMicros) {
+  for (const char* t : {"2024-01-15T09:30:00.123Z", "2024-01-15T09:30:00.1234567Z", "2000-03-01T00:00:00Z",
+                        "1969-12-31T23:59:59.5Z", "2016-12-31T23:59:60Z"}) {
+    ASSERT_TRUE(ParseMicros(t).has_value()) << t;
+    EXPECT_EQ(*ParseMicros(t), ToMicros(*ParseTimestamp(t))) << t;
+  }
+  for (const char* t : {"2024-02-30T00:00:00Z", "2024-01-15T09:30:00", "2024-01-15T09:30:00.Z", "2024-01-15 09:30:00Z"}) {
+    EXPECT_FALSE(ParseMicros(t).has_value()) << t;
+  }
+}
+
 }  // namespace
 }  // namespace tearline

@@ -68,9 +68,20 @@ Result<Observations> Observations::FromJson(std::string_view json) {
     ++index;
     dom::object o;
     if (e.get(o)) continue;
-    std::string_view id, type;
-    if (!o["id"].get(id)) im.by_id.Add(id, e);
-    if (!o["type"].get(type) && type == "observed-data") observed.emplace_back(o, index);
+    // "id" and "type" in one pass over the members (the first of a duplicated key counts).
+    bool seen_id = false, seen_type = false;
+    for (auto field : o) {
+      if (!seen_id && field.key == "id") {
+        seen_id = true;
+        std::string_view id;
+        if (!field.value.get(id)) im.by_id.Add(id, e);
+      } else if (!seen_type && field.key == "type") {
+        seen_type = true;
+        std::string_view type;
+        if (!field.value.get(type) && type == "observed-data") observed.emplace_back(o, index);
+      }
+      if (seen_id && seen_type) break;
+    }
   }
   im.embedded.reserve(observed.size());  // never reallocates under the `refs` pointers
   im.list.reserve(observed.size());
@@ -111,10 +122,10 @@ Result<Observations> Observations::FromJson(std::string_view json) {
       return Status::Invalid("observed-data #" + std::to_string(position) +
                              " needs first_observed, last_observed and number_observed");
     }
-    auto f = ParseTimestamp(first), l = ParseTimestamp(last);
+    auto f = ParseMicros(first), l = ParseMicros(last);
     if (!f || !l) return Status::Invalid("observed-data #" + std::to_string(position) + " has a malformed timestamp");
-    ob.first_us = ToMicros(*f);
-    ob.last_us = ToMicros(*l);
+    ob.first_us = *f;
+    ob.last_us = *l;
     ob.count = count < 1 ? 1 : count;
     size_t run_start = im.roots.size();
     if (have_refs) {
