@@ -4,9 +4,12 @@
 
 #include <curl/curl.h>
 #include <simdjson.h>
+#include <sodium.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <unordered_map>
 
@@ -101,17 +104,157 @@ Signature Sign(const audit::NodeKey& key, std::string_view node_identity, std::s
   return {std::string(node_identity), key.public_hex, audit::SignHex(key, SignedMessage(object_json))};
 }
 
+// ---- batch signatures: one Ed25519 signature over a Merkle tree of the objects ----
+// Tree shape, leaf/node prefixes and inclusion proofs as in RFC 9162 §2.1 (the
+// Certificate Transparency log tree), with SHA-256.
+
+using Hash32 = std::array<unsigned char, 32>;
+
+std::array<unsigned char, 32> LeafHash(std::string_view object_json) {
+  std::string canon = stix::CanonicalJson(object_json);
+  static constexpr unsigned char kLeaf = 0x00;
+  static constexpr std::string_view kDomain = "tearline-object\n";
+  crypto_hash_sha256_state st;
+  crypto_hash_sha256_init(&st);
+  crypto_hash_sha256_update(&st, &kLeaf, 1);
+  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(kDomain.data()), kDomain.size());
+  crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(canon.data()), canon.size());
+  Hash32 h;
+  crypto_hash_sha256_final(&st, h.data());
+  return h;
+}
+
+namespace {
+
+Hash32 NodeHash(const Hash32& left, const Hash32& right) {
+  unsigned char buf[65];
+  buf[0] = 0x01;
+  std::memcpy(buf + 1, left.data(), 32);
+  std::memcpy(buf + 33, right.data(), 32);
+  Hash32 h;
+  crypto_hash_sha256(h.data(), buf, sizeof buf);
+  return h;
+}
+
+std::string Hex(const Hash32& h) {
+  char out[65];
+  sodium_bin2hex(out, sizeof out, h.data(), h.size());
+  return std::string(out, 64);
+}
+
+bool FromHex(std::string_view hex, Hash32* h) {
+  size_t len = 0;
+  return hex.size() == 64 && sodium_hex2bin(h->data(), h->size(), hex.data(), hex.size(), nullptr, &len, nullptr) == 0 &&
+         len == 32;
+}
+
+// MTH(D[lo:hi]) of RFC 9162 §2.1.1, appending to each leaf's path the sibling hash
+// of every subtree it is in (deepest first, as the inclusion proof lists them).
+Hash32 BuildTree(const std::vector<Hash32>& leaves, size_t lo, size_t hi, std::vector<std::vector<Hash32>>* paths) {
+  if (hi - lo == 1) return leaves[lo];
+  size_t k = 1;
+  while (k * 2 < hi - lo) k *= 2;  // the largest power of two smaller than the size
+  Hash32 left = BuildTree(leaves, lo, lo + k, paths);
+  Hash32 right = BuildTree(leaves, lo + k, hi, paths);
+  for (size_t m = lo; m < lo + k; ++m) (*paths)[m].push_back(right);
+  for (size_t m = lo + k; m < hi; ++m) (*paths)[m].push_back(left);
+  return NodeHash(left, right);
+}
+
+// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or false if it cannot be a
+// proof for leaf `index` of a tree of `count` leaves.
+bool RootFromProof(const Hash32& leaf, uint64_t index, uint64_t count, const std::vector<std::string>& path, Hash32* root) {
+  if (count == 0 || index >= count) return false;
+  uint64_t fn = index, sn = count - 1;
+  Hash32 r = leaf;
+  for (const auto& hex : path) {
+    Hash32 p;
+    if (!FromHex(hex, &p) || sn == 0) return false;
+    if ((fn & 1) || fn == sn) {
+      r = NodeHash(p, r);
+      if (!(fn & 1)) {
+        while (!(fn & 1) && fn != 0) {
+          fn >>= 1;
+          sn >>= 1;
+        }
+      }
+    } else {
+      r = NodeHash(r, p);
+    }
+    fn >>= 1;
+    sn >>= 1;
+  }
+  if (sn != 0) return false;
+  *root = r;
+  return true;
+}
+
+}  // namespace
+
+std::string BatchMessage(const std::array<unsigned char, 32>& root, uint64_t count) {
+  return "tearline-batch-signature\n" + std::to_string(count) + "\n" + Hex(root);
+}
+
+std::vector<Signature> SignBatch(const audit::NodeKey& key, std::string_view node_identity,
+                                 const std::vector<std::string_view>& object_jsons) {
+  const size_t n = object_jsons.size();
+  if (n == 0) return {};
+  std::vector<Hash32> leaves(n);
+  // The canonical forms are most of the cost now: two threads for a large envelope.
+  auto hash_range = [&](size_t from, size_t step) {
+    for (size_t i = from; i < n; i += step) leaves[i] = LeafHash(object_jsons[i]);
+  };
+  if (n >= 64 && std::thread::hardware_concurrency() > 1) {
+    std::thread helper(hash_range, 1, 2);
+    hash_range(0, 2);
+    helper.join();
+  } else {
+    hash_range(0, 1);
+  }
+  std::vector<std::vector<Hash32>> paths(n);
+  Hash32 root = BuildTree(leaves, 0, n, &paths);
+  std::string sig = audit::SignHex(key, BatchMessage(root, n));
+  std::vector<Signature> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    Signature& s = out[i];
+    s.node = std::string(node_identity);
+    s.key = key.public_hex;
+    s.sig = sig;
+    s.count = n;
+    s.index = i;
+    for (const auto& h : paths[i]) s.path.push_back(Hex(h));
+  }
+  return out;
+}
+
+std::optional<std::string> BatchMessageFor(std::string_view object_json, const Signature& s) {
+  Hash32 root;
+  if (!RootFromProof(LeafHash(object_json), s.index, s.count, s.path, &root)) return std::nullopt;
+  return BatchMessage(root, s.count);
+}
+
 bool Verify(std::string_view object_json, const Signature& s) {
-  return audit::VerifyHex(s.key, SignedMessage(object_json), s.sig);
+  if (s.count == 0) return audit::VerifyHex(s.key, SignedMessage(object_json), s.sig);
+  auto message = BatchMessageFor(object_json, s);
+  return message && audit::VerifyHex(s.key, *message, s.sig);
 }
 
 std::string SignaturesMember(const std::vector<ToSign>& objects, const audit::NodeKey& key,
                              std::string_view node_identity) {
+  // One object: a direct signature over its canonical form; several: one batch signature.
+  std::vector<Signature> ours;
+  if (objects.size() == 1) {
+    ours.push_back(Sign(key, node_identity, objects[0].json));
+  } else {
+    std::vector<std::string_view> jsons;
+    for (const auto& o : objects) jsons.push_back(o.json);
+    ours = SignBatch(key, node_identity, jsons);
+  }
   std::string member = "{";
   for (size_t k = 0; k < objects.size(); ++k) {
     const auto& o = objects[k];
     std::vector<Signature> sigs = SignaturesFromJson(o.carried);
-    sigs.push_back(Sign(key, node_identity, o.json));
+    sigs.push_back(std::move(ours[k]));
     if (k) member += ",";
     Quote(member, SignatureKey(o.id, o.modified));
     member += ":" + ToJson(sigs);
@@ -135,6 +278,15 @@ std::string ToJson(const std::vector<Signature>& sigs) {
     Quote(out, sigs[i].key);
     out += ",\"sig\":";
     Quote(out, sigs[i].sig);
+    if (sigs[i].count > 0) {
+      out += ",\"merkle\":{\"count\":" + std::to_string(sigs[i].count) + ",\"index\":" + std::to_string(sigs[i].index) +
+             ",\"path\":[";
+      for (size_t k = 0; k < sigs[i].path.size(); ++k) {
+        if (k) out += ",";
+        Quote(out, sigs[i].path[k]);
+      }
+      out += "]}";
+    }
     out += "}";
   }
   return out + "]";
@@ -148,7 +300,24 @@ std::vector<Signature> FromElement(simdjson::dom::element e) {
   for (auto x : a) {
     std::string_view n, k, s;
     if (x["node"].get(n) || x["key"].get(k) || x["sig"].get(s)) continue;
-    out.push_back({std::string(n), std::string(k), std::string(s)});
+    Signature sig{std::string(n), std::string(k), std::string(s)};
+    simdjson::dom::object merkle;
+    if (!x["merkle"].get(merkle)) {
+      uint64_t count = 0, index = 0;
+      simdjson::dom::array path;
+      if (merkle["count"].get(count) || merkle["index"].get(index) || merkle["path"].get(path) || count == 0) {
+        sig.count = 1;  // malformed proof: kept, and it will not verify (index 1 of 1 is no leaf)
+        sig.index = 1;
+      } else {
+        sig.count = count;
+        sig.index = index;
+        for (auto h : path) {
+          std::string_view hex;
+          sig.path.emplace_back(h.get(hex) ? std::string_view("-") : hex);
+        }
+      }
+    }
+    out.push_back(std::move(sig));
   }
   return out;
 }
@@ -182,6 +351,25 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
   std::unordered_map<std::string, std::vector<Signature>> by_key(all.begin(), all.end());
   std::vector<std::string> errors(objects.size());
   stored->assign(objects.size(), "");
+  // Objects of one batch share a signature over one root: verify each (key, root
+  // message, signature) once. Ed25519 verification is deterministic, so a cached
+  // verdict is the verdict.
+  std::mutex cache_mu;
+  std::unordered_map<std::string, bool> verdicts;
+  auto verify = [&](std::string_view json, const Signature& s) {
+    if (s.count == 0) return Verify(json, s);
+    auto message = BatchMessageFor(json, s);
+    if (!message) return false;
+    std::string cache_key = s.key + "\n" + s.sig + "\n" + *message;
+    {
+      std::lock_guard lock(cache_mu);
+      if (auto it = verdicts.find(cache_key); it != verdicts.end()) return it->second;
+    }
+    bool ok = audit::VerifyHex(s.key, *message, s.sig);
+    std::lock_guard lock(cache_mu);
+    verdicts.emplace(std::move(cache_key), ok);
+    return ok;
+  };
   auto check = [&](size_t i) {
     const auto& o = objects[i];
     auto it = by_key.find(SignatureKey(o.id, o.modified));
@@ -195,7 +383,7 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
     }
     bool by_sender = false, bad = false;
     for (const auto& s : it->second) {
-      bool ok = Verify(o.json, s);
+      bool ok = verify(o.json, s);
       if (s.key == peer.public_key) by_sender |= ok;
       if (!ok) bad = true;
     }

@@ -7,6 +7,14 @@
 // object itself is never changed; a relayed object keeps the signatures it came
 // with and gains the relayer's. Standard TAXII clients ignore the member.
 //
+// An envelope of several objects is signed once: the signature is over the root of
+// a Merkle tree (RFC 9162 §2.1 shape and inclusion proofs, SHA-256) whose leaves are
+// the objects' canonical forms, and each object's entry carries its inclusion proof
+// ("merkle": {"count", "index", "path"}). Each object is still verifiable on its own,
+// now and when relayed (its proof travels and is stored with it): the leaf hash,
+// the path and the signed root prove that this node released exactly this object.
+// Ed25519 costs one signature per envelope instead of one per object.
+//
 // Push: objects are queued in the store's outbox in the transaction that stores
 // them (Store::Put push_to); the Federator POSTs them, in order, through the
 // Releaser (exactly what the partner may see, variants included, decided when
@@ -15,11 +23,13 @@
 // partner's collections with added_after/next, keeping the position in the store.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -38,13 +48,29 @@ inline constexpr std::string_view kSignaturesMember = "tearline_signatures";
 struct Signature {
   std::string node;  //!< identity of the signing node
   std::string key;   //!< its Ed25519 public key, hex
-  std::string sig;   //!< hex signature over SignedMessage(object)
+  std::string sig;   //!< hex signature over SignedMessage(object), or over BatchMessage(root, count)
+  //! Batch form: the object is leaf `index` of `count` and `path` (hex SHA-256,
+  //! leaf to root) is its RFC 9162 inclusion proof. count 0: a direct signature.
+  uint64_t count = 0, index = 0;
+  std::vector<std::string> path;
 };
 
 //! What is signed: a domain-separation prefix and the object's RFC 8785 canonical form.
 std::string SignedMessage(std::string_view object_json);
+//! What a batch signature signs: a domain-separation prefix, the leaf count and the root.
+std::string BatchMessage(const std::array<unsigned char, 32>& root, uint64_t count);
+//! The Merkle leaf hash of an object: SHA-256(0x00 || "tearline-object\n" || canonical form).
+std::array<unsigned char, 32> LeafHash(std::string_view object_json);
 Signature Sign(const audit::NodeKey& key, std::string_view node_identity, std::string_view object_json);
+//! Signs several objects at once (one Ed25519 signature over their Merkle root); the
+//! result holds each object's signature with its inclusion proof, in order.
+std::vector<Signature> SignBatch(const audit::NodeKey& key, std::string_view node_identity,
+                                 const std::vector<std::string_view>& object_jsons);
+//! Checks a signature of either form (one Ed25519 verification).
 bool Verify(std::string_view object_json, const Signature& s);
+//! The message a batch signature must verify against for this object (its root
+//! recomputed from the leaf hash and the path), or nullopt when the proof is malformed.
+std::optional<std::string> BatchMessageFor(std::string_view object_json, const Signature& s);
 std::string ToJson(const std::vector<Signature>& sigs);
 std::vector<Signature> SignaturesFromJson(std::string_view json_array);
 //! The key under which an object's signatures travel: "<id>|<modified or empty>".
