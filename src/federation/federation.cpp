@@ -1,5 +1,6 @@
 #include "federation/federation.h"
 
+#include <future>
 #include <thread>
 
 #include <curl/curl.h>
@@ -441,6 +442,26 @@ Result<std::vector<std::string>> PushTargets(store::Store& store, std::string_vi
 
 // ---- the worker ----
 
+struct Federator::Prepared {
+  size_t accounted = 0;       // due items taken (released, withheld or gone)
+  int64_t last_seq = 0;       // the last of them: the next batch starts after it
+  int64_t first_attempts = 0;
+  std::string collection;
+  store::Partner partner;     // as decided on
+  store::Audience audience;
+  std::vector<store::StoredObject> released;
+  std::vector<policy::Decision> why;
+  std::map<int64_t, size_t> released_seq;  // outbox seq -> index in released
+  std::string body;           // the signed envelope
+};
+
+namespace {
+bool SamePolicyInputs(const store::Partner& a, const store::Partner& b, const store::Audience& x, const store::Audience& y) {
+  return a.identity == b.identity && a.channel == b.channel && a.principals == b.principals && a.groups == b.groups &&
+         a.tier == b.tier && x.partners == y.partners && x.groups == y.groups && x.default_tlp == y.default_tlp;
+}
+}  // namespace
+
 Federator::Federator(store::Store& store, const policy::Releaser& releaser, audit::NodeKey key, Options options)
     : store_(store), releaser_(releaser), key_(std::move(key)), opt_(options) {
   auto id = store_.NodeIdentity();
@@ -487,8 +508,18 @@ void Federator::Loop() {
     bool pull_due = stix::NowMicros() - last_pull >= opt_.poll_interval_ms * 1000;
     for (const auto& p : *peers) {
       // Drain what is due for this partner (bounded, so one partner cannot starve the others).
-      for (int round = 0; round < 20; ++round) {
-        auto n = PushOnce(p);
+      // The next batch is prepared (read, decided, rendered, signed) while the current
+      // one is in flight; batches are still sent one at a time, in order. If a send
+      // fails the prepared batch is dropped: its items stay pending behind the retry.
+      auto batch = Prepare(p, 0);
+      for (int round = 0; round < 20 && batch.ok() && *batch; ++round) {
+        std::shared_ptr<Prepared> current = *batch;
+        std::future<Result<std::shared_ptr<Prepared>>> next;
+        if (round + 1 < 20) {
+          next = std::async(std::launch::async, [this, &p, after = current->last_seq] { return Prepare(p, after); });
+        }
+        auto n = Send(p, *current);
+        batch = next.valid() ? next.get() : Result<std::shared_ptr<Prepared>>(std::shared_ptr<Prepared>());
         if (!n.ok() || *n == 0) break;
       }
       if (pull_due && !p.pull.empty()) (void)PullOnce(p);
@@ -499,27 +530,42 @@ void Federator::Loop() {
 }
 
 Result<size_t> Federator::PushOnce(const store::Peer& peer) {
-  if (peer.push_collection.empty() || peer.url.empty()) return size_t{0};
+  auto batch = Prepare(peer, 0);
+  if (!batch.ok()) return batch.status();
+  if (!*batch) return size_t{0};
+  return Send(peer, **batch);
+}
+
+Result<std::shared_ptr<Federator::Prepared>> Federator::Prepare(const store::Peer& peer, int64_t after_seq) {
+  if (peer.push_collection.empty() || peer.url.empty()) return std::shared_ptr<Prepared>();
   int64_t now = stix::NowMicros();
-  auto due = store_.DueOutbox(peer.identity, now, opt_.batch);
+  auto due = store_.DueOutbox(peer.identity, now, opt_.batch, after_seq);
   if (!due.ok()) return due.status();
-  if (due->empty()) return size_t{0};
+  if (due->empty()) return std::shared_ptr<Prepared>();
   // One POST carries items of one local collection (the audience is per collection).
   std::vector<store::OutboxItem> items;
   for (auto& it : *due) {
     if (!items.empty() && it.collection != items.front().collection) break;
     items.push_back(std::move(it));
   }
-  const std::string& coll = items.front().collection;
+  auto out = std::make_shared<Prepared>();
+  Prepared& b = *out;
+  b.accounted = items.size();
+  b.last_seq = items.back().seq;
+  b.first_attempts = items.front().attempts;
+  b.collection = items.front().collection;
+  const std::string& coll = b.collection;
   auto partner = store_.GetPartner(peer.identity);
   if (!partner.ok()) {
     std::vector<int64_t> seqs;
     for (const auto& it : items) seqs.push_back(it.seq);
     (void)store_.MarkOutbox(seqs, "withheld", "no partner record", 0);
-    return items.size();
+    return out;
   }
   auto audience = store_.GetAudience(coll);
   if (!audience.ok()) return audience.status();
+  b.partner = *partner;
+  b.audience = *audience;
   policy::PartnerRecipient pr = policy::ToRecipient(*partner);
   policy::Audience aud = policy::ToAudience(*audience);
   policy::Recipient to{"federation", true, &pr, &aud};
@@ -542,45 +588,56 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
   }
   std::map<std::string, std::string> sigs_of;  // original id -> stored signatures JSON
   for (size_t k = 0; k < objects.size(); ++k) sigs_of[objects[k].id + "|" + objects[k].version] = stored_sigs[k];
-  std::vector<policy::Decision> why;
-  auto released = releaser_.ReleaseFrom(store_, coll, objects, to, &why);
+  auto released = releaser_.ReleaseFrom(store_, coll, objects, to, &b.why);
   if (!released.ok()) return released.status();
+  b.released = std::move(*released);
   // Which outbox items were released (by original id), which withheld (decided now: a
   // channel closed since they were queued stops them).
-  std::map<int64_t, size_t> released_seq;  // outbox seq -> index in released
-  for (size_t k = 0; k < released->size(); ++k) {
-    auto it = seq_of.find(why[k].object_id + "|" + (*released)[k].version);
-    if (it != seq_of.end()) released_seq[it->second] = k;
+  for (size_t k = 0; k < b.released.size(); ++k) {
+    auto it = seq_of.find(b.why[k].object_id + "|" + b.released[k].version);
+    if (it != seq_of.end()) b.released_seq[it->second] = k;
   }
   std::vector<int64_t> withheld = gone;
   for (const auto& [key, seq] : seq_of) {
-    if (!released_seq.count(seq)) withheld.push_back(seq);
+    if (!b.released_seq.count(seq)) withheld.push_back(seq);
   }
   if (auto st = store_.MarkOutbox(withheld, "withheld", "not released to this partner when sent", 0); !st.ok()) return st;
-  if (released->empty()) return items.size();
+  if (b.released.empty()) return out;
 
-  // The envelope: the objects as released, each signed by this node (relayed originals
-  // keep the signatures they came with).
+  // The envelope: the objects as released, signed by this node (relayed originals keep
+  // the signatures they came with).
   std::vector<ToSign> to_sign;
-  for (size_t k = 0; k < released->size(); ++k) {
-    const auto& r = (*released)[k];
+  for (size_t k = 0; k < b.released.size(); ++k) {
+    const auto& r = b.released[k];
     // An original keeps the signatures it came with (relay); a variant is a new object.
     std::string_view carried;
-    if (why[k].outcome == policy::Outcome::kRelease) carried = sigs_of[why[k].object_id + "|" + r.version];
+    if (b.why[k].outcome == policy::Outcome::kRelease) carried = sigs_of[b.why[k].object_id + "|" + r.version];
     to_sign.push_back({r.id, r.modified, r.json, carried});
   }
-  std::string body = SignedEnvelope(to_sign, key_, node_);
+  b.body = SignedEnvelope(to_sign, key_, node_);
+  return out;
+}
 
+Result<size_t> Federator::Send(const store::Peer& peer, Prepared& b) {
+  if (b.released.empty()) return b.accounted;
+  const std::string& coll = b.collection;
+  // Decided a moment ago, possibly while the batch before was in flight: if the partner
+  // or the audience changed since (a channel closed), decide again instead of sending.
+  auto partner_now = store_.GetPartner(peer.identity);
+  auto audience_now = store_.GetAudience(coll);
+  if (!partner_now.ok() || !audience_now.ok() || !SamePolicyInputs(b.partner, *partner_now, b.audience, *audience_now)) {
+    return size_t{0};
+  }
   std::vector<int64_t> all_seqs;
-  for (const auto& [seq, k] : released_seq) all_seqs.push_back(seq);
+  for (const auto& [seq, k] : b.released_seq) all_seqs.push_back(seq);
   auto retry = [&](const std::string& error) -> Result<size_t> {
-    int64_t delay_us = RetryDelayUs(items.front().attempts, opt_);
+    int64_t delay_us = RetryDelayUs(b.first_attempts, opt_);
     (void)store_.MarkOutbox(all_seqs, "pending", error, stix::NowMicros() + delay_us);
     (void)store_.TouchPeer(peer.identity, 0, error);
     return Status::Io(error);
   };
   std::string url = Trail(peer.url) + "collections/" + peer.push_collection + "/objects/";
-  Reply rep = Http("POST", url, peer.token, body, opt_.timeout_ms);
+  Reply rep = Http("POST", url, peer.token, b.body, opt_.timeout_ms);
   if (rep.status != 202) {
     return retry(rep.status == 0 ? "unreachable: " + rep.error
                                  : "HTTP " + std::to_string(rep.status) + ": " + rep.body.substr(0, 300));
@@ -619,8 +676,8 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
   std::vector<audit::Entry> entries;
   std::vector<store::ReleaseRecord> history;
   std::string ids;
-  for (const auto& [seq, k] : released_seq) {
-    const auto& r = (*released)[k];
+  for (const auto& [seq, k] : b.released_seq) {
+    const auto& r = b.released[k];
     auto f = failed.find(r.id);
     if (f != failed.end()) {
       rejected.push_back(seq);
@@ -628,9 +685,9 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
       continue;
     }
     sent.push_back(seq);
-    bool variant = why[k].outcome == policy::Outcome::kReleaseVariant;
-    ids += (ids.empty() ? "" : "\n") + why[k].object_id + "@" + r.modified + (variant ? " as " + r.id : "");
-    if (why[k].first_release) history.push_back({peer.identity, why[k].object_id, variant});
+    bool variant = b.why[k].outcome == policy::Outcome::kReleaseVariant;
+    ids += (ids.empty() ? "" : "\n") + b.why[k].object_id + "@" + r.modified + (variant ? " as " + r.id : "");
+    if (b.why[k].first_release) history.push_back({peer.identity, b.why[k].object_id, variant});
   }
   if (!sent.empty()) {
     entries.push_back({0, stix::NowMicros(), "federation@" + peer.identity, ids, std::to_string(sent.size()) + " objects",
@@ -645,7 +702,7 @@ Result<size_t> Federator::PushOnce(const store::Peer& peer) {
     (void)store_.TouchPeer(peer.identity, now_us, "");
     if (!first_error.empty()) (void)store_.TouchPeer(peer.identity, 0, "rejected by the partner: " + first_error);
   }
-  return items.size();
+  return b.accounted;
 }
 
 Result<size_t> Federator::PullOnce(const store::Peer& peer) {

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -134,6 +135,15 @@ class Federator {
   void set_extra(std::function<void()> f) { extra_ = std::move(f); }
   //! One push pass for one peer: sends what is due. Returns objects accounted for.
   Result<size_t> PushOnce(const store::Peer& peer);
+
+  //! A push batch made ready to send: the due items after `after_seq`, decided by the
+  //! Releaser, rendered and signed (items not released are already marked withheld).
+  struct Prepared;
+  Result<std::shared_ptr<Prepared>> Prepare(const store::Peer& peer, int64_t after_seq);
+  //! POSTs a prepared batch, follows its status, audits and marks it. If the partner's
+  //! record or the collection's audience changed since it was prepared, nothing is
+  //! sent (the items stay pending and are decided again).
+  Result<size_t> Send(const store::Peer& peer, Prepared& batch);
   //! One pull pass over one peer's pull sources. Returns objects stored.
   Result<size_t> PullOnce(const store::Peer& peer);
 

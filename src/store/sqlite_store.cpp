@@ -891,16 +891,18 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit) override {
+  Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit,
+                                            int64_t after_seq) override {
     // On a reader connection: the federator must not queue behind ingest commits.
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<OutboxItem>> {
       // Strict order: nothing after an item that is still waiting for its retry time.
       Stmt& s = CachedOn(db, stmts,
                          "SELECT seq, partner, collection, object_id, version, enqueued, state, attempts, next_attempt, "
-                         "last_error FROM outbox WHERE partner=? AND state='pending' ORDER BY seq LIMIT ?");
+                         "last_error FROM outbox WHERE partner=? AND state='pending' AND seq>? ORDER BY seq LIMIT ?");
       s.Reset();
       s.Bind(1, partner);
-      s.Bind(2, static_cast<int64_t>(limit));
+      s.Bind(2, after_seq);
+      s.Bind(3, static_cast<int64_t>(limit));
       std::vector<OutboxItem> out;
       int rc;
       while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {

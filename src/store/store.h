@@ -322,8 +322,10 @@ class Store {
   virtual Result<Peer> GetPeer(std::string_view identity) = 0;          //!< NotFound if absent
   virtual Result<std::vector<Peer>> ListPeers() = 0;
   virtual Status TouchPeer(std::string_view identity, int64_t when, std::string_view error) = 0;
-  //! Pending items of one partner whose next attempt is due, in enqueue order.
-  virtual Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit) = 0;
+  //! Pending items of one partner whose next attempt is due, in enqueue order, after
+  //! item `after_seq` (the federator prepares a batch while the one before is in flight).
+  virtual Result<std::vector<OutboxItem>> DueOutbox(std::string_view partner, int64_t now, size_t limit,
+                                                    int64_t after_seq = 0) = 0;
   //! Sets state (and error) of items; `retry_at` > 0 keeps them pending and counts an attempt.
   virtual Status MarkOutbox(const std::vector<int64_t>& seqs, std::string_view state, std::string_view error,
                             int64_t retry_at) = 0;
