@@ -692,10 +692,9 @@ Result<size_t> Federator::Send(const store::Peer& peer, Prepared& b) {
   if (!sent.empty()) {
     entries.push_back({0, stix::NowMicros(), "federation@" + peer.identity, ids, std::to_string(sent.size()) + " objects",
                        "release", "pushed to the partner's node (" + coll + "), signed", "", ""});
-    if (auto a = store_.AppendAudit(std::move(entries), std::move(history)); !a.ok()) return a;
   }
-  if (auto a = store_.MarkOutbox(sent, "sent", "", 0); !a.ok()) return a;
-  if (auto a = store_.MarkOutbox(rejected, "failed", first_error, 0); !a.ok()) return a;
+  // Audit, history and outbox states in one commit.
+  if (auto a = store_.RecordPush(std::move(entries), std::move(history), sent, rejected, first_error); !a.ok()) return a;
   // Last contact is kept to the second (one write per second at most, not one per batch).
   int64_t now_us = stix::NowMicros();
   if (!peer.last_error.empty() || now_us - peer.last_contact > 1000000 || !first_error.empty()) {

@@ -921,6 +921,20 @@ class SqliteStore final : public Store {
     if (seqs.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin");
+    if (auto st = MarkOutboxLocked(seqs, state, error, retry_at); !st.ok()) {
+      Exec("ROLLBACK");
+      return st;
+    }
+    if (!Exec("COMMIT")) {
+      Exec("ROLLBACK");
+      return Io("commit outbox");
+    }
+    return Status::Ok();
+  }
+
+  // Inside a write transaction.
+  Status MarkOutboxLocked(const std::vector<int64_t>& seqs, std::string_view state, std::string_view error,
+                          int64_t retry_at) {
     Stmt& s = Cached(retry_at > 0
                          ? "UPDATE outbox SET attempts=attempts+1, next_attempt=?3, last_error=?2 WHERE seq=?1"
                          : "UPDATE outbox SET state=?3, last_error=?2 WHERE seq=?1");
@@ -930,14 +944,27 @@ class SqliteStore final : public Store {
       s.Bind(2, error);
       if (retry_at > 0) s.Bind(3, retry_at);
       else s.Bind(3, state);
-      if (Step(s) != SQLITE_DONE) {
-        Exec("ROLLBACK");
-        return Io("update outbox");
-      }
+      if (Step(s) != SQLITE_DONE) return Io("update outbox");
+    }
+    return Status::Ok();
+  }
+
+  Status RecordPush(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
+                    const std::vector<int64_t>& sent, const std::vector<int64_t>& failed,
+                    std::string_view error) override {
+    if (entries.empty() && releases.empty() && sent.empty() && failed.empty()) return Status::Ok();
+    std::lock_guard lock(mu_);
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin push record");
+    Status st = AppendAuditLocked(entries, releases);
+    if (st.ok()) st = MarkOutboxLocked(sent, "sent", "", 0);
+    if (st.ok()) st = MarkOutboxLocked(failed, "failed", error, 0);
+    if (!st.ok()) {
+      Exec("ROLLBACK");
+      return st;
     }
     if (!Exec("COMMIT")) {
       Exec("ROLLBACK");
-      return Io("commit outbox");
+      return Io("commit push record");
     }
     return Status::Ok();
   }

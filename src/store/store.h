@@ -355,6 +355,13 @@ class Store {
   //! Appends entries atomically, assigning seq, prev_hash and hash (the chain), and
   //! records `releases` in the release history in the same transaction.
   virtual Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases = {}) = 0;
+  //! The end of a push, in one transaction: the audit entries and release history of
+  //! what the partner accepted, those outbox items marked sent and the rejected ones
+  //! failed (with `error`). A crash leaves either all of it or none (then the batch is
+  //! sent again, and the partner's idempotence absorbs it).
+  virtual Status RecordPush(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
+                            const std::vector<int64_t>& sent, const std::vector<int64_t>& failed,
+                            std::string_view error) = 0;
   //! The newest audit entry's (seq, hash); (0, genesis) when empty.
   virtual Result<std::pair<int64_t, std::string>> AuditHead() = 0;
   virtual Status PutCheckpoint(const Checkpoint& c) = 0;
