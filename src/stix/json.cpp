@@ -248,7 +248,7 @@ void AppendEsNumber(std::string& out, double d) {
   }
 }
 
-void CanonicalInto(std::string& out, dom::element e) {
+void AppendCanonical(std::string& out, dom::element e) {
   switch (e.type()) {
     case dom::element_type::OBJECT: {
       std::vector<std::pair<std::string_view, dom::element>> members;
@@ -263,7 +263,7 @@ void CanonicalInto(std::string& out, dom::element e) {
         first = false;
         AppendQuoted(out, k);
         out += ':';
-        CanonicalInto(out, v);
+        AppendCanonical(out, v);
       }
       out += '}';
       break;
@@ -275,7 +275,7 @@ void CanonicalInto(std::string& out, dom::element e) {
       for (dom::element c : arr) {
         if (!first) out += ',';
         first = false;
-        CanonicalInto(out, c);
+        AppendCanonical(out, c);
       }
       out += ']';
       break;
@@ -335,9 +335,11 @@ std::string Compact(dom::element e) {
 
 std::string Canonical(dom::element e) {
   std::string out;
-  CanonicalInto(out, e);
+  AppendCanonical(out, e);
   return out;
 }
+
+void CanonicalInto(std::string& out, dom::element e) { AppendCanonical(out, e); }
 
 bool Equal(dom::element a, dom::element b) {
   auto ta = a.type(), tb = b.type();

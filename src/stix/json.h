@@ -36,6 +36,8 @@ std::string Compact(simdjson::dom::element e);
 //! RFC 8785 (JCS) canonical form of `e`: members sorted by UTF-16 code units,
 //! numbers in ECMAScript form, minimal string escapes.
 std::string Canonical(simdjson::dom::element e);
+//! The same, appended to `out`.
+void CanonicalInto(std::string& out, simdjson::dom::element e);
 
 //! Semantic equality: same members (any order) with equal values; numbers
 //! compare by value.

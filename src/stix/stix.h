@@ -138,6 +138,9 @@ bool IsSdoType(std::string_view type);
 
 //! RFC 8785 canonical form of a JSON text; empty string if it does not parse.
 std::string CanonicalJson(std::string_view json_text);
+//! The same, appended to `out` (false, nothing appended, if it does not parse). Uses a
+//! parser kept per thread: no allocation once it has grown.
+bool CanonicalJsonInto(std::string& out, std::string_view json_text);
 
 //! Appends `s` as a JSON string literal (quotes and minimal escapes).
 void AppendJsonString(std::string& out, std::string_view s);

@@ -341,11 +341,25 @@ std::string PolicyView(std::string_view text) {
 }
 
 std::string CanonicalJson(std::string_view text) {
-  dom::parser p;
+  std::string out;
+  CanonicalJsonInto(out, text);
+  return out;
+}
+
+bool CanonicalJsonInto(std::string& out, std::string_view text) {
+  thread_local dom::parser p;
+  struct Shrink {  // a parser grown by a large document does not keep that memory
+    dom::parser& p;
+    ~Shrink() {
+      if (p.capacity() > (size_t{4} << 20)) p = dom::parser{};
+    }
+  };
+  Shrink shrink{p};
   dom::element e;
   json::Error err;
-  if (!json::Parse(p, text, &e, &err)) return {};
-  return json::Canonical(e);
+  if (!json::Parse(p, text, &e, &err)) return false;
+  json::CanonicalInto(out, e);
+  return true;
 }
 
 void AppendJsonString(std::string& out, std::string_view s) { json::AppendQuoted(out, s); }
