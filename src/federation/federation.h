@@ -1,6 +1,6 @@
 // tearline federation (issue #6): nodes exchange releases over TAXII 2.1, signed.
 //
-// This is the public header of src/federation. Every object a node releases to a
+// This is the public header of src/federation (docs/federation.md). Every object a node releases to a
 // partner node travels with an Ed25519 signature by the releasing node over the
 // object's RFC 8785 canonical form, in the TAXII envelope member
 // "tearline_signatures" ({"<id>|<version>": [{"node","key","sig"}, ...]}), so the
