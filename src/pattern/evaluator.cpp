@@ -940,6 +940,8 @@ struct Matcher::Impl {
   static constexpr uint32_t kLeafBit = 0x80000000u;
   std::vector<const ObsExpr*> leaves;
   std::vector<uint32_t> leaf_owner;  // per leaf: its indicator
+  size_t multi = 0;                  // multi-observation indicators
+  bool multi_unanchored = false;     // one of them has an operand without anchors
   // Per leaf, the posting lists its anchors are in (a regex's by index, as the
   // owners vector may move), to estimate how often it is hit.
   struct LeafAnchor {
@@ -1240,7 +1242,8 @@ struct Matcher::Impl {
 
   //! Evaluates simple indicators only on the observations that selected them.
   Result<std::vector<Sighting>> RunSelected(const Observations& batch, const Selection& selected,
-                                            const Selection& leaf_obs, const std::vector<char>& leaf_hit) const {
+                                            const Selection& leaf_obs, const std::vector<char>& leaf_hit,
+                                            size_t first_new) const {
     std::vector<Sighting> out;
     Evaluator ev(batch.impl());
     Status failed = Status::Ok();
@@ -1267,7 +1270,12 @@ struct Matcher::Impl {
           failed = matches.status();
           return;
         }
-        for (const auto& m : *matches) used.insert(m.observations.begin(), m.observations.end());
+        for (const auto& m : *matches) {
+          // A match of kept observations only was reported with an earlier batch.
+          if (!m.observations.empty() && m.observations.back() >= first_new) {
+            used.insert(m.observations.begin(), m.observations.end());
+          }
+        }
       }
       if (!used.empty()) out.push_back(Make(batch, ind.id, used));
     });
@@ -1382,7 +1390,10 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
     std::function<void(const ObsExpr&)> leaves = [&](const ObsExpr& e) {
       if (e.kind == ObsExpr::Kind::kObservation) {
         AnchorSet la = Anchors(*e.comparison);
-        if (la.any) return;
+        if (la.any) {
+          impl_->multi_unanchored = true;  // this operand may match any observation
+          return;
+        }
         auto leaf = static_cast<uint32_t>(impl_->leaves.size());
         impl_->leaves.push_back(&e);
         impl_->leaf_owner.push_back(k);
@@ -1400,32 +1411,45 @@ Status Matcher::Add(std::string indicator_id, std::string_view pattern_text) {
     std::set<std::string_view> types;
     CompTypes(*root.comparison, &types);
     ind.types.assign(types.begin(), types.end());
+  } else {
+    ++impl_->multi;
+    if (a.any) impl_->multi_unanchored = true;
   }
   impl_->indicators.push_back(std::move(ind));
   return Status::Ok();
 }
 
+bool Matcher::has_multi_observation() const { return impl_->multi > 0; }
+
 Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch) const {
+  return MatchFrom(batch, 0, nullptr);
+}
+
+Result<std::vector<Matcher::Sighting>> Matcher::MatchFrom(const Observations& batch, size_t first_new,
+                                                          std::vector<char>* keep) const {
   // One pass over the batch: the keys it contains select indicators, each with the
   // observations that selected it. Unanchored indicators see every observation.
+  // Observations before first_new (kept by a stream) only select leaves.
   Selection selected;  // indicator -> observations carrying one of its anchors
   Selection leaf_obs;  // leaf -> observations carrying its anchors
   auto n = static_cast<uint32_t>(batch.size());
   for (uint32_t k : impl_->always) {
-    for (uint32_t i = 0; i < n; ++i) selected.Add(k, i);
+    for (uint32_t i = static_cast<uint32_t>(first_new); i < n; ++i) selected.Add(k, i);
   }
   std::vector<char> leaf_hit(impl_->leaves.size(), 0);  // leaves with at least one observation
   std::vector<uint32_t> hit_leaves;  // trigger leaves hit (see Impl::leaf_trigger)
+  std::vector<char> obs_in_leaf(keep ? n : 0, 0);  // observations carrying a leaf's anchor
   auto select = [&](const std::vector<uint32_t>& ks, size_t i) {
     for (uint32_t k : ks) {
       if (k & Impl::kLeafBit) {
         uint32_t leaf = k & ~Impl::kLeafBit;
+        if (keep) obs_in_leaf[i] = 1;
         leaf_obs.Add(leaf, static_cast<uint32_t>(i));
         if (!leaf_hit[leaf]) {
           leaf_hit[leaf] = 1;
           if (impl_->leaf_trigger[leaf]) hit_leaves.push_back(leaf);
         }
-      } else {
+      } else if (i >= first_new) {
         selected.Add(k, static_cast<uint32_t>(i));
       }
     }
@@ -1529,13 +1553,70 @@ Result<std::vector<Matcher::Sighting>> Matcher::Match(const Observations& batch)
   for (uint32_t leaf : hit_leaves) selected.Add(impl_->leaf_owner[leaf], 0);
   selected.Finish();
   leaf_obs.Finish();
-  return impl_->RunSelected(batch, selected, leaf_obs, leaf_hit);
+  if (keep) {
+    keep->assign(n - first_new, 0);
+    for (size_t i = first_new; i < n; ++i) (*keep)[i - first_new] = impl_->multi_unanchored || obs_in_leaf[i];
+  }
+  return impl_->RunSelected(batch, selected, leaf_obs, leaf_hit, first_new);
 }
 
 Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& batch) const {
   std::vector<uint32_t> all(impl_->indicators.size());
   for (uint32_t k = 0; k < all.size(); ++k) all[k] = k;
   return impl_->Run(batch, all);
+}
+
+}  // namespace tearline::pattern
+
+namespace tearline::pattern {
+
+Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher, std::string_view batch_json) {
+  auto batch = Observations::FromJson(batch_json);  // checked alone: its messages name its own positions
+  if (!batch.ok()) return batch.status();
+  if (!matcher.has_multi_observation() || batch->size() == 0) return matcher.Match(*batch);
+  // The kept observations first, then this batch's objects, as one array.
+  std::string merged = "[";
+  for (const Kept& k : kept_) {
+    if (merged.size() > 1) merged += ',';
+    merged += k.json;
+  }
+  const size_t first_new = kept_.size();
+  {
+    simdjson::dom::parser p;
+    simdjson::dom::element root;
+    simdjson::dom::array objects;
+    if (p.parse(batch_json.data(), batch_json.size()).get(root) ||
+        (root.get(objects) && root["objects"].get(objects))) {
+      return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
+    }
+    for (simdjson::dom::element e : objects) {
+      if (merged.size() > 1) merged += ',';
+      merged += simdjson::minify(e);
+    }
+  }
+  merged += ']';
+  auto all = Observations::FromJson(merged);
+  if (!all.ok()) return all.status();
+  if (all->size() != first_new + batch->size()) return Status::Invalid("observations changed when merged with the kept ones");
+  std::vector<char> keep;
+  auto found = matcher.MatchFrom(*all, first_new, &keep);
+  if (!found.ok()) return found.status();
+  // Keep what a later multi-observation match may need; forget what is out of the window.
+  const auto& list = all->impl().list;
+  for (size_t i = first_new; i < list.size(); ++i) newest_us_ = std::max(newest_us_, list[i].last_us);
+  for (size_t j = 0; j < keep.size(); ++j) {
+    if (!keep[j]) continue;
+    const Observation& o = list[first_new + j];
+    std::string json = simdjson::minify(o.object);
+    if (o.refs == &all->impl().by_id) {  // object_refs form (the embedded form holds its objects)
+      for (simdjson::dom::element sco : o.roots) json += "," + simdjson::minify(sco);
+    }
+    kept_.push_back({std::move(json), o.last_us});
+  }
+  const int64_t horizon = newest_us_ - opt_.window_seconds * 1000000;
+  std::erase_if(kept_, [&](const Kept& k) { return k.last_us < horizon; });
+  while (kept_.size() > opt_.max_kept) kept_.pop_front();
+  return found;
 }
 
 }  // namespace tearline::pattern

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <random>
+#include <set>
 
 #include "pattern/pattern.h"
 
@@ -134,6 +136,142 @@ TEST(Matcher, RefusesBadPatternsAndFindsMatches) {
   EXPECT_EQ((*s)[0].observed_data_ids, std::vector<std::string>{"observed-data--1"});
   EXPECT_EQ((*s)[0].count, 4);
   EXPECT_EQ((*s)[0].last_us - (*s)[0].first_us, 5000000);
+}
+
+}  // namespace
+}  // namespace tearline::pattern
+
+namespace tearline::pattern {
+namespace {
+
+// One observed-data (id suffix n) of one SCO of `type` with `value`, observed at second t.
+std::string Obs(int n, const std::string& type, const std::string& value, int t) {
+  char sid[40], ts[32];
+  std::snprintf(sid, sizeof sid, "00000000-0000-4000-8000-%012d", n);
+  std::snprintf(ts, sizeof ts, "2025-01-01T00:%02d:%02dZ", t / 60, t % 60);
+  return R"({"type":")" + type + R"(","id":")" + type + "--" + sid + R"(","value":")" + value +
+         R"("},{"type":"observed-data","id":"observed-data--)" + sid + R"(","first_observed":")" + ts +
+         R"(","last_observed":")" + ts + R"(","number_observed":1,"object_refs":[")" + type + "--" + sid + R"("]})";
+}
+std::string Batch(std::initializer_list<std::string> parts) {
+  std::string s = "[";
+  for (const auto& p : parts) s += (s.size() > 1 ? "," : "") + p;
+  return s + "]";
+}
+std::string OdId(int n) {
+  char sid[80];
+  std::snprintf(sid, sizeof sid, "observed-data--00000000-0000-4000-8000-%012d", n);
+  return sid;
+}
+
+TEST(MatchStream, MultiObservationPatternsCombineBatchesAndReportEachMatchOnce) {
+  Matcher m;
+  ASSERT_TRUE(m.Add("indicator--followed", "[ipv4-addr:value = '10.0.0.1'] FOLLOWEDBY [domain-name:value = 'evil.example']").ok());
+  ASSERT_TRUE(m.Add("indicator--simple", "[ipv4-addr:value = '10.0.0.1']").ok());
+  MatchStream stream;
+  auto b1 = stream.Match(m, Batch({Obs(1, "ipv4-addr", "10.0.0.1", 1), Obs(2, "ipv4-addr", "10.9.9.9", 1)}));
+  ASSERT_TRUE(b1.ok()) << b1.status().message();
+  ASSERT_EQ(b1->size(), 1u);
+  EXPECT_EQ((*b1)[0].indicator_id, "indicator--simple");
+  EXPECT_EQ(stream.kept(), 1u) << "only the observation carrying an anchor of the FOLLOWEDBY pattern";
+  auto b2 = stream.Match(m, Batch({Obs(3, "domain-name", "evil.example", 5)}));
+  ASSERT_TRUE(b2.ok());
+  ASSERT_EQ(b2->size(), 1u) << "the simple pattern is not reported again";
+  EXPECT_EQ((*b2)[0].indicator_id, "indicator--followed");
+  EXPECT_EQ((*b2)[0].observed_data_ids, (std::vector<std::string>{OdId(1), OdId(3)}));
+  auto b3 = stream.Match(m, Batch({Obs(4, "ipv4-addr", "10.9.9.9", 6)}));
+  ASSERT_TRUE(b3.ok());
+  EXPECT_TRUE(b3->empty()) << "a match of kept observations only is not reported again";
+  auto b4 = stream.Match(m, Batch({Obs(5, "domain-name", "evil.example", 7)}));
+  ASSERT_TRUE(b4.ok());
+  ASSERT_EQ(b4->size(), 1u);
+  EXPECT_EQ((*b4)[0].observed_data_ids, (std::vector<std::string>{OdId(1), OdId(5)})) << "a new match with a new observation";
+  // Order matters for FOLLOWEDBY: a domain before the address does not match.
+  MatchStream other;
+  ASSERT_TRUE(other.Match(m, Batch({Obs(6, "domain-name", "evil.example", 1)})).ok());
+  auto late = other.Match(m, Batch({Obs(7, "ipv4-addr", "10.0.0.1", 9)}));
+  ASSERT_TRUE(late.ok());
+  ASSERT_EQ(late->size(), 1u);
+  EXPECT_EQ((*late)[0].indicator_id, "indicator--simple");
+}
+
+TEST(MatchStream, StateIsBoundedByTheWindowAndTheCount) {
+  Matcher m;
+  ASSERT_TRUE(m.Add("indicator--and", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value = 'evil.example']").ok());
+  ASSERT_TRUE(m.Add("indicator--within", "([ipv4-addr:value = '10.0.0.2'] AND [domain-name:value = 'bad.example']) WITHIN 60 SECONDS").ok());
+  MatchStream::Options o;
+  o.window_seconds = 100;
+  o.max_kept = 3;
+  MatchStream stream(o);
+  ASSERT_TRUE(stream.Match(m, Batch({Obs(1, "ipv4-addr", "10.0.0.1", 0), Obs(2, "ipv4-addr", "10.0.0.2", 0)})).ok());
+  EXPECT_EQ(stream.kept(), 2u);
+  // 120 s later: a batch is matched against what is kept, then the window moves on.
+  auto b2 = stream.Match(m, Batch({Obs(3, "domain-name", "bad.example", 120)}));
+  ASSERT_TRUE(b2.ok());
+  EXPECT_TRUE(b2->empty()) << "WITHIN 60 SECONDS: 120 s apart";
+  EXPECT_EQ(stream.kept(), 1u) << "observations older than the 100 s window are dropped";
+  auto b3 = stream.Match(m, Batch({Obs(4, "domain-name", "evil.example", 121)}));
+  ASSERT_TRUE(b3.ok());
+  EXPECT_TRUE(b3->empty()) << "the address seen at 0 s is out of the window";
+  for (int k = 0; k < 10; ++k) ASSERT_TRUE(stream.Match(m, Batch({Obs(10 + k, "ipv4-addr", "10.0.0.1", 130 + k)})).ok());
+  EXPECT_EQ(stream.kept(), 3u) << "at most max_kept observations";
+}
+
+TEST(MatchStream, StateSurvivesANewMatcherAndUnanchoredOperandsKeepEverything) {
+  Matcher first;
+  ASSERT_TRUE(first.Add("indicator--and", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value = 'evil.example']").ok());
+  MatchStream stream;
+  ASSERT_TRUE(stream.Match(first, Batch({Obs(1, "ipv4-addr", "10.0.0.1", 0)})).ok());
+  Matcher second;  // the indicators changed: a new engine, the same stream
+  ASSERT_TRUE(second.Add("indicator--and", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value = 'evil.example']").ok());
+  ASSERT_TRUE(second.Add("indicator--other", "[email-addr:value = 'x@example.org']").ok());
+  auto b2 = stream.Match(second, Batch({Obs(2, "domain-name", "evil.example", 3)}));
+  ASSERT_TRUE(b2.ok());
+  ASSERT_EQ(b2->size(), 1u);
+  EXPECT_EQ((*b2)[0].indicator_id, "indicator--and");
+
+  Matcher loose;  // an operand without anchors: any observation may complete a match
+  ASSERT_TRUE(loose.Add("indicator--loose", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value != 'good.example']").ok());
+  MatchStream all;
+  ASSERT_TRUE(all.Match(loose, Batch({Obs(1, "domain-name", "a.test", 0), Obs(2, "url", "x", 0)})).ok());
+  EXPECT_EQ(all.kept(), 2u);
+  auto hit = all.Match(loose, Batch({Obs(3, "ipv4-addr", "10.0.0.1", 2)}));
+  ASSERT_TRUE(hit.ok());
+  ASSERT_EQ(hit->size(), 1u);
+  EXPECT_EQ((*hit)[0].observed_data_ids, (std::vector<std::string>{OdId(1), OdId(3)}));
+  // A bad batch is refused and changes nothing.
+  EXPECT_FALSE(all.Match(loose, "[{\"type\":\"observed-data\"}]").ok());
+  EXPECT_EQ(all.kept(), 3u);
+}
+
+TEST(MatchStream, BatchByBatchFindsWhatTheWholeStreamAtOnceFinds) {
+  // With a window and a bound that drop nothing, matching batch by batch reports, per
+  // indicator, exactly the observations that matching everything at once reports.
+  std::mt19937 r(77);
+  Matcher m;
+  for (int i = 0; i < 600; ++i) ASSERT_TRUE(m.Add("indicator--" + std::to_string(i), RandomPattern(r)).ok());
+  ASSERT_TRUE(m.has_multi_observation());
+  MatchStream::Options o;
+  o.window_seconds = int64_t{1} << 40;
+  o.max_kept = 1u << 30;
+  MatchStream stream(o);
+  std::map<std::string, std::set<std::string>> by_batches, at_once;
+  std::string whole = "[";
+  for (size_t start = 0; start < 1000; start += 100) {
+    std::string batch = RandomBatch(r, 100, start);
+    whole += (whole.size() > 1 ? "," : "") + batch.substr(1, batch.size() - 2);
+    auto found = stream.Match(m, batch);
+    ASSERT_TRUE(found.ok()) << found.status().message();
+    for (const auto& s : *found) by_batches[s.indicator_id].insert(s.observed_data_ids.begin(), s.observed_data_ids.end());
+  }
+  whole += "]";
+  auto obs = Observations::FromJson(whole);
+  ASSERT_TRUE(obs.ok());
+  auto all = m.Match(*obs);
+  ASSERT_TRUE(all.ok());
+  for (const auto& s : *all) at_once[s.indicator_id].insert(s.observed_data_ids.begin(), s.observed_data_ids.end());
+  EXPECT_EQ(by_batches, at_once);
+  EXPECT_GT(at_once.size(), 50u);
 }
 
 }  // namespace

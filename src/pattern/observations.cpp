@@ -61,7 +61,12 @@ Result<Observations> Observations::FromJson(std::string_view json) {
     return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
   }
   // One pass for the types and ids, one over the observed-data.
-  std::vector<std::pair<dom::object, size_t>> observed;  // with their position, for messages
+  struct Observed {
+    dom::object e;
+    size_t position;  // in the input, for messages
+    dom::element element;
+  };
+  std::vector<Observed> observed;
   im.by_id.Reserve(objects.size());  // a hint (saturates for huge arrays)
   size_t index = 0;
   for (dom::element e : objects) {
@@ -78,7 +83,7 @@ Result<Observations> Observations::FromJson(std::string_view json) {
       } else if (!seen_type && field.key == "type") {
         seen_type = true;
         std::string_view type;
-        if (!field.value.get(type) && type == "observed-data") observed.emplace_back(o, index);
+        if (!field.value.get(type) && type == "observed-data") observed.push_back({o, index, e});
       }
       if (seen_id && seen_type) break;
     }
@@ -87,8 +92,9 @@ Result<Observations> Observations::FromJson(std::string_view json) {
   im.list.reserve(observed.size());
   std::vector<std::pair<size_t, size_t>> runs;  // per observation: its run in im.roots
   runs.reserve(observed.size());
-  for (const auto& [e, position] : observed) {
+  for (const auto& [e, position, element] : observed) {
     Observation ob;
+    ob.object = element;
     std::string_view first, last;
     int64_t count = 0;
     // One pass over the members; as with a lookup by key, the first of a duplicated key counts.

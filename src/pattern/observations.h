@@ -65,6 +65,7 @@ class RefMap {
 
 struct Observation {
   std::string_view id;  // the observed-data id
+  simdjson::dom::element object;        // the observed-data itself (MatchStream keeps it as JSON)
   int64_t first_us = 0, last_us = 0;  // microseconds, for WITHIN arithmetic
   int64_t count = 1;                   // number_observed
   std::span<const simdjson::dom::element> roots;  // the SCOs this observation reports (in Impl::roots)

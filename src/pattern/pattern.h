@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <climits>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -168,9 +170,57 @@ class Matcher {
   //! The same answer by evaluating every indicator: the reference for tests and benchmarks.
   Result<std::vector<Sighting>> MatchNaive(const Observations& batch) const;
 
+  //! Whether some indicator combines several observations (AND, OR, FOLLOWEDBY
+  //! between observation expressions, or a qualifier): only those need a stream's state.
+  bool has_multi_observation() const;
+
  private:
+  friend class MatchStream;
+  //! Match() where observations [0, first_new) are earlier ones kept by a stream: they
+  //! take part only in multi-observation matches, which are reported only when they use
+  //! an observation from first_new on. `keep` gets, per new observation, whether a
+  //! stream must keep it (it carries an anchor of a multi-observation pattern, or such a
+  //! pattern has an operand without anchors).
+  Result<std::vector<Sighting>> MatchFrom(const Observations& batch, size_t first_new, std::vector<char>* keep) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+//! Matches a stream of observation batches with state, so that multi-observation
+//! patterns also combine observations of earlier batches (issue #5: "bounded state per
+//! indicator over a sliding time window"). The state is bounded: only observations
+//! that carry an anchor of a multi-observation pattern are kept (every observation
+//! when such a pattern has an operand without anchors), only while their
+//! last_observed is within `window_seconds` of the newest last_observed seen, and at
+//! most `max_kept` of them (the oldest go first). They are kept as JSON (the
+//! observed-data and its objects), so the state survives replacing the Matcher when
+//! indicators change.
+class MatchStream {
+ public:
+  struct Options {
+    int64_t window_seconds = 86400;
+    size_t max_kept = 10000;
+  };
+  MatchStream() : MatchStream(Options{}) {}
+  explicit MatchStream(Options options) : opt_(options) {}
+
+  //! Sightings for one batch (a bundle, envelope or JSON array of observed-data and
+  //! SCOs): single-observation patterns on this batch alone; multi-observation
+  //! patterns on the kept observations and this batch, reported when a match uses an
+  //! observation of this batch (a sighting's observed_data_ids then also name the
+  //! earlier observations it combines). Invalid for a batch Observations refuses
+  //! (nothing is kept from it).
+  Result<std::vector<Matcher::Sighting>> Match(const Matcher& matcher, std::string_view batch_json);
+  size_t kept() const { return kept_.size(); }
+
+ private:
+  struct Kept {
+    std::string json;  // the observed-data and its objects, comma-separated
+    int64_t last_us;
+  };
+  Options opt_;
+  std::deque<Kept> kept_;
+  int64_t newest_us_ = INT64_MIN;
 };
 
 }  // namespace tearline::pattern
