@@ -299,6 +299,41 @@ TEST(CliMatch, WritesValidSightings) {
   EXPECT_EQ(RunCommand(Bin() + " match --indicators " + sample + " --observations " + tmp.path() + "/bad.json", &out), 2);
 }
 
+TEST(CliMatch, AStreamCombinesObservationsOfSeveralLines) {
+  TempDir tmp;
+  WriteFile(tmp.path() + "/ind.json",
+            R"([{"type":"indicator","spec_version":"2.1","id":"indicator--9a1c4b7e-1f2d-4c3b-8a5e-6d7f8e9a0b1c",)"
+            R"("created":"2026-03-01T00:00:00.000Z","modified":"2026-03-01T00:00:00.000Z","pattern_type":"stix",)"
+            R"("valid_from":"2026-03-01T00:00:00Z","pattern":"[ipv4-addr:value = '203.0.113.45'] FOLLOWEDBY )"
+            R"([domain-name:value = 'c2.example'] WITHIN 600 SECONDS"}])");
+  auto line = [](const std::string& n, const std::string& sco, const std::string& time) {
+    return R"([{"type":"observed-data","spec_version":"2.1","id":"observed-data--00000000-0000-4000-8000-0000000000)" + n +
+           R"(","created":")" + time + R"(","modified":")" + time + R"(","first_observed":")" + time +
+           R"(","last_observed":")" + time + R"(","number_observed":1,"object_refs":[")" + sco + R"("]},)" +
+           (sco.rfind("ipv4", 0) == 0 ? R"({"type":"ipv4-addr","id":")" + sco + R"(","value":"203.0.113.45"}])"
+                                      : R"({"type":"domain-name","id":")" + sco + R"(","value":"c2.example"}])");
+  };
+  const std::string ip = "ipv4-addr--aa0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a11", dn = "domain-name--bb0b5a1e-5e3c-5d2e-9b1e-5c0f6c2b7a12";
+  WriteFile(tmp.path() + "/obs.jsonl", line("01", ip, "2026-03-01T10:00:00.000Z") + "\n" + line("02", dn, "2026-03-01T10:05:00.000Z") + "\n");
+  std::string out;
+  ASSERT_EQ(RunCommand(Bin() + " match --indicators " + tmp.path() + "/ind.json --observations " + tmp.path() +
+                           "/obs.jsonl 2>/dev/null",
+                       &out),
+            0);
+  out = out.substr(out.find('\n') + 1);  // after the summary line (stderr is merged)
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find(R"("observed_data_refs":["observed-data--00000000-0000-4000-8000-000000000001","observed-data--00000000-0000-4000-8000-000000000002"])"),
+            std::string::npos)
+      << out;
+  // A window shorter than the gap between the lines: the first observation is gone.
+  ASSERT_EQ(RunCommand(Bin() + " match --indicators " + tmp.path() + "/ind.json --window 60 --observations " + tmp.path() +
+                           "/obs.jsonl 2>/dev/null",
+                       &out),
+            0);
+  EXPECT_EQ(out.find("sighting"), std::string::npos) << out;
+  EXPECT_EQ(RunCommand(Bin() + " match --indicators " + tmp.path() + "/ind.json --window -5 --observations x 2>/dev/null", &out), 2);
+}
+
 }  // namespace
 }  // namespace tearline
 

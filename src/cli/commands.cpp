@@ -39,6 +39,8 @@ struct Options {
   std::string indicators;
   std::string observations;
   std::string identity;
+  int64_t window_seconds = 86400;  //!< match: multi-observation patterns across lines
+  size_t max_kept = 10000;
   std::string into;
   std::string as_partner;   //!< export --as
   std::string key;          //!< audit verify --key
@@ -370,13 +372,10 @@ int Match(const Options& o) {
   std::string identity = o.identity.empty() ? taxii::NodeIdentity() : o.identity;
   std::fprintf(stderr, "tearline match: %zu indicators (%zu evaluated for every batch, %zu skipped: not parsable)\n",
                matcher.size(), matcher.unanchored(), skipped);
+  // Lines of a stream are batches of one stream: multi-observation patterns combine them.
+  pattern::MatchStream stream(pattern::MatchStream::Options{o.window_seconds, o.max_kept});
   auto run_batch = [&](std::string_view json, const std::string& where) {
-    auto obs = pattern::Observations::FromJson(json);
-    if (!obs.ok()) {
-      std::fprintf(stderr, "tearline: %s: %s\n", where.c_str(), obs.status().message().c_str());
-      return false;
-    }
-    auto found = matcher.Match(*obs);
+    auto found = stream.Match(matcher, json);
     if (!found.ok()) {
       std::fprintf(stderr, "tearline: %s: %s\n", where.c_str(), found.status().message().c_str());
       return false;
@@ -609,6 +608,11 @@ int Run(int argc, char** argv) {
   match->add_option("--observations", o.observations, "observed-data and SCOs: a bundle/array file, or JSON lines ('-' = stdin, one batch per line)")->required();
   match->add_option("--identity", o.identity, "where_sighted_refs of the sightings (default: this node's identity)");
   match->add_option("--format", o.format, "auto, json or jsonl")->check(CLI::IsMember({"auto", "json", "jsonl"}));
+  match->add_option("--window", o.window_seconds,
+                    "seconds: multi-observation patterns combine observations of earlier lines this recent (default 86400)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10} * 365 * 86400));
+  match->add_option("--max-kept", o.max_kept, "earlier observations kept for those patterns, at most (default 10000)")
+      ->check(CLI::Range(size_t{0}, size_t{10000000}));
 
   auto* corr = app.add_subcommand("correlations",
                                   "Find observables and indicators reported by two or more organisations; store STIX groupings");

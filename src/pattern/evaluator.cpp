@@ -1574,6 +1574,11 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
   auto batch = Observations::FromJson(batch_json);  // checked alone: its messages name its own positions
   if (!batch.ok()) return batch.status();
   if (!matcher.has_multi_observation() || batch->size() == 0) return matcher.Match(*batch);
+  // The window moves with the newest observation seen, this batch's included: what fell
+  // out of it is dropped before the batch is matched.
+  for (const Observation& o : batch->impl().list) newest_us_ = std::max(newest_us_, o.last_us);
+  const int64_t horizon = newest_us_ - opt_.window_seconds * 1000000;
+  std::erase_if(kept_, [&](const Kept& k) { return k.last_us < horizon; });
   // The kept observations first, then this batch's objects, as one array.
   std::string merged = "[";
   for (const Kept& k : kept_) {
@@ -1603,9 +1608,8 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
   if (!found.ok()) return found.status();
   // Keep what a later multi-observation match may need; forget what is out of the window.
   const auto& list = all->impl().list;
-  for (size_t i = first_new; i < list.size(); ++i) newest_us_ = std::max(newest_us_, list[i].last_us);
   for (size_t j = 0; j < keep.size(); ++j) {
-    if (!keep[j]) continue;
+    if (!keep[j] || list[first_new + j].last_us < horizon) continue;
     const Observation& o = list[first_new + j];
     std::string json = simdjson::minify(o.object);
     if (o.refs == &all->impl().by_id) {  // object_refs form (the embedded form holds its objects)
@@ -1613,8 +1617,6 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
     }
     kept_.push_back({std::move(json), o.last_us});
   }
-  const int64_t horizon = newest_us_ - opt_.window_seconds * 1000000;
-  std::erase_if(kept_, [&](const Kept& k) { return k.last_us < horizon; });
   while (kept_.size() > opt_.max_kept) kept_.pop_front();
   return found;
 }

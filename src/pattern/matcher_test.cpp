@@ -205,7 +205,7 @@ TEST(MatchStream, StateIsBoundedByTheWindowAndTheCount) {
   MatchStream stream(o);
   ASSERT_TRUE(stream.Match(m, Batch({Obs(1, "ipv4-addr", "10.0.0.1", 0), Obs(2, "ipv4-addr", "10.0.0.2", 0)})).ok());
   EXPECT_EQ(stream.kept(), 2u);
-  // 120 s later: a batch is matched against what is kept, then the window moves on.
+  // 120 s later: the window moves to this batch's newest observation first.
   auto b2 = stream.Match(m, Batch({Obs(3, "domain-name", "bad.example", 120)}));
   ASSERT_TRUE(b2.ok());
   EXPECT_TRUE(b2->empty()) << "WITHIN 60 SECONDS: 120 s apart";

@@ -97,7 +97,9 @@ Result<Config> ParseConfig(std::string_view text) {
     r.Fail("audit", "must be a table");
   }
   if (auto* m = root["matching"].as_table()) {
-    r.Unknown(*m, "matching.", {"watch", "indicators", "sightings", "identity"});
+    r.Unknown(*m, "matching.", {"watch", "indicators", "sightings", "identity", "window_seconds", "max_kept"});
+    r.Int(*m, "matching.", "window_seconds", &c.match_window_seconds, 0, int64_t{10} * 365 * 86400);
+    r.Int(*m, "matching.", "max_kept", &c.match_max_kept, 0, 10000000);
     r.Str(*m, "matching.", "watch", &c.match_watch);
     r.Str(*m, "matching.", "indicators", &c.match_indicators);
     r.Str(*m, "matching.", "sightings", &c.match_sightings);

@@ -69,6 +69,8 @@ struct Config {
   std::string match_indicators;
   std::string match_sightings = "sightings";
   std::string match_identity;
+  int64_t match_window_seconds = 86400;  //!< multi-observation patterns span POSTs within this window
+  size_t match_max_kept = 10000;         //!< earlier observations kept for them, at most
   // [audit]: sign the chain's head every N entries (and on shutdown) with the node key.
   size_t checkpoint_every = 1000;
   std::string node_key;  //!< key file; default "<database>.key"

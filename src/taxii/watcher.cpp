@@ -67,9 +67,7 @@ Result<size_t> Watcher::OnPosted(const std::vector<stix::Object>& posted) {
   std::string array = "[";
   for (size_t i = 0; i < posted.size(); ++i) array += (i ? "," : "") + posted[i].json;
   array += "]";
-  auto obs = pattern::Observations::FromJson(array);
-  if (!obs.ok()) return obs.status();
-  auto found = matcher_.Match(*obs);
+  auto found = stream_.Match(matcher_, array);
   if (!found.ok()) return found.status();
   if (found->empty()) return size_t{0};
   std::string identity = config_.match_identity.empty() ? NodeIdentity() : config_.match_identity;

@@ -14,7 +14,8 @@ namespace tearline::taxii {
 
 class Watcher {
  public:
-  Watcher(const Config& config, store::Store& store) : config_(config), store_(store) {}
+  Watcher(const Config& config, store::Store& store)
+      : config_(config), store_(store), stream_(pattern::MatchStream::Options{config.match_window_seconds, config.match_max_kept}) {}
 
   //! Whether objects posted to collection `name` are matched.
   bool Watches(const std::string& name) const { return name == config_.match_watch; }
@@ -30,6 +31,9 @@ class Watcher {
   store::Store& store_;
   std::mutex mu_;
   pattern::Matcher matcher_;
+  //! Multi-observation patterns also combine observations of earlier POSTs (bounded;
+  //! [matching] window_seconds, max_kept). Kept across reloads of the indicators.
+  pattern::MatchStream stream_;
   int64_t indicators_seen_ = -1;  // newest date_added loaded
 };
 
