@@ -1136,8 +1136,9 @@ struct Matcher::Impl {
         }
       }
       if (auto it = regexes.find(text); it != regexes.end()) pk.rx = &it->second;
-      auto group = std::find_if(by_type.begin(), by_type.end(), [&](const auto& g) { return g.first == path.type; });
-      if (group == by_type.end()) group = by_type.insert(by_type.end(), {std::string(path.type), {}});
+      std::string_view type = path.type;  // (a structured binding cannot be captured before C++20 in clang)
+      auto group = std::find_if(by_type.begin(), by_type.end(), [type](const auto& g) { return g.first == type; });
+      if (group == by_type.end()) group = by_type.insert(by_type.end(), {std::string(type), {}});
       group->second.push_back(std::move(pk));
     }
     leaf_trigger.assign(leaves.size(), 0);
