@@ -138,11 +138,12 @@ Result<std::vector<MatchResult>> FindMatches(const Pattern& pattern, const Obser
 std::string ObservationId(const Observations& observations, size_t i);
 
 //! Many indicators compiled into one engine. Each indicator's pattern yields a
-//! set of "anchor" keys (type, path, value) that any match must contain, taken
-//! from its = and IN comparisons; an observation batch is turned into its keys
-//! once, and only indicators with an anchor present are evaluated. Patterns
-//! without anchors (only ranges, LIKE, MATCHES, EXISTS, !=, NOT) are always
-//! evaluated.
+//! set of "anchors" that any match must contain: exact values (= and IN), IP
+//! networks (ISSUBSET) and regular expressions (MATCHES, LIKE: by literal prefix
+//! when anchored with ^, else Hyperscan/RE2::Set); an observation batch is turned
+//! into its keys once, and only indicators with an anchor present are evaluated.
+//! Patterns without anchors (ranges, EXISTS, !=, NOT) are always evaluated.
+//! docs/patterning.md describes the indexes and their cost.
 class Matcher {
  public:
   Matcher();
@@ -156,7 +157,8 @@ class Matcher {
   size_t unanchored() const;  //!< indicators evaluated for every batch
 
   //! Builds the multi-pattern databases now (Match() does it lazily otherwise).
-  //! Hyperscan compilation is the expensive part: ~2 s per 1,000 regular expressions here.
+  //! Hyperscan compilation is the expensive part: ~2 s per 1,000 regular expressions
+  //! without a literal prefix, here.
   void Compile();
 
   struct Sighting {
