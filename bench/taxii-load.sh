@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|pages]
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -78,6 +78,10 @@ fi
 echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback (server and wrk share the cores)"
 if [ "$MODE" = post ]; then  # the POST route alone (e.g. to profile it)
   run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
+  exit 0
+fi
+if [ "$MODE" = pages ]; then  # GET objects limit=100 alone
+  run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
   exit 0
 fi
 run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
