@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <hs.h>
 #include <re2/set.h>
 #include <climits>
@@ -660,6 +661,12 @@ class KeyIndex {
     entries_.clear();
   }
 
+  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  //! Starts loading the slot a lookup of hash `h` reads first.
+  void Prefetch(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
+  }
+
   //! The posting list of `key`, or nullptr.
   const std::vector<uint32_t>* find(std::string_view key) const { return find(key, Hash(key)); }
 
@@ -684,15 +691,6 @@ class KeyIndex {
     std::vector<uint32_t> list;
     uint64_t hash;
   };
-
- public:
-  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
-  //! Starts loading the slot a lookup of hash `h` reads first.
-  void Prefetch(uint64_t h) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[h & (slots_.size() - 1)]);
-  }
-
- private:
   void Grow() {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
@@ -915,11 +913,6 @@ class Selection {
     }
     return out;
   }
-  //! Whether any observation was selected for `id` (after Finish).
-  bool Has(uint32_t id) const {
-    auto it = std::lower_bound(pairs_.begin(), pairs_.end(), uint64_t{id} << 32);
-    return it != pairs_.end() && (*it >> 32) == id;
-  }
 
  private:
   std::vector<uint64_t> pairs_;
@@ -1084,7 +1077,6 @@ struct Matcher::Impl {
       compiled = true;
     }
 
-    //! Indexes of the regexes that may match `value`.
     //! Indexes of the regexes that may match `value`, found by scanning (the
     //! literal-prefix ones are looked up by the caller in `prefixes`).
     void Candidates(std::string_view value, hs_scratch_t* scratch, std::vector<int>* out) const {
@@ -1567,10 +1559,6 @@ Result<std::vector<Matcher::Sighting>> Matcher::MatchNaive(const Observations& b
   return impl_->Run(batch, all);
 }
 
-}  // namespace tearline::pattern
-
-namespace tearline::pattern {
-
 Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher, std::string_view batch_json) {
   auto batch = Observations::FromJson(batch_json);  // checked alone: its messages name its own positions
   if (!batch.ok()) return batch.status();
@@ -1587,23 +1575,20 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
     merged += k.json;
   }
   const size_t first_new = kept_.size();
-  {
-    simdjson::dom::parser p;
-    simdjson::dom::element root;
-    simdjson::dom::array objects;
-    if (p.parse(batch_json.data(), batch_json.size()).get(root) ||
-        (root.get(objects) && root["objects"].get(objects))) {
-      return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
-    }
-    for (simdjson::dom::element e : objects) {
+  std::optional<Result<Observations>> merged_obs;  // kept + batch; the batch alone when nothing is kept
+  if (first_new > 0) {
+    for (simdjson::dom::element e : batch->impl().objects) {  // as FromJson read them
       if (merged.size() > 1) merged += ',';
       merged += simdjson::minify(e);
     }
+    merged += ']';
+    merged_obs = Observations::FromJson(merged);
+    if (!merged_obs->ok()) return merged_obs->status();
+    if ((*merged_obs)->size() != first_new + batch->size()) {
+      return Status::Invalid("observations changed when merged with the kept ones");
+    }
   }
-  merged += ']';
-  auto all = Observations::FromJson(merged);
-  if (!all.ok()) return all.status();
-  if (all->size() != first_new + batch->size()) return Status::Invalid("observations changed when merged with the kept ones");
+  const Observations* all = merged_obs ? &**merged_obs : &*batch;
   std::vector<char> keep;
   auto found = matcher.MatchFrom(*all, first_new, &keep);
   if (!found.ok()) return found.status();

@@ -23,7 +23,7 @@ Observations::Impl::Impl() {
 }
 
 Observations::Impl::~Impl() {
-  if (!parser || parser->dom.capacity() > kKeepCapacity) return;
+  if (!parser || parser->dom.capacity() > kKeepCapacity || parser->padded.capacity() > kKeepCapacity) return;
   std::lock_guard lock(pool_mu);
   if (pool.size() < kPoolMax) pool.push_back(std::move(parser));
 }
@@ -60,6 +60,7 @@ Result<Observations> Observations::FromJson(std::string_view json) {
   } else {
     return Status::Invalid("expected a bundle, an envelope or a JSON array of STIX objects");
   }
+  im.objects = objects;
   // One pass for the types and ids, one over the observed-data.
   struct Observed {
     dom::object e;

@@ -85,6 +85,7 @@ struct Observations::Impl {
     std::string padded;  // the input copied with SIMDJSON_PADDING bytes after it
   };
   std::unique_ptr<Parser> parser;
+  simdjson::dom::array objects;  // the input's objects (the array, or the bundle's/envelope's)
   RefMap by_id;                  // every object of the input
   std::vector<RefMap> embedded;  // per observation (deprecated embedded form)
   std::vector<simdjson::dom::element> roots;  // every observation's SCOs, one run each
