@@ -241,10 +241,14 @@ std::vector<Signature> SignBatch(const audit::NodeKey& key, std::string_view nod
   return out;
 }
 
-std::optional<std::string> BatchMessageFor(std::string_view object_json, const Signature& s) {
+std::optional<std::string> BatchMessageFor(const std::array<unsigned char, 32>& leaf, const Signature& s) {
   Hash32 root;
-  if (!RootFromProof(LeafHash(object_json), s.index, s.count, s.path, &root)) return std::nullopt;
+  if (!RootFromProof(leaf, s.index, s.count, s.path, &root)) return std::nullopt;
   return BatchMessage(root, s.count);
+}
+
+std::optional<std::string> BatchMessageFor(std::string_view object_json, const Signature& s) {
+  return BatchMessageFor(LeafHash(object_json), s);
 }
 
 bool Verify(std::string_view object_json, const Signature& s) {
@@ -370,9 +374,12 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
   // verdict is the verdict.
   std::mutex cache_mu;
   std::unordered_map<std::string, bool> verdicts;
-  auto verify = [&](std::string_view json, const Signature& s) {
+  // `leaf`: the object's leaf hash, computed once for all the proofs it carries (a relayed
+  // object has one per node).
+  auto verify = [&](std::string_view json, const Signature& s, std::optional<Hash32>& leaf) {
     if (s.count == 0) return Verify(json, s);
-    auto message = BatchMessageFor(json, s);
+    if (!leaf) leaf = LeafHash(json);
+    auto message = BatchMessageFor(*leaf, s);
     if (!message) return false;
     std::string cache_key = s.key + "\n" + s.sig + "\n" + *message;
     {
@@ -396,8 +403,9 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
       return;
     }
     bool by_sender = false, bad = false;
+    std::optional<Hash32> leaf;
     for (const auto& s : it->second) {
-      bool ok = verify(o.json, s);
+      bool ok = verify(o.json, s, leaf);
       if (s.key == peer.public_key) by_sender |= ok;
       if (!ok) bad = true;
     }
@@ -405,8 +413,9 @@ std::vector<std::string> CheckSignatures(std::string_view envelope, const std::v
     else if (!by_sender) errors[i] = "not signed by the sending partner's node key";
     else (*stored)[i] = ToJson(it->second);
   };
-  // Ed25519 verification is most of a large envelope's cost: split it over the cores (each
-  // object's slot is written by exactly one thread; the lookup table is only read).
+  // Per object: a canonical form and its hashes (batch proofs) or an Ed25519 verification
+  // (single signatures): split over the cores (each object's slot is written by exactly
+  // one thread; the lookup table is only read, the verdict cache under its lock).
   const size_t n = objects.size();
   const size_t parts = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 4);
   if (n < 64 || parts < 2) {

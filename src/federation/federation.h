@@ -72,6 +72,8 @@ bool Verify(std::string_view object_json, const Signature& s);
 //! The message a batch signature must verify against for this object (its root
 //! recomputed from the leaf hash and the path), or nullopt when the proof is malformed.
 std::optional<std::string> BatchMessageFor(std::string_view object_json, const Signature& s);
+//! The same from the object's LeafHash(), when the caller has it.
+std::optional<std::string> BatchMessageFor(const std::array<unsigned char, 32>& leaf, const Signature& s);
 std::string ToJson(const std::vector<Signature>& sigs);
 std::vector<Signature> SignaturesFromJson(std::string_view json_array);
 //! The key under which an object's signatures travel: "<id>|<modified or empty>".
