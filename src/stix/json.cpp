@@ -248,7 +248,9 @@ void AppendEsNumber(std::string& out, double d) {
   }
 }
 
-void AppendCanonical(std::string& out, dom::element e) {
+}  // namespace
+
+void CanonicalInto(std::string& out, dom::element e) {
   switch (e.type()) {
     case dom::element_type::OBJECT: {
       std::vector<std::pair<std::string_view, dom::element>> members;
@@ -263,7 +265,7 @@ void AppendCanonical(std::string& out, dom::element e) {
         first = false;
         AppendQuoted(out, k);
         out += ':';
-        AppendCanonical(out, v);
+        CanonicalInto(out, v);
       }
       out += '}';
       break;
@@ -275,7 +277,7 @@ void AppendCanonical(std::string& out, dom::element e) {
       for (dom::element c : arr) {
         if (!first) out += ',';
         first = false;
-        AppendCanonical(out, c);
+        CanonicalInto(out, c);
       }
       out += ']';
       break;
@@ -300,6 +302,8 @@ void AppendCanonical(std::string& out, dom::element e) {
       break;
   }
 }
+
+namespace {
 
 bool IsNumber(dom::element_type t) {
   return t == dom::element_type::INT64 || t == dom::element_type::UINT64 ||
@@ -335,11 +339,9 @@ std::string Compact(dom::element e) {
 
 std::string Canonical(dom::element e) {
   std::string out;
-  AppendCanonical(out, e);
+  CanonicalInto(out, e);
   return out;
 }
-
-void CanonicalInto(std::string& out, dom::element e) { AppendCanonical(out, e); }
 
 bool Equal(dom::element a, dom::element b) {
   auto ta = a.type(), tb = b.type();
