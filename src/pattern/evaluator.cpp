@@ -1564,17 +1564,20 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
   if (!batch.ok()) return batch.status();
   if (!matcher.has_multi_observation() || batch->size() == 0) return matcher.Match(*batch);
   // The window moves with the newest observation seen, this batch's included: what fell
-  // out of it is dropped before the batch is matched.
-  for (const Observation& o : batch->impl().list) newest_us_ = std::max(newest_us_, o.last_us);
-  const int64_t horizon = newest_us_ - opt_.window_seconds * 1000000;
-  std::erase_if(kept_, [&](const Kept& k) { return k.last_us < horizon; });
-  // The kept observations first, then this batch's objects, as one array.
+  // out of it takes no part in matching the batch. (The state changes only once the
+  // batch has been matched: a batch that fails leaves it as it was.)
+  int64_t newest = newest_us_;
+  for (const Observation& o : batch->impl().list) newest = std::max(newest, o.last_us);
+  const int64_t horizon = newest - opt_.window_seconds * 1000000;
+  // The kept observations (in the window) first, then this batch's objects, as one array.
   std::string merged = "[";
+  size_t first_new = 0;
   for (const Kept& k : kept_) {
+    if (k.last_us < horizon) continue;
     if (merged.size() > 1) merged += ',';
     merged += k.json;
+    ++first_new;
   }
-  const size_t first_new = kept_.size();
   std::optional<Result<Observations>> merged_obs;  // kept + batch; the batch alone when nothing is kept
   if (first_new > 0) {
     for (simdjson::dom::element e : batch->impl().objects) {  // as FromJson read them
@@ -1592,6 +1595,8 @@ Result<std::vector<Matcher::Sighting>> MatchStream::Match(const Matcher& matcher
   std::vector<char> keep;
   auto found = matcher.MatchFrom(*all, first_new, &keep);
   if (!found.ok()) return found.status();
+  newest_us_ = newest;
+  std::erase_if(kept_, [&](const Kept& k) { return k.last_us < horizon; });
   // Keep what a later multi-observation match may need; forget what is out of the window.
   const auto& list = all->impl().list;
   for (size_t j = 0; j < keep.size(); ++j) {

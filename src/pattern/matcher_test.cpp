@@ -244,6 +244,26 @@ TEST(MatchStream, StateSurvivesANewMatcherAndUnanchoredOperandsKeepEverything) {
   EXPECT_EQ(all.kept(), 3u);
 }
 
+TEST(MatchStream, ABatchThatFailsChangesNothing) {
+  Matcher good;
+  ASSERT_TRUE(good.Add("indicator--and", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value = 'evil.example']").ok());
+  Matcher bad;  // a regular expression RE2 cannot take: evaluating it is an error
+  ASSERT_TRUE(bad.Add("indicator--bad", "[ipv4-addr:value = '10.0.0.1'] AND [domain-name:value MATCHES '(a)\\\\1']").ok());
+  MatchStream::Options o;
+  o.window_seconds = 100;
+  MatchStream stream(o);
+  ASSERT_TRUE(stream.Match(good, Batch({Obs(1, "ipv4-addr", "10.0.0.1", 0)})).ok());
+  ASSERT_EQ(stream.kept(), 1u);
+  // Far later, and failing: the window must not have moved past the kept address.
+  auto failed = stream.Match(bad, Batch({Obs(2, "ipv4-addr", "10.0.0.1", 3000), Obs(4, "domain-name", "a.example", 3000)}));
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(stream.kept(), 1u);
+  auto hit = stream.Match(good, Batch({Obs(3, "domain-name", "evil.example", 50)}));
+  ASSERT_TRUE(hit.ok());
+  ASSERT_EQ(hit->size(), 1u);
+  EXPECT_EQ((*hit)[0].observed_data_ids, (std::vector<std::string>{OdId(1), OdId(3)}));
+}
+
 TEST(MatchStream, BatchByBatchFindsWhatTheWholeStreamAtOnceFinds) {
   // With a window and a bound that drop nothing, matching batch by batch reports, per
   // indicator, exactly the observations that matching everything at once reports.
