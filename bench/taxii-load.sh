@@ -4,6 +4,7 @@
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
+# THREADS=N sets [server] threads (default 0: the server's own default).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100), GET objects by type, GET one object, GET manifest, POST 100-object envelopes.
 set -euo pipefail
@@ -21,6 +22,7 @@ cat > "$DIR/bench.toml" <<TOML
 [server]
 port = $PORT
 log_format = "json"
+threads = ${THREADS:-0}
 [database]
 path = "$DB"
 [[api_roots]]

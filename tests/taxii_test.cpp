@@ -78,7 +78,7 @@ class TaxiiTest : public ::testing::Test {
     opt.tls_key_file = cfg.tls_key;
     opt.error_response = [](int s, std::string t, std::string d) { return taxii::Service::Error(s, t, d); };
     auto srv = net::Server::Start(
-        opt, [this](const net::Request& r) { return service_->Handle(r); },
+        opt, [this](const net::Request& r) { return service_->Handle(r, /*may_defer=*/true); },
         [this](const net::Request& r, const net::Response& res, std::chrono::microseconds took) {
           metrics_->Record(taxii::RouteOf(r.target), res.status, took);
         });
@@ -806,6 +806,71 @@ TEST_F(TaxiiTest, AttackEnterpriseOverHttpReadsBackExactlyOnce) {
   EXPECT_EQ(unique, expected);
   EXPECT_EQ(total, 24772u);
   EXPECT_EQ(pages, 25);
+}
+
+}  // namespace
+}  // namespace tearline
+
+namespace tearline {
+namespace {
+
+// Response::defer: a response waiting for its condition (the audit's durable commit) holds no
+// thread. One server thread, eight requests all waiting at once; each is sent only when its
+// completion runs, a failed completion becomes a 500 with the handler's description, and a
+// completion may run on any thread.
+TEST(HttpServer, DeferredResponsesHoldNoThread) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, std::function<void(bool)>>> waiting;
+  net::ServerOptions opt;
+  opt.port = 0;
+  opt.threads = 1;
+  opt.error_response = [](int s, std::string t, std::string d) { return taxii::Service::Error(s, t, d); };
+  auto srv = net::Server::Start(opt, [&](const net::Request& req) {
+    net::Response r;
+    r.body = "released " + req.target;
+    r.defer_failure = "the release could not be audited";
+    std::string target = req.target;
+    r.defer = [&, target](std::function<void(bool)> done) {
+      std::lock_guard lock(mu);
+      waiting.emplace_back(target, std::move(done));
+      cv.notify_all();
+    };
+    return r;
+  });
+  ASSERT_TRUE(srv.ok()) << srv.status().message();
+  const std::string base = "http://127.0.0.1:" + std::to_string((*srv)->port());
+  constexpr int kRequests = 8;
+  std::vector<test::HttpResult> results(kRequests);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.emplace_back([&, i] { results[i] = Http("GET", base + "/r" + std::to_string(i)); });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return waiting.size() == kRequests; }))
+        << "only " << waiting.size() << " requests reached the handler: a waiting response held the thread";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (const auto& r : results) EXPECT_EQ(r.status, 0) << "a response left before its completion ran";
+  // Complete from another thread: even-numbered succeed, odd-numbered fail.
+  std::thread completer([&] {
+    std::lock_guard lock(mu);
+    for (auto& [target, done] : waiting) done(std::stoi(target.substr(2)) % 2 == 0);
+  });
+  completer.join();
+  for (auto& c : clients) c.join();
+  for (int i = 0; i < kRequests; ++i) {
+    if (i % 2 == 0) {
+      EXPECT_EQ(results[i].status, 200);
+      EXPECT_EQ(results[i].body, "released /r" + std::to_string(i));
+    } else {
+      EXPECT_EQ(results[i].status, 500);
+      EXPECT_NE(results[i].body.find("the release could not be audited"), std::string::npos) << results[i].body;
+      EXPECT_EQ(results[i].body.find("released"), std::string::npos);
+    }
+  }
+  (*srv)->Stop();
 }
 
 }  // namespace

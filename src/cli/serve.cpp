@@ -129,7 +129,7 @@ int Serve(const std::string& path) {
     (void)warn::DeliverDue(**store, releaser, *service.node_key(), fo);
   });
   federator.Start();
-  auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r); }, observer);
+  auto server = net::Server::Start(opt, [&](const net::Request& r) { return service.Handle(r, /*may_defer=*/true); }, observer);
   if (!server.ok()) return Fail(server.status().message());
   std::string scheme = c.tls_cert.empty() ? "http" : "https";
   std::printf("tearline: serving TAXII 2.1 on %s://%s:%u/taxii2/ (database %s)\n", scheme.c_str(),

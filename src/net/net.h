@@ -49,6 +49,13 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  //! A response that may leave only once something finishes elsewhere (e.g. the durable
+  //! commit of the audit entry recording its release). The server calls `defer` once with
+  //! a completion and writes the response when the completion is called with true; with
+  //! false it sends a 500 whose description is `defer_failure`. No thread is held while
+  //! waiting. The completion may be called on any thread and must be called exactly once.
+  std::function<void(std::function<void(bool)>)> defer;
+  std::string defer_failure;
   void Set(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 

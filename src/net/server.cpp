@@ -76,6 +76,12 @@ class ServerImpl final : public Server {
       for (auto& t : threads_) {
         if (t.joinable()) t.join();
       }
+      {
+        // Deferred completions still to come post into the (stopped) io_context: wait for
+        // them before it can be destroyed. Each is guaranteed to be called once.
+        std::unique_lock lock(deferred_mu_);
+        deferred_cv_.wait(lock, [&] { return deferred_ == 0; });
+      }
       std::lock_guard lock(done_mu_);
       done_ = true;
       done_cv_.notify_all();
@@ -221,6 +227,11 @@ class ServerImpl final : public Server {
       } catch (const std::exception& e) {
         res = Error(500, "Internal Server Error", "the request could not be handled");
       }
+      if (res.defer) {
+        // Wait for the handler's condition (e.g. a durable audit commit) without a thread.
+        bool done = co_await AwaitDeferred(std::exchange(res.defer, nullptr));
+        if (!done) res = Error(500, "Internal Server Error", res.defer_failure.empty() ? "the response could not be completed" : res.defer_failure);
+      }
       bool keep = msg.keep_alive() && !stopping_;
       bool ok = co_await Write(stream, res, keep, msg.version());
       if (observer_) {
@@ -232,15 +243,39 @@ class ServerImpl final : public Server {
     beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ec);
   }
 
+  // Resumes the session when the deferred response's completion runs (on any thread): the
+  // completion posts the coroutine back to its own executor. Stop() waits for completions
+  // still outstanding after the pool has stopped, so none touches a destroyed io_context.
+  awaitable<bool> AwaitDeferred(std::function<void(std::function<void(bool)>)> defer) {
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(bool)>(
+        [this, &defer](auto handler) {
+          using H = decltype(handler);
+          auto h = std::make_shared<H>(std::move(handler));
+          {
+            std::lock_guard lock(deferred_mu_);
+            ++deferred_;
+          }
+          defer([this, h](bool ok) {
+            auto ex = asio::get_associated_executor(*h, ioc_.get_executor());
+            asio::post(ex, [h, ok]() mutable { (*h)(ok); });
+            std::lock_guard lock(deferred_mu_);
+            if (--deferred_ == 0) deferred_cv_.notify_all();
+          });
+        },
+        use_awaitable);
+  }
+
+  // The body moves into Beast's message and back afterwards (pages are tens of KB: no copy).
   template <class Stream>
-  awaitable<bool> Write(Stream& stream, const Response& r, bool keep_alive, unsigned version) {
+  awaitable<bool> Write(Stream& stream, Response& r, bool keep_alive, unsigned version) {
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     for (const auto& [k, v] : r.headers) res.insert(k, v);
-    res.body() = r.body;
+    res.body() = std::move(r.body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     beast::get_lowest_layer(stream).expires_after(opt_.request_timeout);
     auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    r.body = std::move(res.body());
     co_return !ec;
   }
 
@@ -256,6 +291,9 @@ class ServerImpl final : public Server {
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> in_flight_{0};
+  std::mutex deferred_mu_;
+  std::condition_variable deferred_cv_;
+  size_t deferred_ = 0;  // deferred responses whose completion has not run yet
   std::once_flag stop_once_;
   std::mutex done_mu_;
   std::condition_variable done_cv_;

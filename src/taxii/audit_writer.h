@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -35,17 +36,38 @@ class AuditWriter {
   Status Append(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases = {}) {
     if (entries.empty()) return Status::Ok();
     std::unique_lock lock(mu_);
-    uint64_t ticket = ++submitted_;
-    pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
-    pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
-                             std::make_move_iterator(releases.end()));
-    cv_.notify_all();
+    uint64_t ticket = Queue(std::move(entries), std::move(releases));
     done_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
     if (committed_ < ticket) return Status::Io("audit writer stopped");
     return failed_upto_ >= ticket ? last_error_ : Status::Ok();
   }
 
+  //! Queues `entries` (and `releases`) without waiting: `done(true)` runs on the writer's
+  //! thread once they are durably committed, `done(false)` if the commit failed or the writer
+  //! stopped first. `done` is called exactly once and must not block.
+  void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
+              std::function<void(bool)> done) {
+    {
+      std::lock_guard lock(mu_);
+      if (!stop_) {
+        Queue(std::move(entries), std::move(releases));
+        callbacks_.push_back(std::move(done));
+        return;
+      }
+    }
+    done(false);
+  }
+
  private:
+  // With mu_ held.
+  uint64_t Queue(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases) {
+    pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+    pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
+                             std::make_move_iterator(releases.end()));
+    cv_.notify_all();
+    return ++submitted_;
+  }
+
   void Loop() {
     std::unique_lock lock(mu_);
     while (true) {
@@ -55,6 +77,8 @@ class AuditWriter {
       batch.swap(pending_);
       std::vector<store::ReleaseRecord> releases;
       releases.swap(pending_releases_);
+      std::vector<std::function<void(bool)>> callbacks;
+      callbacks.swap(callbacks_);
       uint64_t upto = submitted_;
       lock.unlock();
       size_t n = batch.size();
@@ -66,6 +90,7 @@ class AuditWriter {
           (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
         }
       }
+      for (auto& done : callbacks) done(st.ok());
       lock.lock();
       committed_ = upto;
       if (!st.ok()) {
@@ -84,6 +109,7 @@ class AuditWriter {
   std::condition_variable cv_, done_cv_;
   std::vector<audit::Entry> pending_;
   std::vector<store::ReleaseRecord> pending_releases_;
+  std::vector<std::function<void(bool)>> callbacks_;  // of Submit, for the entries in pending_
   uint64_t submitted_ = 0, committed_ = 0, failed_upto_ = 0;
   Status last_error_;
   bool stop_ = false;

@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <map>
 #include <set>
@@ -25,6 +26,8 @@ using net::Response;
 
 class Json {
  public:
+  Json() = default;
+  explicit Json(size_t reserve) { out_.reserve(reserve); }
   Json& Open() { return Raw("{"), first_ = true, *this; }
   Json& Close() { return Raw("}"), first_ = false, *this; }
   Json& Key(std::string_view k) {
@@ -323,7 +326,18 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   return true;
 }
 
-net::Response Service::Handle(const Request& req) {
+net::Response Service::Handle(const Request& req, bool may_defer) {
+  Response r = HandleNow(req);
+  if (r.defer && !may_defer) {
+    auto done = std::make_shared<std::promise<bool>>();
+    auto ok = done->get_future();
+    std::exchange(r.defer, nullptr)([done](bool b) { done->set_value(b); });
+    if (!ok.get()) return Error(500, "Internal Server Error", r.defer_failure);
+  }
+  return r;
+}
+
+net::Response Service::HandleNow(const Request& req) {
   try {
     Url url;
     if (!ParseUrl(req.target, &url)) return Error(400, "Bad Request", "the request target is not a valid URL path");
@@ -501,9 +515,12 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // Every object that leaves in a response is recorded in the hash-chained audit log, and
   // (for partners) in the release history, in one transaction. One entry per response:
   // every object ("id@modified", "as <variant id>" for variants: the link stays here) and the reasons.
-  auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why) {
+  // The response waits for the entry's durable group commit (Response::defer: the server
+  // holds no thread meanwhile) and becomes a 500 if it fails.
+  auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why,
+                           Response& r) {
     who.EndSnapshot();  // the reads are done; the audit commit must not wait behind a snapshot
-    if (objs.empty()) return Status::Ok();
+    if (objs.empty()) return;
     std::string ids, reasons;
     std::vector<store::ReleaseRecord> history;
     bool any_variant = false;
@@ -516,10 +533,14 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       if (d && reasons.find(d->reason) == std::string::npos) reasons += (reasons.empty() ? "" : "; ") + d->reason;
       if (partner && d && d->first_release) history.push_back({partner->identity, original, variant});
     }
-    std::vector<audit::Entry> entries;
-    entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(objs.size()) + " objects",
-                       any_variant ? "release-variant" : "release", reasons, "", ""});
-    return audit_->Append(std::move(entries), std::move(history));
+    auto entries = std::make_shared<std::vector<audit::Entry>>();
+    entries->push_back({0, NowMicros(), recipient_name, ids, std::to_string(objs.size()) + " objects",
+                        any_variant ? "release-variant" : "release", reasons, "", ""});
+    auto records = std::make_shared<std::vector<store::ReleaseRecord>>(std::move(history));
+    r.defer = [audit = audit_.get(), entries, records](std::function<void(bool)> done) {
+      audit->Submit(std::move(*entries), std::move(*records), std::move(done));
+    };
+    r.defer_failure = "the release could not be audited";
   };
 
   // §5.2 Collection
@@ -640,6 +661,26 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     return out;
   };
 
+  // An envelope (§3.7) written once into one buffer: the objects' JSON is copied only there.
+  auto envelope = [&](const Released& page) {
+    std::string sig = sign_member(page.objects);
+    size_t size = 64 + page.next.size() + sig.size();
+    for (const auto& o : page.objects) size += o.json.size() + 1;
+    Json j(size);
+    j.Open().Bool("more", page.more);
+    if (page.more) j.Str("next", page.next);
+    if (!page.objects.empty()) {
+      j.Key("objects").Raw("[");
+      for (size_t k = 0; k < page.objects.size(); ++k) {
+        if (k) j.Raw(",");
+        j.Raw(page.objects[k].json);
+      }
+      j.Raw("]");
+    }
+    if (!sig.empty()) j.RawValue(federation::kSignaturesMember, sig);
+    return j.Close().Take();
+  };
+
   // §5.3 Manifest
   if (seg.size() == 4 && seg[3] == "manifest") {
     if (req.method != "GET") return method_not_allowed("GET");
@@ -647,17 +688,19 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     auto page = release_page(q, false);
     if (!page.ok()) return page_error(page.status());
     const auto& objs = page->objects;
-    std::string items;
-    for (const auto& o : objs) {
-      Json j;
-      j.Open().Str("id", o.id).Str("date_added", MicrosText(o.date_added))
-          .Str("version", o.modified.empty() ? MicrosText(o.date_added) : o.modified).Str("media_type", kStixMediaType).Close();
-      items += (items.empty() ? "" : ",") + j.Take();
-    }
-    Json j;
+    Json j(128 + objs.size() * 200);
     j.Open().Bool("more", page->more);
     if (page->more) j.Str("next", page->next);
-    if (!items.empty()) j.RawValue("objects", "[" + items + "]");
+    if (!objs.empty()) {
+      j.Key("objects").Raw("[");
+      for (size_t k = 0; k < objs.size(); ++k) {
+        const auto& o = objs[k];
+        if (k) j.Raw(",");
+        j.Open().Str("id", o.id).Str("date_added", MicrosText(o.date_added))
+            .Str("version", o.modified.empty() ? MicrosText(o.date_added) : o.modified).Str("media_type", kStixMediaType).Close();
+      }
+      j.Raw("]");
+    }
     Response r = JsonResponse(200, j.Close().Take());
     page_headers(r, objs);
     return r;
@@ -833,17 +876,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
-    const auto& objs = page->objects;
-    if (!audit_release(objs, page->decisions).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
-    std::string items;
-    for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
-    Json j;
-    j.Open().Bool("more", page->more);
-    if (page->more) j.Str("next", page->next);
-    if (!items.empty()) j.RawValue("objects", "[" + items + "]");
-    if (auto sig = sign_member(objs); !sig.empty()) j.RawValue(std::string(federation::kSignaturesMember), sig);
-    Response r = JsonResponse(200, j.Close().Take());
-    page_headers(r, objs);
+    Response r = JsonResponse(200, envelope(*page));
+    page_headers(r, page->objects);
+    audit_release(page->objects, page->decisions, r);
     return r;
   }
 
@@ -869,18 +904,10 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
-    const auto& objs = page->objects;
-    if (objs.empty()) return Error(404, "Not Found", "no such object");
-    if (!audit_release(objs, page->decisions).ok()) return Error(500, "Internal Server Error", "the release could not be audited");
-    std::string items;
-    for (const auto& o : objs) items += (items.empty() ? "" : ",") + o.json;
-    Json j;
-    j.Open().Bool("more", page->more);
-    if (page->more) j.Str("next", page->next);
-    j.RawValue("objects", "[" + items + "]");
-    if (auto sig = sign_member(objs); !sig.empty()) j.RawValue(std::string(federation::kSignaturesMember), sig);
-    Response r = JsonResponse(200, j.Close().Take());
-    page_headers(r, objs);
+    if (page->objects.empty()) return Error(404, "Not Found", "no such object");
+    Response r = JsonResponse(200, envelope(*page));
+    page_headers(r, page->objects);
+    audit_release(page->objects, page->decisions, r);
     return r;
   }
 

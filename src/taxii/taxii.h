@@ -137,8 +137,11 @@ class Service {
 
   ~Service();
 
-  //! Thread safe. Never throws.
-  net::Response Handle(const net::Request& request);
+  //! Thread safe. Never throws. A response that releases objects leaves only once its audit
+  //! entry is durably committed: with `may_defer` that wait is left to the caller through
+  //! Response::defer (the HTTP server does it without holding a thread); otherwise Handle
+  //! waits itself and returns the final response.
+  net::Response Handle(const net::Request& request, bool may_defer = false);
 
   //! A TAXII error message resource (§3.6.1) as a response.
   static net::Response Error(int status, std::string title, std::string description);
@@ -153,6 +156,7 @@ class Service {
 
  private:
   struct Caller;
+  net::Response HandleNow(const net::Request& request);
   net::Response Dispatch(const net::Request& req, const Caller& who, const std::vector<std::string>& seg,
                          const std::multimap<std::string, std::string>& params);
   bool Authenticate(const net::Request& req, Caller* who);
