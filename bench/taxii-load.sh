@@ -15,7 +15,7 @@ MODE=${3:-all}
 command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
 DIR=build/bench-taxii
 mkdir -p "$DIR"
-DB=$DIR/bench-$N.db
+DB=${BENCH_DB:-$DIR/bench-$N.db}  # BENCH_DB: another copy (e.g. for an A/B of two binaries)
 [ -f "$DB" ] || build/bench_taxii_gen --db "$DB" --objects "$N"
 PORT=18555
 cat > "$DIR/bench.toml" <<TOML

@@ -7,6 +7,7 @@
 
 #include "audit/audit.h"
 #include "stix/stix.h"
+#include "store/store.h"
 #include "test_util.h"
 
 namespace tearline {
@@ -443,7 +444,7 @@ TEST(CliPolicy, PartnersGroupsAndAudiences) {
 // the database file could do): only the signed checkpoints can reveal it.
 void RewriteAuditWithValidHashes(const std::string& db) {
   sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(store::AuditLogPath(db).c_str(), &h), SQLITE_OK);
   std::vector<audit::Entry> rows;
   sqlite3_stmt* s = nullptr;
   sqlite3_prepare_v2(h, "SELECT seq,time_us,recipient,object_id,version,decision,reason FROM audit ORDER BY seq", -1, &s, nullptr);
@@ -523,14 +524,16 @@ TEST(CliAudit, TamperingInEveryWayIsFoundAndPartnersVerifyTheirExport) {
   for (const auto& t : tampers) {
     std::string copy = tmp.path() + "/" + t.what + ".db";
     std::filesystem::copy_file(db, copy);
+    std::filesystem::copy_file(store::AuditLogPath(db), store::AuditLogPath(copy));
     std::filesystem::copy_file(db + ".key", copy + ".key");
-    ASSERT_EQ(RunCommand("sqlite3 " + copy + " \"" + t.sql + "\"", &out), 0) << t.what << out;
+    ASSERT_EQ(RunCommand("sqlite3 " + store::AuditLogPath(copy) + " \"" + t.sql + "\"", &out), 0) << t.what << out;
     EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << t.what << out;
     EXPECT_NE(out.find(t.expect), std::string::npos) << t.what << ": " << out;
   }
   // A rewrite that recomputes every hash is caught by the signed checkpoints.
   std::string copy = tmp.path() + "/rewritten.db";
   std::filesystem::copy_file(db, copy);
+  std::filesystem::copy_file(store::AuditLogPath(db), store::AuditLogPath(copy));
   RewriteAuditWithValidHashes(copy);
   EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << out;
   EXPECT_NE(out.find("differs from the signed checkpoint"), std::string::npos) << out;

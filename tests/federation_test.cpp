@@ -18,6 +18,7 @@
 #include "audit/audit.h"
 #include "federation/federation.h"
 #include "stix/stix.h"
+#include "store/store.h"
 #include "test_util.h"
 
 namespace tearline {
@@ -212,7 +213,7 @@ TEST(Federation, ThreeNodesOpenClosedAndRelay) {
   // Nothing returns to A (loops): A stored nothing from its partners.
   EXPECT_EQ(Sql(a.db_, "SELECT count(*) FROM objects WHERE source!=''"), "0");
   // Audits on both sides; peer status tells the operator.
-  EXPECT_NE(Sql(a.db_, "SELECT count(*) FROM audit WHERE recipient='federation@" + b.identity_ + "'"), "0");
+  EXPECT_NE(Sql(store::AuditLogPath(a.db_), "SELECT count(*) FROM audit WHERE recipient='federation@" + b.identity_ + "'"), "0");
   std::string status = a.Cli("peer status");
   EXPECT_NE(status.find("0 pending"), std::string::npos) << status;
   EXPECT_NE(status.find("channel closed"), std::string::npos) << status;
@@ -373,8 +374,8 @@ TEST(Federation, ATamperedObjectIsRejectedAndAudited) {
       << a.Cli("peer status");
   EXPECT_GT(proxy.tampered.load(), 0);
   // B refused each tampered object (one per POST), stored the others, and audited the refusal.
-  EXPECT_NE(Sql(b.db_, "SELECT count(*) FROM audit WHERE decision='reject'"), "0");
-  std::string reason = Sql(b.db_, "SELECT object_id FROM audit WHERE decision='reject' LIMIT 1");
+  EXPECT_NE(Sql(store::AuditLogPath(b.db_), "SELECT count(*) FROM audit WHERE decision='reject'"), "0");
+  std::string reason = Sql(store::AuditLogPath(b.db_), "SELECT object_id FROM audit WHERE decision='reject' LIMIT 1");
   EXPECT_NE(reason.find("does not verify"), std::string::npos) << reason;
   EXPECT_EQ(Sql(b.db_, "SELECT count(*) FROM objects WHERE json LIKE '%\"name\":\"X%' OR json LIKE '%\"name\":\"Y%'"), "0");
   std::string status = a.Cli("peer status");
@@ -472,7 +473,7 @@ TEST(Federation, PullKeepsItsPositionAndChecksSignatures) {
   Sql(b.db_, "DELETE FROM pull_cursors");
   Sql(b.db_, "DELETE FROM objects");
   b.Start();
-  ASSERT_TRUE(WaitFor([&] { return Sql(b.db_, "SELECT count(*) FROM audit WHERE decision='reject'") != "0"; }));
+  ASSERT_TRUE(WaitFor([&] { return Sql(store::AuditLogPath(b.db_), "SELECT count(*) FROM audit WHERE decision='reject'") != "0"; }));
   EXPECT_EQ(Sql(b.db_, "SELECT count(*) FROM objects"), "0");
 }
 
@@ -542,9 +543,9 @@ TEST(DutyToWarn, WarningAcrossAClosedChannelIsAcknowledgedAndPublished) {
       << "only the warning path crossed the closed channel";
   // Every step is audited on A.
   for (const char* kind : {"warning-draft", "warning-approved", "warning-acknowledged"}) {
-    EXPECT_NE(Sql(a.db_, std::string("SELECT count(*) FROM audit WHERE decision='") + kind + "'"), "0") << kind;
+    EXPECT_NE(Sql(store::AuditLogPath(a.db_), std::string("SELECT count(*) FROM audit WHERE decision='") + kind + "'"), "0") << kind;
   }
-  EXPECT_NE(Sql(a.db_, "SELECT count(*) FROM audit WHERE reason LIKE 'approved duty-to-warn warning%'"), "0");
+  EXPECT_NE(Sql(store::AuditLogPath(a.db_), "SELECT count(*) FROM audit WHERE reason LIKE 'approved duty-to-warn warning%'"), "0");
   // Public advisory: CAP 1.2 (schema-valid), Atom, and a TLP:CLEAR STIX report; only approved text.
   std::string cap = a.Cli("warn publish " + id + " --by officer2");
   test::WriteFile(tmp.path() + "/alert.xml", cap);
@@ -597,7 +598,7 @@ TEST(DutyToWarn, TwoPersonRuleAndWaiver) {
   std::string status = a.Cli("warn status " + id);
   EXPECT_NE(status.find("waived"), std::string::npos) << status;
   EXPECT_NE(status.find("would expose the source"), std::string::npos) << status;
-  EXPECT_NE(Sql(a.db_, "SELECT count(*) FROM audit WHERE decision='warning-waived'"), "0");
+  EXPECT_NE(Sql(store::AuditLogPath(a.db_), "SELECT count(*) FROM audit WHERE decision='warning-waived'"), "0");
 }
 
 }  // namespace

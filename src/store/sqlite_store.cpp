@@ -15,10 +15,11 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 10;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 11;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
-                                   // 8: the person (STIX identity) a principal is; 9: objects.policy_json
+                                   // 8: the person (STIX identity) a principal is; 9: objects.policy_json;
+                                   // 10: objects.latest; 11: the audit log in its own file, audit_intents
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -82,16 +83,30 @@ CREATE TABLE IF NOT EXISTS warnings(
   attempts INTEGER NOT NULL, next_attempt INTEGER NOT NULL, delivered_at INTEGER NOT NULL, ack_at INTEGER NOT NULL,
   published_at INTEGER NOT NULL, last_error TEXT NOT NULL, ack TEXT NOT NULL, cap TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trust_groups(name TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit(
+CREATE TABLE IF NOT EXISTS audit_intents(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
   version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS releases(
   recipient TEXT NOT NULL, object_id TEXT NOT NULL, variant INTEGER NOT NULL, PRIMARY KEY(recipient, object_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoints(
-  seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_us INTEGER NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audiences(
   collection TEXT PRIMARY KEY, partners TEXT NOT NULL, groups_ TEXT NOT NULL, default_tlp TEXT NOT NULL) WITHOUT ROWID;
+)sql";
+
+// The audit log's own file, attached as "log" (AuditLogPath). Every commit of audited releases
+// changes only this file, so the read connections keep their cache of the objects (WAL readers
+// drop their page cache and memory map whenever the file they read has changed).
+// A transaction that changes both files is atomic per file only (SQLite, WAL mode): its entries
+// are also written to main.audit_intents, which is committed first (main before attached
+// databases); an intent missing from the log after a crash or a failed commit is appended on
+// the next open or write (Reconcile), and intents already in the log are deleted by the next
+// transaction that writes intents.
+constexpr const char* kLogSchema = R"sql(
+CREATE TABLE IF NOT EXISTS log.audit(
+  seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
+  version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log.checkpoints(
+  seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_us INTEGER NOT NULL, public_key TEXT NOT NULL, signature TEXT NOT NULL);
 )sql";
 
 // Lists of collection names are kept as newline-separated text.
@@ -168,7 +183,7 @@ Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const 
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, SqliteOptions opt) : db_(db), opt_(opt) {}
+  SqliteStore(sqlite3* db, SqliteOptions opt, std::string path) : db_(db), opt_(opt), path_(std::move(path)) {}
   ~SqliteStore() override {
     readers_.clear();
     stmts_.clear();
@@ -183,6 +198,7 @@ class SqliteStore final : public Store {
         return;  // fewer readers is only slower
       }
       sqlite3_busy_timeout(r->db, 5000);
+      if (!AttachLog(r->db)) return;
       // Memory-mapped reads: no pread copy per page (random lookups of referenced objects).
       sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384; PRAGMA mmap_size=4294967296;", nullptr, nullptr,
                    nullptr);
@@ -190,17 +206,32 @@ class SqliteStore final : public Store {
     }
   }
 
+  // Attaches the audit log's file as "log" to a connection.
+  bool AttachLog(sqlite3* db) const {
+    Stmt a(db, "ATTACH DATABASE ? AS log");
+    if (!a) return false;
+    const std::string log = AuditLogPath(path_);  // bound SQLITE_STATIC: must outlive the step
+    a.Bind(1, log);
+    return sqlite3_step(a.get()) == SQLITE_DONE;
+  }
+
   Status Init() {
     char* err = nullptr;
+    if (!AttachLog(db_)) return Io("open the audit log " + AuditLogPath(path_));
     // page_size applies only when the file is created: 16 KiB pages halve the
     // B-tree work for ~2 KB STIX objects compared with the 4 KiB default (bench/ingest).
     const char* pragmas =
         "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-        "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;";
+        "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536;"
+        "PRAGMA log.page_size=16384; PRAGMA log.journal_mode=WAL; PRAGMA log.synchronous=FULL;";
     if (sqlite3_exec(db_, pragmas, nullptr, nullptr, &err) != SQLITE_OK) return Fail("configure database", err);
+    // The log's tables: created with the file (a log file lost beside an existing database
+    // is an empty chain, which `audit verify` reports against the signed checkpoints).
+    if (sqlite3_exec(db_, kLogSchema, nullptr, nullptr, &err) != SQLITE_OK) return Fail("create the audit log", err);
     Stmt v(db_, "PRAGMA user_version");
     if (!v || sqlite3_step(v.get()) != SQLITE_ROW) return Io("read schema version");
     int64_t version = v.Int(0);
+    sqlite3_reset(v.get());  // no statement may be pending when the upgrade drops tables
     if (version > kSchemaVersion) {
       return Status::Io("database schema version " + std::to_string(version) +
                         " is newer than this tearline (" + std::to_string(kSchemaVersion) + ")");
@@ -209,10 +240,28 @@ class SqliteStore final : public Store {
       // A non-empty database that is not ours must not be modified.
       Stmt t(db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT IN "
                "('collections','objects','markings','statuses','principals','tokens','partners','audiences','audit','meta',"
+               "'audit_intents',"
                "'releases','checkpoints','trust_groups','peers','outbox','pull_cursors','signatures','sqlite_sequence',"
                "'parties','warnings')");
       if (t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0) {
         return Status::Io("not a tearline database (it already holds other tables)");
+      }
+    }
+    if (version > 0 && version < 11) {
+      // 11: the audit chain and its checkpoints move to the log's file. Copied first in a
+      // transaction that changes only the log (repeatable: a crash before the schema commit
+      // below copies again, keeping what is there); dropped from main in the schema commit.
+      Stmt t(db_, "SELECT count(*) FROM main.sqlite_master WHERE type='table' AND name='audit'");
+      bool moved = t && sqlite3_step(t.get()) == SQLITE_ROW && t.Int(0) > 0;
+      sqlite3_reset(t.get());
+      if (moved) {
+        const char* copy =
+            "BEGIN IMMEDIATE; INSERT OR IGNORE INTO log.audit SELECT * FROM main.audit;"
+            "INSERT OR IGNORE INTO log.checkpoints SELECT * FROM main.checkpoints; COMMIT";
+        if (sqlite3_exec(db_, copy, nullptr, nullptr, &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("move the audit log to its own file", err);
+        }
       }
     }
     if (version < kSchemaVersion) {
@@ -249,6 +298,12 @@ class SqliteStore final : public Store {
           return Fail("flag last versions", err);
         }
       }
+      if (version > 0 && version < 11 &&
+          sqlite3_exec(db_, "DROP TABLE IF EXISTS main.audit; DROP TABLE IF EXISTS main.checkpoints", nullptr, nullptr,
+                       &err) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Fail("drop the moved audit tables", err);
+      }
       if (auto st = EnsureNodeIdentity(); !st.ok()) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return st;
@@ -259,7 +314,57 @@ class SqliteStore final : public Store {
     Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
     if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
     node_identity_ = n.Text(0);
+    std::lock_guard lock(mu_);
+    return ReconcileLocked();
+  }
+
+  // Appends to the log the intents it lacks (a transaction over both files whose log part was
+  // lost: crash or failed commit), then deletes the intents the log holds. Two transactions,
+  // log first: an intent is deleted only once its entry is durable in the log. Outside any
+  // transaction, with mu_ held.
+  Status ReconcileLocked() {
+    auto head = LogHeadLocked();
+    if (!head.ok()) return head.status();
+    Stmt pending(db_, "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM audit_intents "
+                      "WHERE seq>? ORDER BY seq");
+    if (!pending) return Io("read audit intents");
+    pending.Bind(1, head->first);
+    std::vector<audit::Entry> missing;
+    int rc;
+    while ((rc = sqlite3_step(pending.get())) == SQLITE_ROW) {
+      missing.push_back({pending.Int(0), pending.Int(1), pending.Text(2), pending.Text(3), pending.Text(4),
+                         pending.Text(5), pending.Text(6), pending.Text(7), pending.Text(8)});
+    }
+    if (rc != SQLITE_DONE) return Io("read audit intents");
+    if (!missing.empty()) {
+      // Chained onto the log's head as it is (the same seq and hashes when only they were lost).
+      if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit reconciliation");
+      if (auto st = AppendLogLocked(missing); !st.ok()) {
+        Exec("ROLLBACK");
+        return st;
+      }
+      if (!Exec("COMMIT")) {
+        Exec("ROLLBACK");
+        return Io("commit audit reconciliation");
+      }
+    }
+    if (!Exec("DELETE FROM audit_intents")) return Io("clear audit intents");
+    auto now = LogHeadLocked();
+    if (!now.ok()) return now.status();
+    durable_seq_ = now->first;
+    reconcile_ = false;
     return Status::Ok();
+  }
+
+  Result<std::pair<int64_t, std::string>> LogHeadLocked() {
+    Stmt& last = Cached("SELECT seq, hash FROM log.audit ORDER BY seq DESC LIMIT 1");
+    last.Reset();
+    int rc = sqlite3_step(last.get());
+    std::pair<int64_t, std::string> head{0, audit::kGenesis};
+    if (rc == SQLITE_ROW) head = {last.Int(0), last.Text(1)};
+    sqlite3_reset(last.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
+    return head;
   }
 
   // Inside the schema transaction: adds `column` to `table` when the table exists without it.
@@ -387,19 +492,12 @@ class SqliteStore final : public Store {
 
   Result<std::pair<int64_t, std::string>> AuditHead() override {
     std::lock_guard lock(mu_);
-    Stmt& last = Cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
-    last.Reset();
-    int rc = sqlite3_step(last.get());
-    std::pair<int64_t, std::string> head{0, audit::kGenesis};
-    if (rc == SQLITE_ROW) head = {last.Int(0), last.Text(1)};
-    sqlite3_reset(last.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
-    return head;
+    return LogHeadLocked();
   }
 
   Status PutCheckpoint(const Checkpoint& c) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT OR REPLACE INTO checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
+    Stmt s(db_, "INSERT OR REPLACE INTO log.checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
     s.Bind(1, c.seq);
     s.Bind(2, c.hash);
     s.Bind(3, c.time_us);
@@ -411,7 +509,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Checkpoint>> ReadCheckpoints() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT seq, hash, time_us, public_key, signature FROM checkpoints ORDER BY seq");
+    Stmt s(db_, "SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints ORDER BY seq");
     std::vector<Checkpoint> out;
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)});
@@ -494,6 +592,10 @@ class SqliteStore final : public Store {
 
   void RunGroup(const std::vector<PutJob*>& batch) {
     std::lock_guard lock(mu_);
+    if (auto st = ReadyLocked(); !st.ok()) {
+      for (PutJob* j : batch) j->result = st;
+      return;
+    }
     if (!Exec("BEGIN IMMEDIATE")) {
       for (PutJob* j : batch) j->result = Io("begin transaction");
       return;
@@ -514,7 +616,7 @@ class SqliteStore final : public Store {
       return;
     }
     bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
-    if (inject || !Exec("COMMIT")) {
+    if (inject || !CommitLocked()) {
       Exec("ROLLBACK");
       for (PutJob* j : batch) {
         if (j->result.ok()) j->result = Io("commit");
@@ -573,7 +675,7 @@ class SqliteStore final : public Store {
       }
       if (result.ok() && record->audit) {
         auto entries = record->audit(*result);
-        if (auto a = AppendAuditLocked(entries, {}); !a.ok()) result = a;
+        if (auto a = AppendAuditLocked(entries, {}, true); !a.ok()) result = a;
       }
     }
     return result;
@@ -668,7 +770,9 @@ class SqliteStore final : public Store {
 
   Result<int64_t> SizeBytes() override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()");
+    // Both files: the objects' and the audit log's.
+    Stmt s(db_, "SELECT (SELECT page_count FROM pragma_page_count('main')) * (SELECT page_size FROM pragma_page_size('main')) + "
+                "(SELECT page_count FROM pragma_page_count('log')) * (SELECT page_size FROM pragma_page_size('log'))");
     if (!s || sqlite3_step(s.get()) != SQLITE_ROW) return Io("database size");
     return s.Int(0);
   }
@@ -954,15 +1058,16 @@ class SqliteStore final : public Store {
                     std::string_view error) override {
     if (entries.empty() && releases.empty() && sent.empty() && failed.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
+    if (auto st = ReadyLocked(); !st.ok()) return st;
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin push record");
-    Status st = AppendAuditLocked(entries, releases);
+    Status st = AppendAuditLocked(entries, releases, true);
     if (st.ok()) st = MarkOutboxLocked(sent, "sent", "", 0);
     if (st.ok()) st = MarkOutboxLocked(failed, "failed", error, 0);
     if (!st.ok()) {
       Exec("ROLLBACK");
       return st;
     }
-    if (!Exec("COMMIT")) {
+    if (!CommitLocked()) {
       Exec("ROLLBACK");
       return Io("commit push record");
     }
@@ -1222,45 +1327,38 @@ class SqliteStore final : public Store {
   Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases) override {
     if (entries.empty() && releases.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
+    if (auto st = ReadyLocked(); !st.ok()) return st;
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
-    if (auto st = AppendAuditLocked(entries, releases); !st.ok()) {
+    if (auto st = AppendAuditLocked(entries, releases, false); !st.ok()) {
       Exec("ROLLBACK");
       return st;
     }
-    if (!Exec("COMMIT")) {
+    if (!CommitLocked()) {
       Exec("ROLLBACK");
       return Io("commit audit");
     }
     return Status::Ok();
   }
 
-  // Inside a write transaction: extends the chain and the release history.
-  Status AppendAuditLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases) {
-    Stmt& last = Cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
-    last.Reset();
-    int rc = sqlite3_step(last.get());
-    int64_t seq = rc == SQLITE_ROW ? last.Int(0) : 0;
-    std::string prev = rc == SQLITE_ROW ? last.Text(1) : audit::kGenesis;
-    sqlite3_reset(last.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
-    Stmt& ins = Cached(
-        "INSERT INTO audit(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) VALUES(?,?,?,?,?,?,?,?,?)");
-    for (auto& e : entries) {
-      e.seq = ++seq;
-      e.prev_hash = prev;
-      e.hash = audit::EntryHash(e);
-      prev = e.hash;
-      ins.Reset();
-      ins.Bind(1, e.seq);
-      ins.Bind(2, e.time_us);
-      ins.Bind(3, e.recipient);
-      ins.Bind(4, e.object_id);
-      ins.Bind(5, e.version);
-      ins.Bind(6, e.decision);
-      ins.Bind(7, e.reason);
-      ins.Bind(8, e.prev_hash);
-      ins.Bind(9, e.hash);
-      if (Step(ins) != SQLITE_DONE) return Io("append audit");
+  // Inside a write transaction: extends the chain (in the log's file) and the release history.
+  // `main_too`: the transaction also changes the main file, so the entries go into
+  // audit_intents as well (see kLogSchema); so do they when there are releases to record.
+  Status AppendAuditLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
+                           bool main_too) {
+    if (auto st = AppendLogLocked(entries); !st.ok()) return st;
+    if ((main_too || !releases.empty()) && !entries.empty()) {
+      // Intents of earlier transactions whose log part is durable are no longer needed.
+      Stmt& old = Cached("DELETE FROM audit_intents WHERE seq<=?");
+      old.Reset();
+      old.Bind(1, durable_seq_);
+      if (Step(old) != SQLITE_DONE) return Io("clear audit intents");
+      Stmt& intent = Cached(
+          "INSERT INTO audit_intents(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
+          "VALUES(?,?,?,?,?,?,?,?,?)");
+      for (const auto& e : entries) {
+        BindEntry(intent, e);
+        if (Step(intent) != SQLITE_DONE) return Io("record audit intent");
+      }
     }
     // The first form a recipient received stands (a recipient never gets both).
     Stmt& rel = Cached("INSERT OR IGNORE INTO releases(recipient, object_id, variant) VALUES(?,?,?)");
@@ -1275,10 +1373,62 @@ class SqliteStore final : public Store {
   }
 
 
+  static void BindEntry(Stmt& s, const audit::Entry& e) {
+    s.Reset();
+    s.Bind(1, e.seq);
+    s.Bind(2, e.time_us);
+    s.Bind(3, e.recipient);
+    s.Bind(4, e.object_id);
+    s.Bind(5, e.version);
+    s.Bind(6, e.decision);
+    s.Bind(7, e.reason);
+    s.Bind(8, e.prev_hash);
+    s.Bind(9, e.hash);
+  }
+
+  // Inside a write transaction: chains `entries` onto the log's head (setting seq and hashes).
+  Status AppendLogLocked(std::vector<audit::Entry>& entries) {
+    if (entries.empty()) return Status::Ok();
+    auto head = LogHeadLocked();
+    if (!head.ok()) return head.status();
+    int64_t seq = head->first;
+    std::string prev = head->second;
+    Stmt& ins = Cached(
+        "INSERT INTO log.audit(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
+        "VALUES(?,?,?,?,?,?,?,?,?)");
+    for (auto& e : entries) {
+      e.seq = ++seq;
+      e.prev_hash = prev;
+      e.hash = audit::EntryHash(e);
+      prev = e.hash;
+      BindEntry(ins, e);
+      if (Step(ins) != SQLITE_DONE) return Io("append audit");
+    }
+    return Status::Ok();
+  }
+
+  // COMMIT of a transaction that may have appended to the log. On success the log's head is
+  // durable; on failure the main file may have committed without the log (WAL: atomic per
+  // file), so the intents are reconciled before the next write.
+  bool CommitLocked() {
+    if (Exec("COMMIT")) {
+      if (auto head = LogHeadLocked(); head.ok()) durable_seq_ = head->first;
+      return true;
+    }
+    reconcile_ = true;
+    return false;
+  }
+
+  // Before a write transaction that appends to the log, with mu_ held.
+  Status ReadyLocked() {
+    if (!reconcile_) return Status::Ok();
+    return ReconcileLocked();
+  }
+
   Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<audit::Entry>> {
       Stmt& s = CachedOn(db, stmts,
-                         "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM audit "
+                         "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM log.audit "
                          "WHERE seq>? ORDER BY seq LIMIT ?");
       s.Reset();
       s.Bind(1, after);
@@ -1646,6 +1796,9 @@ class SqliteStore final : public Store {
   std::atomic<size_t> next_reader_{0};
   int write_steps_ = 0;
   std::string node_identity_;
+  std::string path_;
+  int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
+  bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };
 
 }  // namespace
@@ -1668,7 +1821,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
     return Status::Io("cannot open database " + path + ": " + msg);
   }
   sqlite3_busy_timeout(db, 5000);
-  auto store = std::make_unique<SqliteStore>(db, options);
+  auto store = std::make_unique<SqliteStore>(db, options, path);
   if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
   store->OpenReaders(path, options.read_connections);
   return std::unique_ptr<Store>(std::move(store));

@@ -26,7 +26,7 @@ class TempDb {
 
  private:
   void Remove() {
-    for (auto s : {"", "-wal", "-shm"}) fs::remove(path_ + s);
+    for (auto s : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm"}) fs::remove(path_ + s);
   }
   std::string path_;
 };
@@ -444,6 +444,117 @@ TEST(Store, FailureAtAnyWriteStepLosesNothingAcknowledged) {
     EXPECT_GT(n, 5);
     break;
   }
+}
+
+int64_t RawInt(const std::string& path, const std::string& sql) {
+  sqlite3* h = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+  int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return v;
+}
+
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(h);
+}
+
+audit::Entry Release(const std::string& what) { return {0, 1700000000000000, "reader", what, "1 objects", "release", "read", "", ""}; }
+
+// The audit log lives in its own file: appending released objects' entries leaves the objects'
+// file untouched (its readers keep their caches); an ingest writes both, with intents in main.
+TEST(Store, TheAuditLogHasItsOwnFile) {
+  TempDb db;
+  auto s = Open(db);
+  IngestRecord rec;
+  rec.audit = [](const PutResult&) { return std::vector<audit::Entry>{Release("ingest")}; };
+  ASSERT_TRUE(s->Put("c", Objects({Malware(1)}), "", {}, nullptr, &rec).ok());
+  sqlite3* watcher = nullptr;  // another connection sees main's data_version move on others' commits
+  ASSERT_EQ(sqlite3_open(db.path().c_str(), &watcher), SQLITE_OK);
+  auto data_version = [&] {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(watcher, "PRAGMA main.data_version", -1, &st, nullptr);
+    sqlite3_step(st);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+  };
+  int64_t before = data_version();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(s->AppendAudit({Release("indicator--x@" + std::to_string(i))}).ok());
+  EXPECT_EQ(data_version(), before) << "appending releases changed the objects' file";
+  ASSERT_TRUE(s->Put("c", Objects({Malware(2)}), "", {}, nullptr, &rec).ok());
+  EXPECT_NE(data_version(), before);
+  sqlite3_close(watcher);
+  EXPECT_EQ(s->AuditHead()->first, 5);
+  EXPECT_EQ(RawInt(AuditLogPath(db.path()), "SELECT count(*) FROM audit"), 5);
+  // Only the last ingest's intent is kept (the earlier one is known to be in the log).
+  EXPECT_EQ(RawInt(db.path(), "SELECT group_concat(seq) FROM audit_intents"), 5);
+}
+
+// A transaction over both files is atomic per file only: if the log's part is lost (a crash
+// between the two commits), the intents committed in main restore it on the next open, with
+// the same sequence numbers and hashes.
+TEST(Store, AuditEntriesLostFromTheLogAreRestoredFromIntents) {
+  TempDb db;
+  std::pair<int64_t, std::string> head;
+  {
+    auto s = Open(db);
+    ASSERT_TRUE(s->AppendAudit({Release("a"), Release("b")}).ok());
+    IngestRecord rec;
+    rec.audit = [](const PutResult&) { return std::vector<audit::Entry>{Release("c"), Release("d")}; };
+    ASSERT_TRUE(s->Put("c", Objects({Malware(1)}), "", {}, nullptr, &rec).ok());
+    head = *s->AuditHead();
+    ASSERT_EQ(head.first, 4);
+  }
+  RawExec(AuditLogPath(db.path()), "DELETE FROM audit WHERE seq>2");
+  ASSERT_EQ(RawInt(AuditLogPath(db.path()), "SELECT count(*) FROM audit"), 2);
+  auto s = Open(db);
+  EXPECT_EQ(*s->AuditHead(), head);
+  auto entries = s->ReadAudit(0, 10);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 4u);
+  EXPECT_EQ((*entries)[2].object_id, "c");
+  EXPECT_EQ((*entries)[3].prev_hash, (*entries)[2].hash);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM audit_intents"), 0);
+}
+
+// A schema-10 database kept its audit chain and checkpoints in the main file: opening it
+// moves them to the log's file, unchanged.
+TEST(Store, MovesTheAuditLogOfASchema10Database) {
+  TempDb db;
+  std::vector<audit::Entry> before;
+  {
+    auto s = Open(db);
+    ASSERT_TRUE(s->AppendAudit({Release("a"), Release("b"), Release("c")}).ok());
+    ASSERT_TRUE(s->PutCheckpoint({3, s->AuditHead()->second, 1700000000000001, "ab", "cd"}).ok());
+    before = *s->ReadAudit(0, 10);
+  }
+  // Rebuild the schema-10 layout: the chain in main, no log file, no intents table.
+  RawExec(db.path(), "ATTACH '" + AuditLogPath(db.path()) + "' AS log;"
+          "CREATE TABLE main.audit(seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL,"
+          " object_id TEXT NOT NULL, version TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL,"
+          " prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+          "CREATE TABLE main.checkpoints(seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, time_us INTEGER NOT NULL,"
+          " public_key TEXT NOT NULL, signature TEXT NOT NULL);"
+          "INSERT INTO main.audit SELECT * FROM log.audit; INSERT INTO main.checkpoints SELECT * FROM log.checkpoints;"
+          "DROP TABLE main.audit_intents; PRAGMA main.user_version=10;");
+  for (auto x : {".audit", ".audit-wal", ".audit-shm"}) fs::remove(db.path() + x);
+  auto s = Open(db);
+  auto after = s->ReadAudit(0, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ((*after)[i].hash, before[i].hash);
+  ASSERT_EQ(s->ReadCheckpoints()->size(), 1u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 11);
+  ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());
+  EXPECT_EQ(s->ReadAudit(0, 10)->back().prev_hash, before.back().hash);
 }
 
 TEST(Store, RefusesForeignOrUnreadableDatabases) {

@@ -94,4 +94,9 @@ Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key) {
 
 std::string NodeKeyPath(const std::string& database_path) { return database_path + ".key"; }
 
+std::string AuditLogPath(const std::string& database_path) {
+  if (database_path.empty() || database_path == ":memory:") return database_path;
+  return database_path + ".audit";
+}
+
 }  // namespace tearline::store

@@ -380,13 +380,18 @@ struct SqliteOptions {
   size_t read_connections = 4;
 };
 
-//! Opens (creating if needed) the SQLite store at `path` (WAL, one file).
-//! Io if the file cannot be opened or is not a tearline database.
+//! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
+//! (AuditLogPath). Io if a file cannot be opened or is not a tearline database.
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options = {});
 
 //! Signs the audit chain's head with `key` and stores the checkpoint, unless the head is
 //! already covered. Returns the checkpointed seq (0: empty log).
 Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key);
+
+//! The audit log's own database file beside the store: "<database_path>.audit" (its commits,
+//! one per group of audited releases, must not invalidate the readers' caches of the objects).
+//! ":memory:" and "" (temporary stores) get an in-memory or temporary log.
+std::string AuditLogPath(const std::string& database_path);
 
 //! Where the node's Ed25519 key lives for the database at `database_path`:
 //! "<database_path>.key" (the data directory; created 0600 on first start).
