@@ -150,9 +150,18 @@ class Stmt {
     sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
   }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  // Text columns are read as blobs: sqlite3_column_text must NUL-terminate a value that still
+  // points into the page, which costs SQLite a malloc and a copy per column (its bytes are the
+  // same: every text is stored UTF-8). A std::string copy is made either way.
+  void TextInto(int col, std::string& out) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    if (p) out.assign(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+    else out.clear();
+  }
   std::string Text(int col) const {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
-    return p ? std::string(p, sqlite3_column_bytes(s_, col)) : std::string();
+    std::string out;
+    TextInto(col, out);
+    return out;
   }
   int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
   bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
@@ -319,41 +328,54 @@ class SqliteStore final : public Store {
   }
 
   // Appends to the log the intents it lacks (a transaction over both files whose log part was
-  // lost: crash or failed commit), then deletes the intents the log holds. Two transactions,
-  // log first: an intent is deleted only once its entry is durable in the log. Outside any
-  // transaction, with mu_ held.
+  // lost: crash or failed commit), then deletes the intents the log now holds. The log is
+  // written first: an intent is deleted only once its entry is durable there. Opening a store
+  // whose log lacks nothing writes nothing (CLI commands run beside a serving node). Outside
+  // any transaction, with mu_ held.
   Status ReconcileLocked() {
+    auto missing = MissingIntentsLocked();
+    if (!missing.ok()) return missing.status();
+    if (!missing->empty()) {
+      // Decided again under the write lock: another process may have committed the log's part
+      // of its transaction since (its main part commits first).
+      if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit reconciliation");
+      missing = MissingIntentsLocked();
+      Status st = missing.ok() ? AppendLogLocked(*missing) : missing.status();
+      if (!st.ok() || !Exec("COMMIT")) {
+        Exec("ROLLBACK");
+        return st.ok() ? Io("commit audit reconciliation") : st;
+      }
+    }
     auto head = LogHeadLocked();
     if (!head.ok()) return head.status();
-    Stmt pending(db_, "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM audit_intents "
-                      "WHERE seq>? ORDER BY seq");
-    if (!pending) return Io("read audit intents");
-    pending.Bind(1, head->first);
-    std::vector<audit::Entry> missing;
-    int rc;
-    while ((rc = sqlite3_step(pending.get())) == SQLITE_ROW) {
-      missing.push_back({pending.Int(0), pending.Int(1), pending.Text(2), pending.Text(3), pending.Text(4),
-                         pending.Text(5), pending.Text(6), pending.Text(7), pending.Text(8)});
+    if (!missing->empty()) {
+      Stmt done(db_, "DELETE FROM audit_intents WHERE seq<=?");
+      done.Bind(1, head->first);
+      if (sqlite3_step(done.get()) != SQLITE_DONE) return Io("clear audit intents");
     }
-    if (rc != SQLITE_DONE) return Io("read audit intents");
-    if (!missing.empty()) {
-      // Chained onto the log's head as it is (the same seq and hashes when only they were lost).
-      if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit reconciliation");
-      if (auto st = AppendLogLocked(missing); !st.ok()) {
-        Exec("ROLLBACK");
-        return st;
-      }
-      if (!Exec("COMMIT")) {
-        Exec("ROLLBACK");
-        return Io("commit audit reconciliation");
-      }
-    }
-    if (!Exec("DELETE FROM audit_intents")) return Io("clear audit intents");
-    auto now = LogHeadLocked();
-    if (!now.ok()) return now.status();
-    durable_seq_ = now->first;
+    durable_seq_ = head->first;
     reconcile_ = false;
     return Status::Ok();
+  }
+
+  // The intents whose seq is beyond the log's head, in order.
+  Result<std::vector<audit::Entry>> MissingIntentsLocked() {
+    auto head = LogHeadLocked();
+    if (!head.ok()) return head.status();
+    Stmt& pending = Cached("SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash "
+                           "FROM audit_intents WHERE seq>? ORDER BY seq");
+    if (!pending) return Io("read audit intents");
+    pending.Reset();
+    pending.Bind(1, head->first);
+    std::vector<audit::Entry> out;
+    int rc;
+    while ((rc = sqlite3_step(pending.get())) == SQLITE_ROW) {
+      out.push_back({pending.Int(0), pending.Int(1), pending.Text(2), pending.Text(3), pending.Text(4),
+                     pending.Text(5), pending.Text(6), pending.Text(7), pending.Text(8)});
+    }
+    sqlite3_reset(pending.get());  // a pending read would pin an old snapshot of main
+    if (rc != SQLITE_DONE) return Io("read audit intents");
+    return out;
   }
 
   Result<std::pair<int64_t, std::string>> LogHeadLocked() {
@@ -1696,6 +1718,7 @@ class SqliteStore final : public Store {
       after = std::max(after, pos);
     }
     Page page;
+    page.objects.reserve(std::min<size_t>(q.limit + 1, 1024));
     if (!q.spec_versions.empty() &&
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
@@ -1771,12 +1794,17 @@ class SqliteStore final : public Store {
         page.more = true;
         break;
       }
-      StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5),
-                     with_json ? s.Text(7) : std::string(), s.Text(6)};
-      if (held) {
-        o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
-      }
-      page.objects.push_back(std::move(o));
+      // Built in place from SQLite's column buffers: one copy of each value, no temporaries.
+      StoredObject& o = page.objects.emplace_back();
+      s.TextInto(0, o.id);
+      s.TextInto(1, o.type);
+      s.TextInto(2, o.modified);
+      s.TextInto(3, o.version);
+      s.TextInto(4, o.spec_version);
+      o.date_added = s.Int(5);
+      s.TextInto(6, o.source);
+      if (with_json) s.TextInto(7, o.json);
+      if (held) o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
     }
     sqlite3_reset(s.get());
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return io("query");
