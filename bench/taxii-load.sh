@@ -6,7 +6,8 @@
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
-#   GET objects (limit=100), GET objects by type, GET one object, GET manifest, POST 100-object envelopes.
+#   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
+#   by type (first and random pages), GET one object, GET manifest, POST 100-object envelopes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -57,6 +58,8 @@ run() {
   local out
   out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
   LAST=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  # Errors count against a run: wrk reports them, we must not hide them.
+  if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/  $name: /"; fi
   printf '%-34s %10s req/s  p50 %8s  p99 %8s\n' "$name" "$LAST" \
     "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
 }
@@ -82,12 +85,19 @@ if [ "$MODE" = post ]; then  # the POST route alone (e.g. to profile it)
   run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
   exit 0
 fi
+# Random pages: the collection's date_added range, for bench/taxii-pages.lua.
+read -r PAGES_FIRST_US PAGES_LAST_US < <(sqlite3 -separator ' ' "$DB" \
+  "SELECT min(date_added), max(date_added) FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench')")
+export PAGES_FIRST_US PAGES_LAST_US
 if [ "$MODE" = pages ]; then  # GET objects limit=100 alone
-  run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
+  run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+  run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
   exit 0
 fi
-run "GET objects limit=100" "$BASE/$COLL/objects/?limit=100"
+run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 run "GET objects type=indicator" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"
+PAGES_QUERY="&match%5Btype%5D=indicator" run "GET type=indicator (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 run "GET one object" "$BASE/$COLL/objects/$ONE/"
 run "GET manifest limit=100" "$BASE/$COLL/manifest/?limit=100"
 run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
