@@ -875,3 +875,49 @@ TEST(HttpServer, DeferredResponsesHoldNoThread) {
 
 }  // namespace
 }  // namespace tearline
+
+namespace tearline {
+namespace {
+
+int64_t CacheHits(const std::string& metrics) {
+  auto at = metrics.find("\ntearline_response_cache_hits_total ");
+  return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + 36));
+}
+
+// Identical reads are served from the response cache, yet every one is audited, and any change
+// to the objects' database (new objects, a permission taken away) is seen by the next request.
+TEST_F(TaxiiTest, RepeatedReadsAreServedFreshAndEachIsAudited) {
+  const std::string url = Coll(inbox_) + "objects/?limit=50";
+  HttpOptions post = Analyst();
+  post.headers.push_back("Content-Type: " + kTaxii);
+  auto object = [](int n) {
+    return R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d01623649)" +
+           std::to_string(10 + n) + R"(","created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false})";
+  };
+  ASSERT_EQ(Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + object(1) + "]}").status, 202);
+  int64_t hits_before = CacheHits(Http("GET", base_ + "/metrics", Analyst()).body);
+  ASSERT_GE(hits_before, 0);
+  int64_t audited = store_->AuditHead()->first;
+  std::string first = Http("GET", url, Analyst()).body;
+  ASSERT_NE(first.find("5687c175-5926-4090-8ce9-6d0162364911"), std::string::npos) << first;
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Http("GET", url, Analyst()).body, first);
+  EXPECT_EQ(store_->AuditHead()->first, audited + 5) << "every release is audited, cached or not";
+  EXPECT_GE(CacheHits(Http("GET", base_ + "/metrics", Analyst()).body), hits_before + 3) << "the cache was not used";
+  auto log = store_->ReadAudit(audited, 10);
+  ASSERT_EQ(log->size(), 5u);
+  EXPECT_EQ(log->back().object_id, log->front().object_id);
+  // A new object: the next read has it.
+  ASSERT_EQ(Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + object(2) + "]}").status, 202);
+  EXPECT_NE(Http("GET", url, Analyst()).body.find("5687c175-5926-4090-8ce9-6d0162364912"), std::string::npos);
+  // Read permission taken away (as `tearline principal` would, through the database).
+  ASSERT_TRUE(store_->PutPrincipal({"analyst", taxii::HashSecret(kPassword), {"demo"}, {"inbox"}}).ok());
+  EXPECT_EQ(Http("GET", url, Analyst()).status, 403);
+  // The same response for another principal is its own entry.
+  ASSERT_TRUE(store_->PutPrincipal({"reader", "", {"demo", "inbox"}, {}}).ok());
+  auto other = Http("GET", url, Reader());
+  EXPECT_EQ(other.status, 200);
+  EXPECT_EQ(store_->ReadAudit(0, 100000)->back().recipient, "reader");
+}
+
+}  // namespace
+}  // namespace tearline

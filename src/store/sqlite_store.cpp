@@ -194,6 +194,8 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(sqlite3* db, SqliteOptions opt, std::string path) : db_(db), opt_(opt), path_(std::move(path)) {}
   ~SqliteStore() override {
+    state_stmt_ = Stmt();
+    sqlite3_close_v2(state_db_);
     readers_.clear();
     stmts_.clear();
     sqlite3_close_v2(db_);
@@ -1666,6 +1668,30 @@ class SqliteStore final : public Store {
   };
 
  public:
+  // A connection of its own that only asks SQLite whether the file changed: PRAGMA
+  // data_version moves with every commit of any other connection, in any process.
+  std::string StateToken() override {
+    std::lock_guard lock(state_mu_);
+    if (!state_db_) return {};
+    if (!state_stmt_) state_stmt_ = Stmt(state_db_, "PRAGMA main.data_version");
+    if (!state_stmt_) return {};
+    int rc = sqlite3_step(state_stmt_.get());
+    int64_t v = rc == SQLITE_ROW ? state_stmt_.Int(0) : -1;
+    sqlite3_reset(state_stmt_.get());
+    return v < 0 ? std::string() : std::to_string(v);
+  }
+
+  void OpenStateConnection(const std::string& path) {
+    if (path.empty() || path == ":memory:") return;
+    if (sqlite3_open_v2(path.c_str(), &state_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+      sqlite3_close_v2(state_db_);
+      state_db_ = nullptr;
+      return;
+    }
+    sqlite3_busy_timeout(state_db_, 5000);
+    sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
+  }
+
   std::unique_ptr<ReadScope> ReadSnapshot() override {
     if (readers_.empty() || ThisThread().owner) return nullptr;
     size_t n = readers_.size(), start = next_reader_++ % n;
@@ -1825,6 +1851,9 @@ class SqliteStore final : public Store {
   int write_steps_ = 0;
   std::string node_identity_;
   std::string path_;
+  std::mutex state_mu_;  // the StateToken connection
+  sqlite3* state_db_ = nullptr;
+  Stmt state_stmt_;
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };
@@ -1852,6 +1881,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
   auto store = std::make_unique<SqliteStore>(db, options, path);
   if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
   store->OpenReaders(path, options.read_connections);
+  store->OpenStateConnection(path);
   return std::unique_ptr<Store>(std::move(store));
 }
 

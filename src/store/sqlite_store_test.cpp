@@ -497,6 +497,27 @@ TEST(Store, TheAuditLogHasItsOwnFile) {
   EXPECT_EQ(RawInt(db.path(), "SELECT group_concat(seq) FROM audit_intents"), 5);
 }
 
+// StateToken names the objects' database state: any commit to it moves the token, from this
+// store or another connection; audit entries alone (their own file) do not.
+TEST(Store, StateTokenMovesWithEveryChangeToTheObjects) {
+  TempDb db;
+  auto s = Open(db);
+  std::string t0 = s->StateToken();
+  ASSERT_FALSE(t0.empty());
+  EXPECT_EQ(s->StateToken(), t0);
+  ASSERT_TRUE(s->AppendAudit({Release("x")}).ok());
+  EXPECT_EQ(s->StateToken(), t0) << "an audit entry is not a change of the objects";
+  ASSERT_TRUE(s->Put("c", Objects({Malware(1)})).ok());
+  std::string t1 = s->StateToken();
+  EXPECT_NE(t1, t0);
+  ASSERT_TRUE(s->AppendAudit({Release("y")}, {{"identity--p", "malware--" + Uuid(1), false}}).ok());
+  std::string t2 = s->StateToken();
+  EXPECT_NE(t2, t1) << "the release history is in the objects' file";
+  RawExec(db.path(), "UPDATE principals SET can_read='' WHERE name='nobody'");  // another connection, no row
+  RawExec(db.path(), "INSERT INTO meta(key, value) VALUES('test', 'x')");
+  EXPECT_NE(s->StateToken(), t2) << "a commit by another connection";
+}
+
 // A transaction over both files is atomic per file only: if the log's part is lost (a crash
 // between the two commits), the intents committed in main restore it on the next open, with
 // the same sequence numbers and hashes.

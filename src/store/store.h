@@ -251,6 +251,11 @@ class Store {
   };
   virtual std::unique_ptr<ReadScope> ReadSnapshot() { return nullptr; }
 
+  //! Names the current state of the objects' database: any commit to it, from any connection
+  //! or process, gives a new token (the audit log's own file does not count). Taken before a
+  //! read, it names a state no newer than the one the read sees. Empty when unknown.
+  virtual std::string StateToken() { return {}; }
+
   //! This node's STIX identity id, created with the database (stable for its life).
   virtual Result<std::string> NodeIdentity() = 0;
 

@@ -12,6 +12,7 @@
 #include "stix/stix.h"
 #include "taxii/taxii.h"
 #include "taxii/audit_writer.h"
+#include "taxii/response_cache.h"
 #include "taxii/watcher.h"
 #include "federation/federation.h"
 #include "warn/warn.h"
@@ -207,6 +208,7 @@ struct Service::Caller {
   // A GET reads in one store snapshot (credentials, permissions, partner, page, references):
   // one consistent view, one cache validation. Ended before the release is audited.
   std::unique_ptr<store::Store::ReadScope>* snapshot = nullptr;
+  std::string state;  // Store::StateToken() before the snapshot (response cache keys)
   void EndSnapshot() const {
     if (snapshot) snapshot->reset();
   }
@@ -229,6 +231,7 @@ Service::Service(Config config, store::Store& store, const policy::Releaser& rel
   if (!key) startup_error_ = err;
   node_key_ = key;
   audit_ = std::make_unique<AuditWriter>(store_, std::move(key), config_.checkpoint_every);
+  cache_ = std::make_unique<ResponseCache>(config_.response_cache_mb << 20);
 }
 
 Service::~Service() = default;
@@ -365,9 +368,11 @@ net::Response Service::HandleNow(const Request& req) {
       }
       return Error(404, "Not Found", "no such advisory");
     }
+    Caller who;
+    // Taken before the snapshot's first read: names a state no newer than what it reads.
+    if (req.method == "GET" && cache_->enabled()) who.state = store_.StateToken();
     std::unique_ptr<store::Store::ReadScope> snapshot;
     if (req.method == "GET") snapshot = store_.ReadSnapshot();
-    Caller who;
     who.snapshot = &snapshot;
     bool authed = Authenticate(req, &who);
     if (!authed && !(discovery && config_.public_discovery)) {
@@ -378,7 +383,7 @@ net::Response Service::HandleNow(const Request& req) {
       if (req.method != "GET") return Error(405, "Method Not Allowed", "allowed: GET");
       Response r;
       r.Set("Content-Type", "text/plain; version=0.0.4");
-      r.body = metrics_->Render(store_);
+      r.body = metrics_->Render(store_) + cache_->Metrics();
       return r;
     }
     if (!AcceptsTaxii(req.Header("Accept"))) {
@@ -515,32 +520,86 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // Every object that leaves in a response is recorded in the hash-chained audit log, and
   // (for partners) in the release history, in one transaction. One entry per response:
   // every object ("id@modified", "as <variant id>" for variants: the link stays here) and the reasons.
-  // The response waits for the entry's durable group commit (Response::defer: the server
-  // holds no thread meanwhile) and becomes a 500 if it fails.
-  auto audit_release = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why,
-                           Response& r) {
-    who.EndSnapshot();  // the reads are done; the audit commit must not wait behind a snapshot
+  // What a release records (one entry per response): every object ("id@modified", "as <variant
+  // id>" for variants: the link stays here), the decision and the reasons; for partners, the
+  // release history of first releases.
+  auto audit_record = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why,
+                          CachedResponse& rec) {
     if (objs.empty()) return;
-    std::string ids, reasons;
-    std::vector<store::ReleaseRecord> history;
     bool any_variant = false;
+    rec.ids.reserve(objs.size() * 80);
     for (size_t k = 0; k < objs.size(); ++k) {
       const policy::Decision* d = k < why.size() ? &why[k] : nullptr;
       bool variant = d && d->outcome == policy::Outcome::kReleaseVariant;
-      std::string original = d && !d->object_id.empty() ? d->object_id : objs[k].id;
-      ids += (k ? "\n" : "") + original + "@" + objs[k].modified + (variant ? " as " + objs[k].id : "");
+      const std::string& original = d && !d->object_id.empty() ? d->object_id : objs[k].id;
+      if (k) rec.ids += '\n';
+      rec.ids += original;
+      rec.ids += '@';
+      rec.ids += objs[k].modified;
+      if (variant) {
+        rec.ids += " as ";
+        rec.ids += objs[k].id;
+      }
       any_variant |= variant;
-      if (d && reasons.find(d->reason) == std::string::npos) reasons += (reasons.empty() ? "" : "; ") + d->reason;
-      if (partner && d && d->first_release) history.push_back({partner->identity, original, variant});
+      if (d && rec.reasons.find(d->reason) == std::string::npos) {
+        if (!rec.reasons.empty()) rec.reasons += "; ";
+        rec.reasons += d->reason;
+      }
+      if (partner && d && d->first_release) rec.history.push_back({partner->identity, original, variant});
     }
+    rec.summary = std::to_string(objs.size()) + " objects";
+    rec.decision = any_variant ? "release-variant" : "release";
+  };
+  // Every object that leaves in a response is recorded in the hash-chained audit log, and (for
+  // partners) in the release history, in one transaction. The response waits for the entry's
+  // durable group commit (Response::defer: the server holds no thread meanwhile) and becomes a
+  // 500 if it fails.
+  auto audit_release = [&](const CachedResponse& rec, Response& r) {
+    who.EndSnapshot();  // the reads are done; the audit commit must not wait behind a snapshot
+    if (rec.ids.empty()) return;
     auto entries = std::make_shared<std::vector<audit::Entry>>();
-    entries->push_back({0, NowMicros(), recipient_name, ids, std::to_string(objs.size()) + " objects",
-                        any_variant ? "release-variant" : "release", reasons, "", ""});
-    auto records = std::make_shared<std::vector<store::ReleaseRecord>>(std::move(history));
+    entries->push_back({0, NowMicros(), recipient_name, rec.ids, rec.summary, rec.decision, rec.reasons, "", ""});
+    auto records = std::make_shared<std::vector<store::ReleaseRecord>>(rec.history);
     r.defer = [audit = audit_.get(), entries, records](std::function<void(bool)> done) {
       audit->Submit(std::move(*entries), std::move(*records), std::move(done));
     };
     r.defer_failure = "the release could not be audited";
+  };
+
+  // Read responses for identical requests (response_cache.h): keyed by the route, the
+  // collection, the object, every query parameter as sent, the recipient and its read right,
+  // and the state of the objects' database this request reads (taken before its snapshot).
+  auto cache_key = [&](std::string_view route) -> std::string {
+    if (!cache_->enabled() || who.state.empty()) return {};
+    const std::string& token = who.state;
+    std::string k;
+    k.reserve(256);
+    k.append(route).append("\n").append(info.name).append("\n").append(seg.size() > 4 ? seg[4] : "").append("\n");
+    k.append(recipient_name).append(can_read ? "\nr\n" : "\n-\n");
+    for (const auto& [name, v] : params) k.append(name).append("=").append(v).append("\n");
+    k.append(token);
+    return k;
+  };
+  // A hit: the stored response, audited again as a new release.
+  auto from_cache = [&](const std::string& key) -> std::optional<Response> {
+    if (key.empty()) return std::nullopt;
+    auto hit = cache_->Find(key);
+    if (!hit) return std::nullopt;
+    Response r;
+    r.status = hit->status;
+    r.headers = hit->headers;
+    r.body = hit->body;
+    audit_release(*hit, r);
+    return r;
+  };
+  // A miss: keeps the response (without its deferral) and its audit record when admitted.
+  auto keep = [&](const std::string& key, const Response& r, const CachedResponse& rec) {
+    if (key.empty() || r.status != 200 || !cache_->Admit(key)) return;
+    auto c = std::make_shared<CachedResponse>(rec);
+    c->status = r.status;
+    c->headers = r.headers;
+    c->body = r.body;
+    cache_->Put(key, std::move(c));
   };
 
   // §5.2 Collection
@@ -685,6 +744,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   if (seg.size() == 4 && seg[3] == "manifest") {
     if (req.method != "GET") return method_not_allowed("GET");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    const std::string key = cache_key("manifest");
+    if (auto hit = from_cache(key)) return std::move(*hit);
     auto page = release_page(q, false);
     if (!page.ok()) return page_error(page.status());
     const auto& objs = page->objects;
@@ -703,6 +764,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
     Response r = JsonResponse(200, j.Close().Take());
     page_headers(r, objs);
+    keep(key, r, CachedResponse{});  // manifests are not audited (ids only)
     return r;
   }
 
@@ -874,11 +936,16 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
     if (req.method != "GET") return method_not_allowed("GET, POST");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    const std::string key = cache_key("objects");
+    if (auto hit = from_cache(key)) return std::move(*hit);
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    audit_release(page->objects, page->decisions, r);
+    CachedResponse rec;
+    audit_record(page->objects, page->decisions, rec);
+    keep(key, r, rec);
+    audit_release(rec, r);
     return r;
   }
 
@@ -902,12 +969,17 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     }
     if (req.method != "GET") return method_not_allowed("GET, DELETE");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
+    const std::string key = cache_key("object");
+    if (auto hit = from_cache(key)) return std::move(*hit);
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
     if (page->objects.empty()) return Error(404, "Not Found", "no such object");
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    audit_release(page->objects, page->decisions, r);
+    CachedResponse rec;
+    audit_record(page->objects, page->decisions, rec);
+    keep(key, r, rec);
+    audit_release(rec, r);
     return r;
   }
 

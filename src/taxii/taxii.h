@@ -62,6 +62,7 @@ struct Config {
   size_t max_connections = 1024;
   size_t threads = 0;
   std::chrono::milliseconds request_timeout{10000};
+  size_t response_cache_mb = 64;  //!< read responses kept for identical requests (0: off)
   std::string log_format = "text";  //!< text or json
   // [matching]: observed-data posted to `watch` is matched against the indicators of
   // `indicators`; the sightings (where_sighted_refs `identity`) are stored in `sightings`.
@@ -88,6 +89,7 @@ struct Config {
 
 class Watcher;
 class AuditWriter;
+class ResponseCache;
 
 //! This node's identity for where_sighted_refs when none is configured: a UUIDv5 of the host name.
 std::string NodeIdentity();
@@ -172,6 +174,7 @@ class Service {
   const Metrics* metrics_;
   std::unique_ptr<Watcher> watcher_;  // store-backed matching, when configured
   std::unique_ptr<AuditWriter> audit_;  // group commit of release records
+  std::unique_ptr<ResponseCache> cache_;  // read responses for identical requests (response_cache.h)
   // Successful credential checks, cached so Argon2id runs once per credential
   // and not per request: key = SHA-256 of the presented credential.
   std::mutex cache_mu_;
