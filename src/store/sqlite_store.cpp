@@ -586,6 +586,9 @@ class SqliteStore final : public Store {
     const std::vector<std::string>* push_to;
     const std::vector<std::string>* signatures;
     const IngestRecord* record;
+    // Computed by the caller before joining the group, so the group's serial work is the
+    // inserts alone: each object's derived (tear-line variant) id and policy view.
+    std::vector<std::string> derived, views;
     Result<PutResult> result = Status::Io("not run");
     bool done = false;
   };
@@ -593,7 +596,13 @@ class SqliteStore final : public Store {
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
                         std::string_view source, const std::vector<std::string>& push_to,
                         const std::vector<std::string>* signatures, const IngestRecord* record) override {
-    PutJob job{collection, objects, source, &push_to, signatures, record};
+    PutJob job{collection, objects, source, &push_to, signatures, record, {}, {}};
+    job.derived.reserve(objects.size());
+    job.views.reserve(objects.size());
+    for (const auto& o : objects) {
+      job.derived.push_back(stix::DerivedId(o.id, node_identity_));
+      job.views.push_back(stix::PolicyView(o.json));
+    }
     std::unique_lock q(group_mu_);
     group_.push_back(&job);
     while (!job.done) {
@@ -657,7 +666,7 @@ class SqliteStore final : public Store {
     std::string_view source = job.source;
     int64_t coll;
     if (auto st = CollectionPk(job.collection, &coll); !st.ok()) return st;
-    auto result = PutLocked(coll, objects, source);
+    auto result = PutLocked(coll, objects, source, job.derived, job.views);
     if (result.ok() && (!push_to.empty() || signatures)) {
       // Deliveries and signatures of the stored versions, in the same transaction.
       std::string name = CollectionName(coll);
@@ -1546,7 +1555,8 @@ class SqliteStore final : public Store {
     return Status::Io(std::string("find collection: ") + sqlite3_errmsg(db));
   }
 
-  Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects, std::string_view source) {
+  Result<PutResult> PutLocked(int64_t coll, std::span<const stix::Object> objects, std::string_view source,
+                              const std::vector<std::string>& derived, const std::vector<std::string>& views) {
     PutResult r;
     r.outcomes.reserve(objects.size());
     r.date_added.reserve(objects.size());
@@ -1569,7 +1579,8 @@ class SqliteStore final : public Store {
     Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
-    for (const auto& o : objects) {
+    for (size_t k = 0; k < objects.size(); ++k) {
+      const stix::Object& o = objects[k];
       int64_t added = std::max(now, last + 1);
       insert.Reset();
       insert.Bind(1, coll);
@@ -1582,10 +1593,8 @@ class SqliteStore final : public Store {
       insert.Bind(8, int64_t{o.revoked});
       insert.Bind(9, o.json);
       insert.Bind(10, source);
-      std::string derived = stix::DerivedId(o.id, node_identity_);
-      insert.Bind(11, derived);
-      std::string view = stix::PolicyView(o.json);
-      insert.Bind(12, view);
+      insert.Bind(11, derived[k]);
+      insert.Bind(12, views[k]);
       newest.Reset();
       newest.Bind(1, coll);
       newest.Bind(2, o.id);
