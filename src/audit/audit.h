@@ -30,6 +30,9 @@ struct Entry {
   std::string reason;       //!< the Releaser's reason, or the change
   std::string prev_hash;    //!< hash of entry seq-1 (64 zeros for the first)
   std::string hash;         //!< EntryHash(*this)
+  //! BodyDigest(*this) when the caller computed it already (not stored): the chain's single
+  //! writer then only links it (LinkHash), the digest of a large entry is computed in parallel.
+  std::string body_digest;
 };
 
 inline const std::string kGenesis(64, '0');

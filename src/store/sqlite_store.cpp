@@ -1432,7 +1432,7 @@ class SqliteStore final : public Store {
     for (auto& e : entries) {
       e.seq = ++seq;
       e.prev_hash = prev;
-      e.hash = audit::EntryHash(e);
+      e.hash = audit::LinkHash(e.prev_hash, e.seq, e.body_digest.empty() ? audit::BodyDigest(e) : e.body_digest);
       prev = e.hash;
       BindEntry(ins, e);
       if (Step(ins) != SQLITE_DONE) return Io("append audit");

@@ -47,6 +47,7 @@ class AuditWriter {
   //! stopped first. `done` is called exactly once and must not block.
   void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
               std::function<void(bool)> done) {
+    for (auto& e : entries) e.body_digest = audit::BodyDigest(e);  // on the caller's thread
     {
       std::lock_guard lock(mu_);
       if (!stop_) {
