@@ -16,8 +16,19 @@ MODE=${3:-all}
 command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
 DIR=build/bench-taxii
 mkdir -p "$DIR"
-DB=${BENCH_DB:-$DIR/bench-$N.db}  # BENCH_DB: another copy (e.g. for an A/B of two binaries)
-[ -f "$DB" ] || build/bench_taxii_gen --db "$DB" --objects "$N"
+# The generated collection is kept pristine; every run works on a fresh copy of it, so the
+# audit log and the POSTed objects of earlier runs (gigabytes after a while) do not weigh on
+# the next one. BENCH_DB: run on that database instead, as it is.
+PRISTINE=$DIR/bench-$N.db
+[ -f "$PRISTINE" ] || build/bench_taxii_gen --db "$PRISTINE" --objects "$N"
+if [ -n "${BENCH_DB:-}" ]; then
+  DB=$BENCH_DB
+else
+  DB=$DIR/run-$N.db
+  rm -f "$DB" "$DB"-wal "$DB"-shm "$DB".audit "$DB".audit-wal "$DB".audit-shm "$DB".key
+  cp "$PRISTINE" "$DB"
+  [ -f "$PRISTINE".audit ] && cp "$PRISTINE".audit "$DB".audit
+fi
 PORT=18555
 cat > "$DIR/bench.toml" <<TOML
 [server]
@@ -53,6 +64,8 @@ COLL=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"
 POSTED=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | sed -n 2p | cut -d'"' -f4)
 ONE=$(curl -s -H "$AUTH" "$BASE/$COLL/objects/?limit=1&match%5Btype%5D=indicator" | grep -o '"id":"indicator--[^"]*"' | head -1 | cut -d'"' -f4)
 LAST=0
+# Posted ids differ from one run to the next (bench/taxii-post.lua).
+export POST_RUN_ID=$(( $(date +%s) % 100000000 ))
 run() {
   local name=$1; shift
   local out

@@ -70,7 +70,7 @@ struct ServerOptions {
   uint16_t port = 0;                 //!< 0: an ephemeral port (see Server::port())
   std::string tls_cert_file;         //!< PEM chain; TLS when both files are set
   std::string tls_key_file;
-  size_t threads = 0;                //!< 0: four per core (handlers may block on the store)
+  size_t threads = 0;                //!< 0: four per core (POST handlers block on the store's group commit)
   size_t max_body_bytes = 10 << 20;
   size_t max_header_bytes = 16 << 10;
   std::chrono::milliseconds request_timeout{10000};  //!< a whole request (or keep-alive idle) must end within this

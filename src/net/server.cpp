@@ -94,12 +94,12 @@ class ServerImpl final : public Server {
   }
 
  private:
-  // Handlers block on the store and on the audit's group commit: every GET that releases objects
-  // waits for a durable commit, so the number of threads bounds how many releases share one
-  // fsync. 16 per core by default (bench/taxii-load.sh, 64 connections on 2 cores: 8 threads
-  // gave ~1,900 GET pages/s, 32 gave ~2,400, 64 less again).
+  // A GET waiting for its audit commit holds no thread (Response::defer); a POST still waits in
+  // the store's group commit, so POSTs sharing one commit need threads. 4 per core by default
+  // (bench/taxii-load.sh on 2 cores, 64 connections: 2 per core served the most GET pages, 8 per
+  // core the most POSTs; 4 per core is the middle, docs/benchmarks.md "Fifth session").
   size_t Threads() const {
-    return opt_.threads ? opt_.threads : 16 * std::max<size_t>(1, std::thread::hardware_concurrency());
+    return opt_.threads ? opt_.threads : 4 * std::max<size_t>(1, std::thread::hardware_concurrency());
   }
 
   Response Error(int status, const std::string& title, const std::string& description) const {
