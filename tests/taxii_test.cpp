@@ -829,11 +829,13 @@ TEST(HttpServer, DeferredResponsesHoldNoThread) {
   auto srv = net::Server::Start(opt, [&](const net::Request& req) {
     net::Response r;
     r.body = "released " + req.target;
-    r.defer_failure = "the release could not be audited";
     std::string target = req.target;
-    r.defer = [&, target](std::function<void(bool)> done) {
+    r.defer = [&, target](std::function<void(net::Response::Finish)> done) {
       std::lock_guard lock(mu);
-      waiting.emplace_back(target, std::move(done));
+      waiting.emplace_back(target, [done](bool ok) {
+        if (ok) return done(nullptr);
+        done([](net::Response& out) { out = taxii::Service::Error(500, "Internal Server Error", "the release could not be audited"); });
+      });
       cv.notify_all();
     };
     return r;

@@ -49,13 +49,14 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  //! A response that may leave only once something finishes elsewhere (e.g. the durable
-  //! commit of the audit entry recording its release). The server calls `defer` once with
-  //! a completion and writes the response when the completion is called with true; with
-  //! false it sends a 500 whose description is `defer_failure`. No thread is held while
-  //! waiting. The completion may be called on any thread and must be called exactly once.
-  std::function<void(std::function<void(bool)>)> defer;
-  std::string defer_failure;
+  //! A response that may leave only once something finishes elsewhere (the durable commit of
+  //! the audit entry recording its release, the group commit storing posted objects). The
+  //! server calls `defer` once with a completion; the deferred work calls that completion
+  //! exactly once, from any thread, with a function that finishes the response (nullptr: send
+  //! it as it is). The server runs that function on one of its own threads, then sends the
+  //! response. No thread is held while waiting.
+  using Finish = std::function<void(Response&)>;
+  std::function<void(std::function<void(Finish)>)> defer;
   void Set(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
 };
 
@@ -70,7 +71,7 @@ struct ServerOptions {
   uint16_t port = 0;                 //!< 0: an ephemeral port (see Server::port())
   std::string tls_cert_file;         //!< PEM chain; TLS when both files are set
   std::string tls_key_file;
-  size_t threads = 0;                //!< 0: four per core (POST handlers block on the store's group commit)
+  size_t threads = 0;                //!< 0: two per core (handlers wait for commits without a thread)
   size_t max_body_bytes = 10 << 20;
   size_t max_header_bytes = 16 << 10;
   std::chrono::milliseconds request_timeout{10000};  //!< a whole request (or keep-alive idle) must end within this

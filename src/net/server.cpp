@@ -94,12 +94,12 @@ class ServerImpl final : public Server {
   }
 
  private:
-  // A GET waiting for its audit commit holds no thread (Response::defer); a POST still waits in
-  // the store's group commit, so POSTs sharing one commit need threads. 4 per core by default
-  // (bench/taxii-load.sh on 2 cores, 64 connections: 2 per core served the most GET pages, 8 per
-  // core the most POSTs; 4 per core is the middle, docs/benchmarks.md "Fifth session").
+  // Handlers hold no thread while they wait for a commit (Response::defer: a GET for its audit
+  // entry, a POST for the store's group commit); what they do on a thread is CPU work and
+  // SQLite reads. 2 per core by default (bench/taxii-load.sh on 2 cores, 64 connections: 4
+  // threads served as many or more GET pages and POSTs than 8, 16 or 32, docs/benchmarks.md).
   size_t Threads() const {
-    return opt_.threads ? opt_.threads : 4 * std::max<size_t>(1, std::thread::hardware_concurrency());
+    return opt_.threads ? opt_.threads : 2 * std::max<size_t>(1, std::thread::hardware_concurrency());
   }
 
   Response Error(int status, const std::string& title, const std::string& description) const {
@@ -227,10 +227,16 @@ class ServerImpl final : public Server {
       } catch (const std::exception& e) {
         res = Error(500, "Internal Server Error", "the request could not be handled");
       }
-      if (res.defer) {
-        // Wait for the handler's condition (e.g. a durable audit commit) without a thread.
-        bool done = co_await AwaitDeferred(std::exchange(res.defer, nullptr));
-        if (!done) res = Error(500, "Internal Server Error", res.defer_failure.empty() ? "the response could not be completed" : res.defer_failure);
+      while (res.defer) {
+        // Wait for the handler's condition (e.g. a durable commit) without a thread, then let
+        // the handler finish the response here (it may defer again).
+        Response::Finish finish = co_await AwaitDeferred(std::exchange(res.defer, nullptr));
+        if (!finish) break;
+        try {
+          finish(res);
+        } catch (const std::exception& e) {
+          res = Error(500, "Internal Server Error", "the request could not be handled");
+        }
       }
       bool keep = msg.keep_alive() && !stopping_;
       bool ok = co_await Write(stream, res, keep, msg.version());
@@ -246,8 +252,8 @@ class ServerImpl final : public Server {
   // Resumes the session when the deferred response's completion runs (on any thread): the
   // completion posts the coroutine back to its own executor. Stop() waits for completions
   // still outstanding after the pool has stopped, so none touches a destroyed io_context.
-  awaitable<bool> AwaitDeferred(std::function<void(std::function<void(bool)>)> defer) {
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(bool)>(
+  awaitable<Response::Finish> AwaitDeferred(std::function<void(std::function<void(Response::Finish)>)> defer) {
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>, void(Response::Finish)>(
         [this, &defer](auto handler) {
           using H = decltype(handler);
           auto h = std::make_shared<H>(std::move(handler));
@@ -255,9 +261,9 @@ class ServerImpl final : public Server {
             std::lock_guard lock(deferred_mu_);
             ++deferred_;
           }
-          defer([this, h](bool ok) {
+          defer([this, h](Response::Finish finish) {
             auto ex = asio::get_associated_executor(*h, ioc_.get_executor());
-            asio::post(ex, [h, ok]() mutable { (*h)(ok); });
+            asio::post(ex, [h, finish = std::move(finish)]() mutable { (*h)(std::move(finish)); });
             std::lock_guard lock(deferred_mu_);
             if (--deferred_ == 0) deferred_cv_.notify_all();
           });

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <type_traits>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "stix/id.h"
@@ -194,6 +196,7 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(sqlite3* db, SqliteOptions opt, std::string path) : db_(db), opt_(opt), path_(std::move(path)) {}
   ~SqliteStore() override {
+    StopCommitter();
     state_stmt_ = Stmt();
     sqlite3_close_v2(state_db_);
     readers_.clear();
@@ -591,36 +594,79 @@ class SqliteStore final : public Store {
     std::vector<std::string> derived, views;
     Result<PutResult> result = Status::Io("not run");
     bool done = false;
+    std::function<void(Result<PutResult>)> callback;  // PutAsync: the job is owned by the committer
   };
 
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
                         std::string_view source, const std::vector<std::string>& push_to,
                         const std::vector<std::string>* signatures, const IngestRecord* record) override {
     PutJob job{collection, objects, source, &push_to, signatures, record, {}, {}};
-    job.derived.reserve(objects.size());
-    job.views.reserve(objects.size());
-    for (const auto& o : objects) {
+    Prepare(job);
+    std::unique_lock q(group_mu_);
+    group_.push_back(&job);
+    group_cv_.notify_all();
+    group_done_cv_.wait(q, [&] { return job.done; });
+    return std::move(job.result);
+  }
+
+  void PutAsync(std::string_view collection, std::span<const stix::Object> objects, std::string_view source,
+                const std::vector<std::string>& push_to, const std::vector<std::string>* signatures,
+                const IngestRecord* record, std::function<void(Result<PutResult>)> done) override {
+    auto job = std::make_unique<PutJob>(PutJob{collection, objects, source, &push_to, signatures, record, {}, {}});
+    job->callback = std::move(done);
+    Prepare(*job);
+    std::lock_guard q(group_mu_);
+    group_.push_back(job.release());
+    group_cv_.notify_all();
+  }
+
+  // Each object's derived id and policy view, computed by the caller before joining a group, so
+  // the group's serial work is the inserts.
+  void Prepare(PutJob& job) const {
+    job.derived.reserve(job.objects.size());
+    job.views.reserve(job.objects.size());
+    for (const auto& o : job.objects) {
       job.derived.push_back(stix::DerivedId(o.id, node_identity_));
       job.views.push_back(stix::PolicyView(o.json));
     }
-    std::unique_lock q(group_mu_);
-    group_.push_back(&job);
-    while (!job.done) {
-      if (group_leading_) {
-        group_cv_.wait(q);
-        continue;
+  }
+
+  // Group commit: one thread takes every Put waiting, stores them in one transaction (each in
+  // its own savepoint) with one fsync, then wakes the waiting callers and runs the callbacks of
+  // asynchronous ones. Puts arriving meanwhile form the next group.
+  void StartCommitter() {
+    committer_ = std::thread([this] {
+      std::unique_lock q(group_mu_);
+      while (true) {
+        group_cv_.wait(q, [&] { return group_stop_ || !group_.empty(); });
+        if (group_.empty()) return;  // stopping, nothing left
+        std::vector<PutJob*> batch;
+        batch.swap(group_);
+        q.unlock();
+        RunGroup(batch);
+        std::vector<std::unique_ptr<PutJob>> owned;
+        q.lock();
+        for (PutJob* j : batch) {
+          if (j->callback) owned.emplace_back(j);
+          else j->done = true;
+        }
+        group_done_cv_.notify_all();
+        q.unlock();
+        for (auto& j : owned) j->callback(std::move(j->result));
+        owned.clear();
+        q.lock();
       }
-      group_leading_ = true;
-      std::vector<PutJob*> batch;
-      batch.swap(group_);
-      q.unlock();
-      RunGroup(batch);
-      q.lock();
-      group_leading_ = false;
-      for (PutJob* j : batch) j->done = true;
-      group_cv_.notify_all();
+    });
+  }
+
+  void StopCommitter() {
+    if (!committer_.joinable()) return;
+    {
+      std::lock_guard q(group_mu_);
+      group_stop_ = true;
     }
-    return std::move(job.result);
+    group_cv_.notify_all();
+    committer_.join();  // Puts already queued are stored first
   }
 
   void RunGroup(const std::vector<PutJob*>& batch) {
@@ -1851,9 +1897,10 @@ class SqliteStore final : public Store {
   SqliteOptions opt_;
   std::mutex mu_;
   std::mutex group_mu_;  // the Put queue (taken before mu_, never while holding it)
-  std::condition_variable group_cv_;
+  std::condition_variable group_cv_, group_done_cv_;
   std::vector<PutJob*> group_;
-  bool group_leading_ = false;
+  bool group_stop_ = false;
+  std::thread committer_;
   std::unordered_map<std::string, Stmt> stmts_;
   std::vector<std::unique_ptr<Reader>> readers_;
   std::atomic<size_t> next_reader_{0};
@@ -1890,6 +1937,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
   auto store = std::make_unique<SqliteStore>(db, options, path);
   if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
   store->OpenReaders(path, options.read_connections);
+  store->StartCommitter();
   store->OpenStateConnection(path);
   return std::unique_ptr<Store>(std::move(store));
 }

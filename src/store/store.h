@@ -240,6 +240,16 @@ class Store {
                                 const std::vector<std::string>* signatures = nullptr,
                                 const IngestRecord* record = nullptr) = 0;
 
+  //! Put without waiting: `done` runs once with the result when the commit holding it has ended,
+  //! on a thread of the store (it must be quick and must not call the store). Everything the call
+  //! refers to (collection, objects, source, push_to, signatures, record) must stay alive until
+  //! then. This default runs Put and then `done` on the calling thread.
+  virtual void PutAsync(std::string_view collection, std::span<const stix::Object> objects, std::string_view source,
+                        const std::vector<std::string>& push_to, const std::vector<std::string>* signatures,
+                        const IngestRecord* record, std::function<void(Result<PutResult>)> done) {
+    done(Put(collection, objects, source, push_to, signatures, record));
+  }
+
   //! Reads made on this thread until the returned scope is destroyed share one read
   //! transaction: one consistent snapshot, and one cache validation instead of one per read
   //! (after any commit a reader revalidates its page cache). Writes are unaffected and are not

@@ -331,11 +331,17 @@ bool Service::Authenticate(const Request& req, Caller* who) {
 
 net::Response Service::Handle(const Request& req, bool may_defer) {
   Response r = HandleNow(req);
-  if (r.defer && !may_defer) {
-    auto done = std::make_shared<std::promise<bool>>();
-    auto ok = done->get_future();
-    std::exchange(r.defer, nullptr)([done](bool b) { done->set_value(b); });
-    if (!ok.get()) return Error(500, "Internal Server Error", r.defer_failure);
+  while (r.defer && !may_defer) {
+    auto done = std::make_shared<std::promise<Response::Finish>>();
+    auto finished = done->get_future();
+    std::exchange(r.defer, nullptr)([done](Response::Finish f) { done->set_value(std::move(f)); });
+    Response::Finish finish = finished.get();
+    if (!finish) break;
+    try {
+      finish(r);
+    } catch (const std::exception&) {
+      return Error(500, "Internal Server Error", "the request could not be handled");
+    }
   }
   return r;
 }
@@ -560,10 +566,12 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     auto entries = std::make_shared<std::vector<audit::Entry>>();
     entries->push_back({0, NowMicros(), recipient_name, rec.ids, rec.summary, rec.decision, rec.reasons, "", ""});
     auto records = std::make_shared<std::vector<store::ReleaseRecord>>(rec.history);
-    r.defer = [audit = audit_.get(), entries, records](std::function<void(bool)> done) {
-      audit->Submit(std::move(*entries), std::move(*records), std::move(done));
+    r.defer = [audit = audit_.get(), entries, records](std::function<void(Response::Finish)> done) {
+      audit->Submit(std::move(*entries), std::move(*records), [done = std::move(done)](bool ok) {
+        if (ok) return done(nullptr);
+        done([](Response& out) { out = Error(500, "Internal Server Error", "the release could not be audited"); });
+      });
     };
-    r.defer_failure = "the release could not be audited";
   };
 
   // Read responses for identical requests (response_cache.h): keyed by the route, the
@@ -800,48 +808,64 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         std::string msg = vr.diagnostics.empty() ? "invalid envelope" : vr.diagnostics[0].ToString();
         return Error(400, "Bad Request", msg);
       }
-      int64_t request_time = NowMicros();
+      // Everything the group commit and the rest of the request need, kept alive until the
+      // response is finished (the Put completes on the store's thread, Response::defer).
+      struct Ingest {
+        stix::ValidationResult vr;
+        int64_t request_time = 0;
+        std::vector<std::string> signatures;
+        std::vector<std::pair<std::string, std::string>> unsigned_objects;  // id, why
+        bool from_peer = false;
+        std::map<size_t, std::pair<std::string, std::string>> rejected;   // index -> (id, message)
+        std::string status_id, body, collection, recipient;
+        std::optional<policy::PartnerRecipient> partner;
+        std::vector<std::string> targets;
+        store::IngestRecord record;
+      };
+      auto in = std::make_shared<Ingest>();
+      Ingest* st = in.get();
+      st->vr = std::move(vr);
+      st->request_time = NowMicros();
+      st->collection = info.name;
+      st->recipient = recipient_name;
+      st->partner = partner;
       // A partner's node must sign what it sends (src/federation): unsigned or badly signed
       // objects are refused and audited; the signatures are kept for relaying.
-      std::vector<std::string> signatures;
-      std::vector<std::pair<std::string, std::string>> unsigned_objects;  // id, why
-      bool from_peer = false;
       if (partner) {
         if (auto peer = store_.GetPeer(partner->identity); peer.ok()) {
-          from_peer = true;
+          st->from_peer = true;
           std::vector<std::string> sig_json;
-          auto errors = federation::CheckSignatures(req.body, vr.objects, *peer, &sig_json);
+          auto errors = federation::CheckSignatures(req.body, st->vr.objects, *peer, &sig_json);
           std::vector<stix::Object> good;
-          for (size_t k = 0; k < vr.objects.size(); ++k) {
+          for (size_t k = 0; k < st->vr.objects.size(); ++k) {
             if (!errors[k].empty()) {
-              unsigned_objects.emplace_back(vr.objects[k].id, errors[k]);
+              st->unsigned_objects.emplace_back(st->vr.objects[k].id, errors[k]);
               continue;
             }
-            good.push_back(std::move(vr.objects[k]));
-            signatures.push_back(std::move(sig_json[k]));
+            good.push_back(std::move(st->vr.objects[k]));
+            st->signatures.push_back(std::move(sig_json[k]));
           }
-          vr.objects = std::move(good);
+          st->vr.objects = std::move(good);
         }
       }
       // Rejected objects: one failure each, with every error the validator found.
-      std::map<size_t, std::pair<std::string, std::string>> rejected;  // index -> (id, message)
-      for (const auto& d : vr.diagnostics) {
+      for (const auto& d : st->vr.diagnostics) {
         if (d.severity != stix::Severity::kError) continue;
-        auto& e = rejected[d.index];
+        auto& e = st->rejected[d.index];
         e.first = d.object_id;
         e.second += (e.second.empty() ? "" : "; ") + d.ToString();
       }
       // The status resource and the audit entries are written in the transaction that stores
       // the objects (one durable commit), from the outcome of each object.
-      std::string status_id = stix::NewUuid4(), body;
-      store::IngestRecord record;
-      record.status_id = status_id;
+      st->status_id = stix::NewUuid4();
+      store::IngestRecord& record = st->record;
+      record.status_id = st->status_id;
       record.status_owner = who.principal.name;
-      record.status = [&](const store::PutResult& put) {
+      record.status = [st](const store::PutResult& put) {
         std::string successes, failures;
         size_t n_ok = 0, n_fail = 0;
-        for (size_t k = 0; k < vr.objects.size(); ++k) {
-          const auto& o = vr.objects[k];
+        for (size_t k = 0; k < st->vr.objects.size(); ++k) {
+          const auto& o = st->vr.objects[k];
           Json j;
           j.Open().Str("id", o.id);
           if (!o.modified.empty()) j.Str("version", o.modified);
@@ -855,44 +879,44 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
             ++n_ok;
           }
         }
-        for (const auto& [idx, e] : rejected) {
+        for (const auto& [idx, e] : st->rejected) {
           Json j;
           j.Open().Str("id", e.first.empty() ? "(object " + std::to_string(idx) + ")" : e.first).Str("message", e.second).Close();
           failures += (failures.empty() ? "" : ",") + j.Take();
           ++n_fail;
         }
-        for (const auto& [id, why] : unsigned_objects) {
+        for (const auto& [id, why] : st->unsigned_objects) {
           Json j;
           j.Open().Str("id", id).Str("message", why).Close();
           failures += (failures.empty() ? "" : ",") + j.Take();
           ++n_fail;
         }
-        Json st;
-        st.Open().Str("id", status_id).Str("status", "complete").Str("request_timestamp", MicrosText(request_time))
-            .Num("total_count", static_cast<int64_t>(vr.total)).Num("success_count", static_cast<int64_t>(n_ok));
-        if (!successes.empty()) st.RawValue("successes", "[" + successes + "]");
-        st.Num("failure_count", static_cast<int64_t>(n_fail));
-        if (!failures.empty()) st.RawValue("failures", "[" + failures + "]");
-        st.Num("pending_count", 0).Close();
-        body = st.Take();
-        return body;
+        Json json;
+        json.Open().Str("id", st->status_id).Str("status", "complete").Str("request_timestamp", MicrosText(st->request_time))
+            .Num("total_count", static_cast<int64_t>(st->vr.total)).Num("success_count", static_cast<int64_t>(n_ok));
+        if (!successes.empty()) json.RawValue("successes", "[" + successes + "]");
+        json.Num("failure_count", static_cast<int64_t>(n_fail));
+        if (!failures.empty()) json.RawValue("failures", "[" + failures + "]");
+        json.Num("pending_count", 0).Close();
+        st->body = json.Take();
+        return st->body;
       };
-      record.audit = [&](const store::PutResult& put) {
+      record.audit = [st](const store::PutResult& put) {
         // Ingest is audited: who sent which versions, and what became of them; and refusals.
         std::vector<audit::Entry> entries;
         std::string ids, refused;
-        for (size_t k = 0; k < vr.objects.size(); ++k) {
+        for (size_t k = 0; k < st->vr.objects.size(); ++k) {
           if (put.outcomes[k] != store::PutOutcome::kStored) continue;
-          ids += (ids.empty() ? "" : "\n") + vr.objects[k].id + "@" + vr.objects[k].modified;
+          ids += (ids.empty() ? "" : "\n") + st->vr.objects[k].id + "@" + st->vr.objects[k].modified;
         }
-        entries.push_back({0, NowMicros(), recipient_name, ids, std::to_string(put.stored) + " objects", "ingest",
-                           "TAXII add objects to " + info.name + ": " + std::to_string(put.stored) + " stored, " +
+        entries.push_back({0, NowMicros(), st->recipient, ids, std::to_string(put.stored) + " objects", "ingest",
+                           "TAXII add objects to " + st->collection + ": " + std::to_string(put.stored) + " stored, " +
                                std::to_string(put.duplicates) + " duplicates, " + std::to_string(put.conflicts) +
-                               " conflicts, " + std::to_string(rejected.size()) + " rejected",
+                               " conflicts, " + std::to_string(st->rejected.size()) + " rejected",
                            "", ""});
-        for (const auto& [id, why] : unsigned_objects) refused += (refused.empty() ? "" : "\n") + id + ": " + why;
+        for (const auto& [id, why] : st->unsigned_objects) refused += (refused.empty() ? "" : "\n") + id + ": " + why;
         if (!refused.empty()) {
-          entries.push_back({0, NowMicros(), recipient_name, refused, std::to_string(unsigned_objects.size()) + " objects",
+          entries.push_back({0, NowMicros(), st->recipient, refused, std::to_string(st->unsigned_objects.size()) + " objects",
                              "reject", "objects from a partner node without a valid signature", "", ""});
         }
         return entries;
@@ -900,39 +924,54 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       // What is stored is queued for the partner nodes the collection is pushed to, in the same transaction.
       auto targets = federation::PushTargets(store_, info.name);
       if (!targets.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
-      // Objects a partner sends are remembered as its own: relaying them obeys its markings.
-      auto put = store_.Put(info.name, vr.objects, partner ? std::string_view(partner->identity) : std::string_view(),
-                            *targets, from_peer ? &signatures : nullptr, &record);
-      if (!put.ok()) return Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
-      if (put->stored > 0 && !targets->empty() && on_stored_) on_stored_();
-      if (put->stored > 0) {
-        std::vector<stix::Object> stored;
-        for (size_t k = 0; k < vr.objects.size(); ++k) {
-          if (put->outcomes[k] == store::PutOutcome::kStored) stored.push_back(vr.objects[k]);
-        }
-        // (The warning rules run in serve's worker over every collection, not on this path.)
-        if (from_peer) {
-          // A partner node acknowledging our warning; or a warning to us, which we acknowledge.
-          (void)warn::RecordAcknowledgements(store_, stored, partner->identity);
-          auto node = store_.NodeIdentity();
-          auto acks = warn::AcknowledgementsFor(stored, node.ok() ? *node : "");
-          if (!acks.empty()) {
-            std::string env = "{\"objects\":[";
-            for (size_t k = 0; k < acks.size(); ++k) env += (k ? "," : "") + acks[k];
-            stix::Validator av;
-            auto ar = av.Validate(env + "]}");
-            auto peer = store_.GetPeer(partner->identity);
-            std::vector<std::string> back;
-            if (peer.ok() && !peer->push_collection.empty()) back.push_back(partner->identity);
-            if (ar.ok() && store_.Put(info.name, ar.objects, {}, back).ok() && on_stored_) on_stored_();
-          }
-        }
-      }
-      if (watcher_ && watcher_->Watches(info.name)) {
-        // Matching is best effort: the objects are stored and acknowledged either way.
-        (void)watcher_->OnPosted(vr.objects);
-      }
-      return JsonResponse(202, body);
+      st->targets = std::move(*targets);
+      who.EndSnapshot();  // the reads are done
+      // Stored by the group commit without holding this thread: the response is finished (status,
+      // acknowledgements, matching) on a server thread once the commit has ended.
+      Response accepted = JsonResponse(202, "");
+      accepted.defer = [this, in](std::function<void(Response::Finish)> done) {
+        Ingest* st = in.get();
+        // Objects a partner sends are remembered as its own: relaying them obeys its markings.
+        store_.PutAsync(st->collection, st->vr.objects, st->partner ? std::string_view(st->partner->identity) : std::string_view(),
+                        st->targets, st->from_peer ? &st->signatures : nullptr, &st->record,
+                        [this, in, done = std::move(done)](Result<store::PutResult> put) {
+                          done([this, in, put = std::move(put)](Response& r) {
+                            Ingest* st = in.get();
+                            if (!put.ok()) {
+                              r = Error(500, "Internal Server Error", "the objects could not be stored; nothing was acknowledged");
+                              return;
+                            }
+                            if (put->stored > 0 && !st->targets.empty() && on_stored_) on_stored_();
+                            if (put->stored > 0 && st->from_peer) {
+                              std::vector<stix::Object> stored;
+                              for (size_t k = 0; k < st->vr.objects.size(); ++k) {
+                                if (put->outcomes[k] == store::PutOutcome::kStored) stored.push_back(st->vr.objects[k]);
+                              }
+                              // (The warning rules run in serve's worker over every collection, not on this path.)
+                              // A partner node acknowledging our warning; or a warning to us, which we acknowledge.
+                              (void)warn::RecordAcknowledgements(store_, stored, st->partner->identity);
+                              auto node = store_.NodeIdentity();
+                              auto acks = warn::AcknowledgementsFor(stored, node.ok() ? *node : "");
+                              if (!acks.empty()) {
+                                std::string env = "{\"objects\":[";
+                                for (size_t k = 0; k < acks.size(); ++k) env += (k ? "," : "") + acks[k];
+                                stix::Validator av;
+                                auto ar = av.Validate(env + "]}");
+                                auto peer = store_.GetPeer(st->partner->identity);
+                                std::vector<std::string> back;
+                                if (peer.ok() && !peer->push_collection.empty()) back.push_back(st->partner->identity);
+                                if (ar.ok() && store_.Put(st->collection, ar.objects, {}, back).ok() && on_stored_) on_stored_();
+                              }
+                            }
+                            if (watcher_ && watcher_->Watches(st->collection)) {
+                              // Matching is best effort: the objects are stored and acknowledged either way.
+                              (void)watcher_->OnPosted(st->vr.objects);
+                            }
+                            r = JsonResponse(202, st->body);
+                          });
+                        });
+      };
+      return accepted;
     }
     if (req.method != "GET") return method_not_allowed("GET, POST");
     if (!can_read) return Error(403, "Forbidden", "no read access to this collection");
