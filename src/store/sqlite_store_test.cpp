@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <atomic>
@@ -495,6 +498,53 @@ TEST(Store, TheAuditLogHasItsOwnFile) {
   EXPECT_EQ(RawInt(AuditLogPath(db.path()), "SELECT count(*) FROM audit"), 5);
   // Only the last ingest's intent is kept (the earlier one is known to be in the log).
   EXPECT_EQ(RawInt(db.path(), "SELECT group_concat(seq) FROM audit_intents"), 5);
+}
+
+// PutAsync: Puts from many threads join group commits without anyone waiting on a thread; each
+// callback gets its own result, and a failed commit is reported to every Put in it.
+TEST(Store, PutAsyncReportsEachResultOnce) {
+  TempDb db;
+  auto s = Open(db);
+  constexpr int kThreads = 4, kEach = 25;
+  std::vector<std::vector<stix::Object>> batches(kThreads * kEach);
+  for (int i = 0; i < kThreads * kEach; ++i) batches[i] = Objects({Malware(1000 + i)});
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0, stored = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        s->PutAsync("c", batches[t * kEach + i], {}, {}, nullptr, nullptr, [&](Result<PutResult> r) {
+          std::lock_guard lock(mu);
+          ++done;
+          if (r.ok()) stored += static_cast<int>(r->stored);
+          cv.notify_all();
+        });
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return done == kThreads * kEach; }));
+  }
+  EXPECT_EQ(stored, kThreads * kEach);
+  Query q;
+  q.collection = "c";
+  EXPECT_EQ(s->Query(q)->objects.size(), static_cast<size_t>(kThreads * kEach));
+
+  // A write of the Put fails (the disk, through the test seam): its Put is told, nothing of it
+  // is stored. (Step 0 is EnsureCollection's insert.)
+  TempDb db2;
+  SqliteOptions failing;
+  failing.fail_write_step = 1;
+  auto f = Open(db2, failing);
+  std::promise<Status> result;
+  auto objects = Objects({Malware(1)});
+  f->PutAsync("c", objects, {}, {}, nullptr, nullptr, [&](Result<PutResult> r) { result.set_value(r.status()); });
+  EXPECT_FALSE(result.get_future().get().ok());
+  EXPECT_EQ(f->Query(q)->objects.size(), 0u);
 }
 
 // StateToken names the objects' database state: any commit to it moves the token, from this
