@@ -595,6 +595,7 @@ class SqliteStore final : public Store {
     Result<PutResult> result = Status::Io("not run");
     bool done = false;
     std::function<void(Result<PutResult>)> callback;  // PutAsync: the job is owned by the committer
+    std::vector<std::string> push_to_copy;
   };
 
   Result<PutResult> Put(std::string_view collection, std::span<const stix::Object> objects,
@@ -612,7 +613,9 @@ class SqliteStore final : public Store {
   void PutAsync(std::string_view collection, std::span<const stix::Object> objects, std::string_view source,
                 const std::vector<std::string>& push_to, const std::vector<std::string>* signatures,
                 const IngestRecord* record, std::function<void(Result<PutResult>)> done) override {
-    auto job = std::make_unique<PutJob>(PutJob{collection, objects, source, &push_to, signatures, record, {}, {}});
+    auto job = std::make_unique<PutJob>(PutJob{collection, objects, source, nullptr, signatures, record, {}, {}});
+    job->push_to_copy = push_to;  // small; one thing less the caller must keep alive
+    job->push_to = &job->push_to_copy;
     job->callback = std::move(done);
     Prepare(*job);
     std::lock_guard q(group_mu_);

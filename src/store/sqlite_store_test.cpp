@@ -508,6 +508,7 @@ TEST(Store, PutAsyncReportsEachResultOnce) {
   constexpr int kThreads = 4, kEach = 25;
   std::vector<std::vector<stix::Object>> batches(kThreads * kEach);
   for (int i = 0; i < kThreads * kEach; ++i) batches[i] = Objects({Malware(1000 + i)});
+  const std::vector<std::string> no_push;  // must outlive the asynchronous Puts, like everything they refer to
   std::mutex mu;
   std::condition_variable cv;
   int done = 0, stored = 0;
@@ -515,7 +516,7 @@ TEST(Store, PutAsyncReportsEachResultOnce) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        s->PutAsync("c", batches[t * kEach + i], {}, {}, nullptr, nullptr, [&](Result<PutResult> r) {
+        s->PutAsync("c", batches[t * kEach + i], {}, no_push, nullptr, nullptr, [&](Result<PutResult> r) {
           std::lock_guard lock(mu);
           ++done;
           if (r.ok()) stored += static_cast<int>(r->stored);
@@ -542,7 +543,7 @@ TEST(Store, PutAsyncReportsEachResultOnce) {
   auto f = Open(db2, failing);
   std::promise<Status> result;
   auto objects = Objects({Malware(1)});
-  f->PutAsync("c", objects, {}, {}, nullptr, nullptr, [&](Result<PutResult> r) { result.set_value(r.status()); });
+  f->PutAsync("c", objects, {}, no_push, nullptr, nullptr, [&](Result<PutResult> r) { result.set_value(r.status()); });
   EXPECT_FALSE(result.get_future().get().ok());
   EXPECT_EQ(f->Query(q)->objects.size(), 0u);
 }

@@ -241,9 +241,9 @@ class Store {
                                 const IngestRecord* record = nullptr) = 0;
 
   //! Put without waiting: `done` runs once with the result when the commit holding it has ended,
-  //! on a thread of the store (it must be quick and must not call the store). Everything the call
-  //! refers to (collection, objects, source, push_to, signatures, record) must stay alive until
-  //! then. This default runs Put and then `done` on the calling thread.
+  //! on a thread of the store (it must be quick and must not call the store). What the call
+  //! refers to (collection, objects, source, signatures, record) must stay alive until then;
+  //! push_to is copied. This default runs Put and then `done` on the calling thread.
   virtual void PutAsync(std::string_view collection, std::span<const stix::Object> objects, std::string_view source,
                         const std::vector<std::string>& push_to, const std::vector<std::string>* signatures,
                         const IngestRecord* record, std::function<void(Result<PutResult>)> done) {
