@@ -548,6 +548,31 @@ TEST(Store, PutAsyncReportsEachResultOnce) {
   EXPECT_EQ(f->Query(q)->objects.size(), 0u);
 }
 
+// The audit log's write-ahead log is checkpointed by a thread of its own (not in the audit
+// writer's commits): after ~16 MB of entries their pages reach the log's own file, and the WAL
+// does not grow for ever.
+TEST(Store, TheAuditLogIsCheckpointedInTheBackground) {
+  TempDb db;
+  auto s = Open(db);
+  const std::string log = AuditLogPath(db.path());
+  auto size = [](const std::string& f) { return fs::exists(f) ? static_cast<int64_t>(fs::file_size(f)) : 0; };
+  int64_t before = size(log);
+  std::string ids(8000, 'x');
+  for (int batch = 0; batch < 30; ++batch) {
+    std::vector<audit::Entry> entries;
+    for (int i = 0; i < 100; ++i) entries.push_back(Release(ids));
+    ASSERT_TRUE(s->AppendAudit(std::move(entries)).ok());
+  }
+  // 24 MB of entries were committed; the checkpoint copies them into the file.
+  bool grown = false;
+  for (int i = 0; i < 100 && !grown; ++i) {
+    grown = size(log) > before + (8 << 20);
+    if (!grown) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(grown) << "the log file stayed at " << size(log) << " bytes: no checkpoint";
+  EXPECT_EQ(s->AuditHead()->first, 3000);
+}
+
 // StateToken names the objects' database state: any commit to it moves the token, from this
 // store or another connection; audit entries alone (their own file) do not.
 TEST(Store, StateTokenMovesWithEveryChangeToTheObjects) {
