@@ -261,9 +261,14 @@ class ServerImpl final : public Server {
             std::lock_guard lock(deferred_mu_);
             ++deferred_;
           }
-          defer([this, h](Response::Finish finish) {
-            auto ex = asio::get_associated_executor(*h, ioc_.get_executor());
-            asio::post(ex, [h, finish = std::move(finish)]() mutable { (*h)(std::move(finish)); });
+          defer([this, h](Response::Finish finish) mutable {
+            {
+              // Nothing of the io_context (the handler, the strand executor) may be held past
+              // the count going down: Stop() may then destroy it (UBSan found the executor
+              // copy released after the io_context was gone).
+              auto ex = asio::get_associated_executor(*h, ioc_.get_executor());
+              asio::post(ex, [h = std::move(h), finish = std::move(finish)]() mutable { (*h)(std::move(finish)); });
+            }
             std::lock_guard lock(deferred_mu_);
             if (--deferred_ == 0) deferred_cv_.notify_all();
           });

@@ -129,3 +129,29 @@ TEST(Pattern, PathsWithQuotedKeysAndIndexes) {
 
 }  // namespace
 }  // namespace tearline::pattern
+
+namespace tearline::pattern {
+namespace {
+
+// Nesting is bounded: deep parentheses are an error with a position, never a stack overflow
+// (a pattern of 2,000 '(' crashed the parser under ASan, found by fuzz_pattern).
+TEST(Pattern, DeepNestingIsAnErrorNotACrash) {
+  auto nested = [](int n, const std::string& open, const std::string& inner, const std::string& close) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += open;
+    s += inner;
+    for (int i = 0; i < n; ++i) s += close;
+    return s;
+  };
+  EXPECT_TRUE(Parse(nested(60, "(", "[file:name = 'a']", ")")).ok());
+  EXPECT_TRUE(Parse("[" + nested(60, "(", "file:name = 'a'", ")") + "]").ok());
+  for (const std::string& p : {nested(100000, "(", "[file:name = 'a']", ")"), "[" + nested(100000, "(", "file:name = 'a'", ")") + "]",
+                               std::string(200000, '('), "[" + std::string(200000, '(')}) {
+    auto r = Parse(p);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("nested deeper than 64"), std::string::npos) << r.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace tearline::pattern
