@@ -738,6 +738,30 @@ TEST(TaxiiConfig, MatchingSection) {
   EXPECT_FALSE(bad_id.ok());
 }
 
+int64_t CacheHits(const std::string& metrics);
+
+TEST(TaxiiConfig, ResponseCacheSize) {
+  auto dflt = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n");
+  ASSERT_TRUE(dflt.ok());
+  EXPECT_EQ(dflt->response_cache_mb, 64u);
+  auto off = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nresponse_cache_mb = 0\n");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_EQ(off->response_cache_mb, 0u);
+  auto bad = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nresponse_cache_mb = -1\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("limits.response_cache_mb"), std::string::npos) << bad.status().message();
+}
+
+// With the response cache off, repeated reads are computed every time (no hit is counted).
+TEST_F(TaxiiTest, ResponseCacheCanBeTurnedOff) {
+  Stop();
+  auto cfg = MakeConfig(dir_.path() + "/off.db");
+  cfg.response_cache_mb = 0;
+  Start(cfg);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=5", Analyst()).status, 200);
+  EXPECT_EQ(CacheHits(Http("GET", base_ + "/metrics", Analyst()).body), 0);
+}
+
 TEST_F(TaxiiTest, Tls) {
   Stop();
   std::string cert = dir_.path() + "/cert.pem", key = dir_.path() + "/key.pem", out;
