@@ -1,7 +1,8 @@
 // Group commit for the audit log (private to src/taxii): concurrent requests hand
 // their entries to one writer thread, which appends everything pending in one
-// transaction and then wakes them. A response leaves only after its release is
-// durably audited, and the fsync is shared by all requests waiting together.
+// transaction and then runs their completions. A response leaves only after its
+// release is durably audited (Response::defer), and the fsync is shared by all
+// requests waiting together.
 #pragma once
 
 #include <condition_variable>
@@ -31,18 +32,8 @@ class AuditWriter {
     if (key_) (void)store::WriteCheckpoint(store_, *key_);
   }
 
-  //! Blocks until `entries` are committed (or the commit failed).
-  //! `releases` go into the release history in the same transaction.
-  Status Append(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases = {}) {
-    if (entries.empty()) return Status::Ok();
-    std::unique_lock lock(mu_);
-    uint64_t ticket = Queue(std::move(entries), std::move(releases));
-    done_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
-    if (committed_ < ticket) return Status::Io("audit writer stopped");
-    return failed_upto_ >= ticket ? last_error_ : Status::Ok();
-  }
-
-  //! Queues `entries` (and `releases`) without waiting: `done(true)` runs on the writer's
+  //! Queues `entries` (and `releases`, the release history written in the same transaction)
+  //! without waiting: `done(true)` runs on the writer's
   //! thread once they are durably committed, `done(false)` if the commit failed or the writer
   //! stopped first. `done` is called exactly once and must not block.
   void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
@@ -51,8 +42,11 @@ class AuditWriter {
     {
       std::lock_guard lock(mu_);
       if (!stop_) {
-        Queue(std::move(entries), std::move(releases));
+        pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
+        pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
+                                 std::make_move_iterator(releases.end()));
         callbacks_.push_back(std::move(done));
+        cv_.notify_all();
         return;
       }
     }
@@ -60,15 +54,6 @@ class AuditWriter {
   }
 
  private:
-  // With mu_ held.
-  uint64_t Queue(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases) {
-    pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
-    pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
-                             std::make_move_iterator(releases.end()));
-    cv_.notify_all();
-    return ++submitted_;
-  }
-
   void Loop() {
     std::unique_lock lock(mu_);
     while (true) {
@@ -80,7 +65,6 @@ class AuditWriter {
       releases.swap(pending_releases_);
       std::vector<std::function<void(bool)>> callbacks;
       callbacks.swap(callbacks_);
-      uint64_t upto = submitted_;
       lock.unlock();
       size_t n = batch.size();
       Status st = store_.AppendAudit(std::move(batch), std::move(releases));
@@ -93,12 +77,6 @@ class AuditWriter {
       }
       for (auto& done : callbacks) done(st.ok());
       lock.lock();
-      committed_ = upto;
-      if (!st.ok()) {
-        failed_upto_ = upto;
-        last_error_ = st;
-      }
-      done_cv_.notify_all();
     }
   }
 
@@ -107,12 +85,10 @@ class AuditWriter {
   size_t every_;
   size_t since_checkpoint_ = 0;
   std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
+  std::condition_variable cv_;
   std::vector<audit::Entry> pending_;
   std::vector<store::ReleaseRecord> pending_releases_;
   std::vector<std::function<void(bool)>> callbacks_;  // of Submit, for the entries in pending_
-  uint64_t submitted_ = 0, committed_ = 0, failed_upto_ = 0;
-  Status last_error_;
   bool stop_ = false;
   std::thread thread_;  // last: starts after the members it uses
 };
