@@ -376,7 +376,8 @@ net::Response Service::HandleNow(const Request& req) {
     }
     Caller who;
     // Taken before the snapshot's first read: names a state no newer than what it reads.
-    if (req.method == "GET" && cache_->enabled()) who.state = store_.StateToken();
+    // (Only routes under a collection are cached: objects, an object, the manifest.)
+    if (req.method == "GET" && cache_->enabled() && url.segments.size() >= 4) who.state = store_.StateToken();
     std::unique_ptr<store::Store::ReadScope> snapshot;
     if (req.method == "GET") snapshot = store_.ReadSnapshot();
     who.snapshot = &snapshot;
