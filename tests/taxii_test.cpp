@@ -762,6 +762,13 @@ TEST(TaxiiConfig, ResponseCacheSize) {
   auto bad = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nresponse_cache_mb = -1\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("limits.response_cache_mb"), std::string::npos) << bad.status().message();
+  EXPECT_EQ(dflt->object_cache_mb, 256u);
+  auto rows = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nobject_cache_mb = 0\n");
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  EXPECT_EQ(rows->object_cache_mb, 0u);
+  auto huge = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nobject_cache_mb = \"lots\"\n");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("limits.object_cache_mb"), std::string::npos) << huge.status().message();
 }
 
 // With the response cache off, repeated reads are computed every time (no hit is counted).

@@ -52,7 +52,9 @@ int Serve(const std::string& path) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
   }
-  auto store = store::OpenSqlite(c.database);
+  store::SqliteOptions options;
+  options.object_cache_bytes = c.object_cache_mb << 20;
+  auto store = store::OpenSqlite(c.database, options);
   if (!store.ok()) return Fail(store.status().message());
   for (const auto& a : c.api_roots) {
     for (const auto& col : a.collections) {

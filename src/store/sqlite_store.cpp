@@ -8,10 +8,12 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "stix/id.h"
+#include "store/page_index.h"
 #include "store/store.h"
 
 namespace tearline::store {
@@ -194,7 +196,8 @@ Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const 
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, SqliteOptions opt, std::string path) : db_(db), opt_(opt), path_(std::move(path)) {}
+  SqliteStore(sqlite3* db, SqliteOptions opt, std::string path)
+      : db_(db), opt_(opt), path_(std::move(path)), rows_(opt.object_cache_bytes) {}
   ~SqliteStore() override {
     StopCommitter();
     StopLogCheckpointer();
@@ -1865,6 +1868,7 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
+    if (auto fast = FastSelect(db, stmts, coll, q, after, with_json, fp)) return std::move(*fast);
     const bool held = !q.held_for.empty();
     // The recipient goes in as a quoted literal: a parameter in the select list would shift the
     // numbering of the positional parameters after it.
@@ -1954,6 +1958,209 @@ class SqliteStore final : public Store {
     return page;
   }
 
+  // --- The in-memory page index (page_index.h) ---------------------------------------------
+
+  struct Indexed {
+    std::shared_mutex mu;  // pages read `index` under it shared; an update changes it alone
+    std::mutex update;     // one update at a time (others meanwhile read through SQL)
+    detail::CollectionIndex index;
+  };
+
+  Indexed& IndexOf(int64_t coll) {
+    std::lock_guard lock(indexes_mu_);
+    auto& x = indexes_[coll];
+    if (!x) x = std::make_unique<Indexed>();
+    return *x;
+  }
+
+  // The collection's state as the read transaction on `db` sees it.
+  static Result<detail::CollectionState> StateOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, int64_t coll) {
+    Stmt& s = CachedOn(db, stmts,
+                       "SELECT coalesce((SELECT max(date_added) FROM objects WHERE coll=?1), 0), "
+                       "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='deletes'), 0)");
+    s.Reset();
+    s.Bind(1, coll);
+    if (sqlite3_step(s.get()) != SQLITE_ROW) {
+      sqlite3_reset(s.get());
+      return Status::Io(std::string("read collection state: ") + sqlite3_errmsg(db));
+    }
+    detail::CollectionState st{s.Int(1), s.Int(0)};
+    sqlite3_reset(s.get());
+    return st;
+  }
+
+  // Brings `x` to `now` (the state of the read transaction on `db`) when `now` is newer:
+  // the whole collection again after a delete, else only the versions added since, and the
+  // `latest` flags those took from older versions of the same ids. False when `x` cannot
+  // serve `now` (an older transaction, another update running, or a read failed).
+  bool UpdateIndex(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, int64_t coll, Indexed& x,
+                   const detail::CollectionState& now) {
+    std::unique_lock update(x.update, std::try_to_lock);
+    if (!update.owns_lock()) return false;
+    detail::CollectionState had;
+    {
+      std::shared_lock read(x.mu);
+      had = x.index.state;
+    }
+    if (had == now) return true;
+    if (now.deletes < had.deletes || (now.deletes == had.deletes && now.max_added < had.max_added)) return false;
+    if (now.deletes != had.deletes) {
+      // Built from scratch, beside the index in use; swapped in at the end.
+      detail::CollectionIndex fresh;
+      Stmt& all = CachedOn(db, stmts, "SELECT date_added, pk, type, latest FROM objects WHERE coll=? ORDER BY date_added");
+      all.Reset();
+      all.Bind(1, coll);
+      int rc;
+      std::string type;
+      while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
+        all.TextInto(2, type);
+        fresh.Append(all.Int(0), all.Int(1), type, all.Int(3) != 0);
+      }
+      sqlite3_reset(all.get());
+      if (rc != SQLITE_DONE) return false;
+      fresh.state = now;
+      std::unique_lock write(x.mu);
+      std::swap(x.index, fresh);
+      return true;
+    }
+    // Only additions: read them, and the current flags of the older versions of their ids.
+    struct Added {
+      int64_t date_added, pk;
+      std::string type;
+      bool latest;
+    };
+    std::vector<Added> added;
+    std::vector<std::pair<int64_t, bool>> flags;  // (date_added, latest) of older versions
+    Stmt& fresh = CachedOn(db, stmts,
+                           "SELECT date_added, pk, type, latest, id FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
+    Stmt& older = CachedOn(db, stmts,
+                           "SELECT date_added, latest FROM objects INDEXED BY objects_key WHERE coll=? AND id=? AND date_added<=?");
+    fresh.Reset();
+    fresh.Bind(1, coll);
+    fresh.Bind(2, had.max_added);
+    std::vector<std::string> ids;
+    int rc;
+    while ((rc = sqlite3_step(fresh.get())) == SQLITE_ROW) {
+      added.push_back({fresh.Int(0), fresh.Int(1), fresh.Text(2), fresh.Int(3) != 0});
+      ids.push_back(fresh.Text(4));
+    }
+    sqlite3_reset(fresh.get());
+    if (rc != SQLITE_DONE) return false;
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (const auto& id : ids) {
+      older.Reset();
+      older.Bind(1, coll);
+      older.Bind(2, id);
+      older.Bind(3, had.max_added);
+      while ((rc = sqlite3_step(older.get())) == SQLITE_ROW) flags.emplace_back(older.Int(0), older.Int(1) != 0);
+      sqlite3_reset(older.get());
+      if (rc != SQLITE_DONE) return false;
+    }
+    std::unique_lock write(x.mu);
+    for (const auto& a : added) x.index.Append(a.date_added, a.pk, a.type, a.latest);
+    for (const auto& [date_added, latest] : flags) {
+      if (auto* e = x.index.At(date_added)) e->latest = latest;
+    }
+    x.index.state = now;
+    return true;
+  }
+
+  // A page from the in-memory index and the row cache, in one read transaction; nullopt when
+  // the query needs SQL (match[id], match[version] first or by timestamp, the writer's
+  // connection, which may see uncommitted rows) or the index cannot serve this transaction.
+  std::optional<Result<Page>> FastSelect(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, int64_t coll,
+                                         const store::Query& q, int64_t after, bool with_json, uint64_t fp) {
+    const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
+    const bool latest_only = vf.last && !vf.first && !vf.all && vf.versions.empty();
+    if (opt_.object_cache_bytes == 0 || db == db_ || !q.ids.empty() || !(latest_only || vf.all)) return std::nullopt;
+    // Every read below in one transaction (a snapshot reader is in one already).
+    struct Txn {
+      sqlite3* db;
+      bool mine;
+      ~Txn() {
+        if (mine) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      }
+    } txn{db, sqlite3_get_autocommit(db) != 0};
+    if (txn.mine && sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      txn.mine = false;
+      return std::nullopt;
+    }
+    auto now = StateOn(db, stmts, coll);
+    if (!now.ok()) return std::nullopt;
+    Indexed& x = IndexOf(coll);
+    std::vector<detail::CollectionIndex::Entry> picked;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      {
+        std::shared_lock read(x.mu);
+        if (x.index.state == *now) {
+          std::vector<uint32_t> types;
+          for (const auto& t : q.types) {
+            if (auto id = x.index.FindType(t)) types.push_back(*id);
+          }
+          if (!q.types.empty() && types.empty()) return Result<Page>(Page{});  // no such type here
+          for (const auto* e : x.index.Scan(after, latest_only, types, q.limit + 1)) picked.push_back(*e);
+          break;
+        }
+      }
+      if (attempt == 1 || !UpdateIndex(db, stmts, coll, x, *now)) return std::nullopt;
+    }
+    Page page;
+    page.objects.reserve(std::min(picked.size(), q.limit));
+    Stmt& row = CachedOn(db, stmts,
+                         "SELECT id, type, modified, version, spec_version, date_added, source, json FROM objects WHERE pk=?");
+    Stmt& held = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
+    for (const auto& e : picked) {
+      if (page.objects.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      auto cached = rows_.Find(now->deletes, e.pk);
+      if (!cached || cached->date_added != e.date_added) {
+        row.Reset();
+        row.Bind(1, e.pk);
+        if (sqlite3_step(row.get()) != SQLITE_ROW) {
+          sqlite3_reset(row.get());
+          return Result<Page>(Status::Io(std::string("read object: ") + sqlite3_errmsg(db)));
+        }
+        auto o = std::make_shared<StoredObject>();
+        row.TextInto(0, o->id);
+        row.TextInto(1, o->type);
+        row.TextInto(2, o->modified);
+        row.TextInto(3, o->version);
+        row.TextInto(4, o->spec_version);
+        o->date_added = row.Int(5);
+        row.TextInto(6, o->source);
+        row.TextInto(7, o->json);
+        sqlite3_reset(row.get());
+        rows_.Put(now->deletes, e.pk, o);
+        cached = std::move(o);
+      }
+      StoredObject& o = page.objects.emplace_back();
+      o.id = cached->id;
+      o.type = cached->type;
+      o.modified = cached->modified;
+      o.version = cached->version;
+      o.spec_version = cached->spec_version;
+      o.date_added = cached->date_added;
+      o.source = cached->source;
+      if (with_json) o.json = cached->json;
+      if (!q.held_for.empty()) {
+        held.Reset();
+        held.Bind(1, q.held_for);
+        held.Bind(2, o.id);
+        int rc = sqlite3_step(held.get());
+        o.held = rc == SQLITE_ROW ? static_cast<int>(held.Int(0)) : -1;
+        sqlite3_reset(held.get());
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+          return Result<Page>(Status::Io(std::string("read release history: ") + sqlite3_errmsg(db)));
+        }
+      }
+    }
+    if (page.more) page.next = EncodeCursor(page.objects.back().date_added, fp);
+    return Result<Page>(std::move(page));
+  }
+
   sqlite3* db_;
   SqliteOptions opt_;
   std::mutex mu_;
@@ -1976,6 +2183,9 @@ class SqliteStore final : public Store {
   std::mutex state_mu_;  // the StateToken connection
   sqlite3* state_db_ = nullptr;
   Stmt state_stmt_;
+  std::mutex indexes_mu_;
+  std::unordered_map<int64_t, std::unique_ptr<Indexed>> indexes_;  // by collection pk
+  detail::RowCache rows_;
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };

@@ -393,6 +393,9 @@ struct SqliteOptions {
   int fail_write_step = -1;
   //! Extra read-only connections so queries run in parallel with each other and with writes.
   size_t read_connections = 4;
+  //! Memory for the page index's row cache (page_index.h): pages of GET objects and manifests
+  //! are walked in memory and their rows kept. 0: every page is an SQL query.
+  size_t object_cache_bytes = size_t{256} << 20;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it

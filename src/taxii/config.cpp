@@ -125,13 +125,14 @@ Result<Config> ParseConfig(std::string_view text) {
     r.Fail("server", "must be a table");
   }
   if (auto* l = root["limits"].as_table()) {
-    r.Unknown(*l, "limits.", {"max_content_length", "max_page_size", "default_page_size", "max_header_bytes", "max_connections", "request_timeout_ms", "response_cache_mb"});
+    r.Unknown(*l, "limits.", {"max_content_length", "max_page_size", "default_page_size", "max_header_bytes", "max_connections", "request_timeout_ms", "response_cache_mb", "object_cache_mb"});
     r.Int(*l, "limits.", "max_content_length", &c.max_content_length, 1024, int64_t{1} << 32);
     r.Int(*l, "limits.", "max_page_size", &c.max_page_size, 1, 100000);
     r.Int(*l, "limits.", "default_page_size", &c.default_page_size, 1, 100000);
     r.Int(*l, "limits.", "max_header_bytes", &c.max_header_bytes, 1024, 1 << 20);
     r.Int(*l, "limits.", "max_connections", &c.max_connections, 1, 1000000);
     r.Int(*l, "limits.", "response_cache_mb", &c.response_cache_mb, 0, 1 << 20);
+    r.Int(*l, "limits.", "object_cache_mb", &c.object_cache_mb, 0, 1 << 20);
     int64_t ms = c.request_timeout.count();
     r.Int(*l, "limits.", "request_timeout_ms", &ms, 100, 3600000);
     c.request_timeout = std::chrono::milliseconds(ms);

@@ -63,6 +63,7 @@ struct Config {
   size_t threads = 0;
   std::chrono::milliseconds request_timeout{10000};
   size_t response_cache_mb = 64;  //!< read responses kept for identical requests (0: off)
+  size_t object_cache_mb = 256;   //!< rows kept by the store's page index (0: pages are SQL queries)
   std::string log_format = "text";  //!< text or json
   // [matching]: observed-data posted to `watch` is matched against the indicators of
   // `indicators`; the sightings (where_sighted_refs `identity`) are stored in `sightings`.
