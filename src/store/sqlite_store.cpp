@@ -819,6 +819,15 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     int64_t coll;
     if (auto st = CollectionPk(collection, &coll); !st.ok()) return st;
+    // One transaction: the rows, the `latest` flag passed back to the version left, and the
+    // delete counter change together (a reader, or a crash, never sees an object without its
+    // last version flagged, or rows gone under an unchanged counter: the page index trusts it).
+    if (!Exec("BEGIN IMMEDIATE")) return Io("begin delete");
+    auto fail = [&](const char* what) -> Result<size_t> {
+      Status st = Io(what);
+      Exec("ROLLBACK");
+      return st;
+    };
     std::string sql = "DELETE FROM objects WHERE coll=? AND id=?";
     if (!vf.all && !vf.empty()) {
       std::string cond;
@@ -832,14 +841,14 @@ class SqliteStore final : public Store {
       sql = "DELETE FROM objects WHERE coll=?1 AND id=?2 AND (" + cond + ")";
     }
     Stmt s(db_, sql);
-    if (!s) return Io("prepare delete");
+    if (!s) return fail("prepare delete");
     s.Bind(1, coll);
     s.Bind(2, id);
     int i = 3;
     if (!vf.all) {
       for (const auto& v : vf.versions) s.Bind(i++, v);
     }
-    if (Step(s) != SQLITE_DONE) return Io("delete");
+    if (Step(s) != SQLITE_DONE) return fail("delete");
     size_t n = static_cast<size_t>(sqlite3_changes(db_));
     if (n > 0) {
       // The last remaining version (if any) carries the flag again.
@@ -847,12 +856,13 @@ class SqliteStore final : public Store {
                      " WHERE coll=?1 AND id=?2");
       flag.Bind(1, coll);
       flag.Bind(2, id);
-      if (Step(flag) != SQLITE_DONE) return Io("flag last version");
+      if (Step(flag) != SQLITE_DONE) return fail("flag last version");
       // A delete changes the collection's generation (what caches derived from it is stale).
       Stmt bump(db_, "INSERT INTO meta(key, value) VALUES('deletes', '1') "
                      "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
-      if (Step(bump) != SQLITE_DONE) return Io("count delete");
+      if (Step(bump) != SQLITE_DONE) return fail("count delete");
     }
+    if (!Exec("COMMIT")) return fail("commit delete");
     return n;
   }
 

@@ -364,6 +364,108 @@ TEST(Store, PagesFromTheIndexAreThePagesOfSql) {
   EXPECT_GT(deleted, 5);  // the walk did delete
 }
 
+// Readers on several threads page through the index while another connection adds versions
+// and deletes: every page is whole and ordered, a latest-only page has one version per id,
+// and once the writes stop the index gives what SQL gives (TSan runs this: make tsan).
+TEST(Store, ThePageIndexFollowsWritesWhileReadersPage) {
+  TempDb db;
+  auto fast = Open(db);
+  SqliteOptions plain;
+  plain.object_cache_bytes = 0;
+  auto writer = Open(db, plain);
+  std::atomic<bool> stop{false};
+  std::atomic<int> pages{0}, errors{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      while (!stop.load()) {
+        Query q;
+        q.collection = "c";
+        q.limit = 1 + rng() % 20;
+        if (t == 1) q.types = {"indicator"};
+        auto page = fast->Query(q);
+        if (!page.ok()) {
+          ADD_FAILURE() << page.status().message();
+          ++errors;
+          continue;
+        }
+        std::set<std::string> ids;
+        for (size_t k = 0; k < page->objects.size(); ++k) {
+          if (k && page->objects[k - 1].date_added >= page->objects[k].date_added) ++errors;
+          if (!ids.insert(page->objects[k].id).second) ADD_FAILURE() << "twice: " << page->objects[k].id, ++errors;
+          if (page->objects[k].json.empty()) ++errors;
+        }
+        ++pages;
+      }
+    });
+  }
+  for (int step = 0; step < 200; ++step) {
+    if (step % 10 == 9) {
+      VersionFilter all;
+      all.all = true;
+      ASSERT_TRUE(writer->Delete("c", "indicator--" + Uuid(step % 13), all).ok());
+    } else {
+      char modified[40];
+      std::snprintf(modified, sizeof modified, "2024-03-%02dT00:00:00.000Z", 1 + step % 28);
+      auto objs = Objects({Indicator(step % 13, modified), Malware(step % 7)});
+      ASSERT_TRUE(writer->Put("c", objs).ok());
+    }
+  }
+  while (pages.load() < 50) std::this_thread::yield();
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(errors.load(), 0);
+  for (bool all : {false, true}) {
+    Query q;
+    q.collection = "c";
+    q.limit = 10000;
+    if (all) q.versions = VersionFilter{.all = true};
+    auto a = fast->Query(q), b = writer->Query(q);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->objects.size(), b->objects.size());
+    for (size_t k = 0; k < a->objects.size(); ++k) {
+      EXPECT_EQ(a->objects[k].date_added, b->objects[k].date_added);
+      EXPECT_EQ(a->objects[k].json, b->objects[k].json);
+    }
+  }
+}
+
+// A delete is one transaction: when any of its writes fails (the disk fails at each write
+// step in turn), nothing of it is left: both versions stay, the last one still flagged.
+TEST(Store, AFailedDeleteChangesNothing) {
+  int failed_deletes = 0;
+  for (int fail = 0; fail < 60; ++fail) {
+    TempDb db;
+    SqliteOptions opt;
+    opt.fail_write_step = fail;
+    auto opened = OpenSqlite(db.path(), opt);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    auto& s = *opened;
+    if (!s->EnsureCollection("c").ok()) continue;  // the failure hit the collection
+    auto objs = Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Indicator(1, "2024-01-02T00:00:00.000Z")});
+    if (!s->Put("c", objs).ok()) continue;  // the failure hit the insert
+    VersionFilter last;
+    last.last = true;
+    auto n = s->Delete("c", "indicator--" + Uuid(1), last);
+    VersionFilter all;
+    all.all = true;
+    if (n.ok()) {
+      EXPECT_EQ(Versions(*s, all, "indicator--" + Uuid(1)).size(), 1u);
+      continue;
+    }
+    ++failed_deletes;
+    EXPECT_EQ(Versions(*s, all, "indicator--" + Uuid(1)).size(), 2u) << "write step " << fail;
+    Query q;
+    q.collection = "c";
+    auto page = s->Query(q);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->objects.size(), 1u) << "write step " << fail;
+    EXPECT_EQ(page->objects[0].modified, "2024-01-02T00:00:00.000Z");
+  }
+  EXPECT_GE(failed_deletes, 3);  // the delete, the flag and the counter each failed once
+}
+
 TEST(Store, FiltersByIdTypeAndSpecVersion) {
   TempDb db;
   auto s = Open(db);
