@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "stix/id.h"
 #include "store/page_index.h"
@@ -1755,11 +1756,12 @@ class SqliteStore final : public Store {
     return v < 0 ? std::string() : std::to_string(v);
   }
 
-  // The audit log's WAL is checkpointed by a thread of its own, not inside the commit that crosses
-  // the threshold: that commit is the audit writer's, and every response of its group (and the
-  // next group's) waited for the copy of ~16 MB into the log file and its fsync (the p99 of
-  // audited GETs). The objects' WAL keeps SQLite's own checkpoint in the committing connection
-  // (moving it out cost POST throughput: its fsyncs compete with the group commits').
+  // Both WALs are checkpointed by a thread of their own, not inside the commit that crosses
+  // the threshold. For the audit log that commit is the audit writer's, and every response of
+  // its group (and the next group's) waited for the copy of ~16 MB into the log file and its
+  // fsync (the p99 of audited GETs). For the objects it is the group commit of POSTs: the
+  // copy took ~14% of the committer's time (perf), and POST gained ~10% without it (five
+  // alternating A/B pairs, docs/benchmarks.md, sixth session).
   void StartLogCheckpointer() {
     if (path_.empty() || path_ == ":memory:") return;
     if (sqlite3_open_v2(path_.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
@@ -1771,27 +1773,24 @@ class SqliteStore final : public Store {
     sqlite3_busy_timeout(ckpt_db_, 5000);
     sqlite3_wal_hook(
         db_,
-        [](void* self, sqlite3* db, const char* schema, int pages) {
+        [](void* self, sqlite3*, const char* schema, int pages) {
           auto* me = static_cast<SqliteStore*>(self);
           if (pages < 1000) return SQLITE_OK;  // SQLite's default threshold
-          if (std::string_view(schema) == "log") {
-            std::lock_guard lock(me->ckpt_mu_);
-            me->ckpt_due_ = true;
-            me->ckpt_cv_.notify_one();
-          } else {
-            sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);  // as SQLite would
-          }
+          std::lock_guard lock(me->ckpt_mu_);
+          (std::string_view(schema) == "log" ? me->ckpt_log_due_ : me->ckpt_main_due_) = true;
+          me->ckpt_cv_.notify_one();
           return SQLITE_OK;
         },
         this);
     checkpointer_ = std::thread([this] {
       std::unique_lock lock(ckpt_mu_);
       while (true) {
-        ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_due_; });
+        ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_log_due_ || ckpt_main_due_; });
         if (ckpt_stop_) return;
-        ckpt_due_ = false;
+        const bool log = std::exchange(ckpt_log_due_, false), main = std::exchange(ckpt_main_due_, false);
         lock.unlock();
-        sqlite3_wal_checkpoint_v2(ckpt_db_, "log", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        if (log) sqlite3_wal_checkpoint_v2(ckpt_db_, "log", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        if (main) sqlite3_wal_checkpoint_v2(ckpt_db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         lock.lock();
       }
     });
@@ -2189,7 +2188,7 @@ class SqliteStore final : public Store {
   std::thread checkpointer_;
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
-  bool ckpt_due_ = false, ckpt_stop_ = false;
+  bool ckpt_log_due_ = false, ckpt_main_due_ = false, ckpt_stop_ = false;
   std::mutex state_mu_;  // the StateToken connection
   sqlite3* state_db_ = nullptr;
   Stmt state_stmt_;

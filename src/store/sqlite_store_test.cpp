@@ -772,6 +772,28 @@ TEST(Store, TheAuditLogIsCheckpointedInTheBackground) {
   EXPECT_EQ(s->AuditHead()->first, 3000);
 }
 
+// So is the objects' WAL: commits of objects crossing the threshold leave the copy into the
+// database file to the checkpointer (the group commit does not wait for it).
+TEST(Store, TheObjectsAreCheckpointedInTheBackground) {
+  TempDb db;
+  auto s = Open(db);
+  auto size = [](const std::string& f) { return fs::exists(f) ? static_cast<int64_t>(fs::file_size(f)) : 0; };
+  int64_t before = size(db.path());
+  std::string name(4000, 'n');
+  for (int batch = 0; batch < 40; ++batch) {
+    std::vector<std::string> jsons;
+    for (int i = 0; i < 100; ++i) jsons.push_back(Indicator(batch * 100 + i, "2024-01-01T00:00:00.000Z", name));
+    ASSERT_TRUE(s->Put("c", Objects(jsons)).ok());
+  }
+  // ~17 MB of objects were committed; the checkpoint copies them into the file.
+  bool grown = false;
+  for (int i = 0; i < 100 && !grown; ++i) {
+    grown = size(db.path()) > before + (8 << 20);
+    if (!grown) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(grown) << "the database file stayed at " << size(db.path()) << " bytes: no checkpoint";
+}
+
 // StateToken names the objects' database state: any commit to it moves the token, from this
 // store or another connection; audit entries alone (their own file) do not.
 TEST(Store, StateTokenMovesWithEveryChangeToTheObjects) {
