@@ -53,7 +53,7 @@ PTOKEN=$(build/tearline principal token --db "$DB" partner)
 build/tearline group add --db "$DB" bench-group >/dev/null
 build/tearline partner add --db "$DB" "$PARTNER" --name "Bench partner" --principal partner --group bench-group --tier 1 >/dev/null
 build/tearline collection share --db "$DB" bench --group bench-group --default-tlp green >/dev/null
-${SERVE_PRELOAD:+env LD_PRELOAD=$SERVE_PRELOAD} build/tearline serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>/dev/null &
+${SERVE_PRELOAD:+env LD_PRELOAD=$SERVE_PRELOAD} build/tearline serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>"$DIR/serve.err" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q serving "$DIR/serve.out" && break; sleep 0.1; done
