@@ -918,9 +918,39 @@ TEST(Store, MovesTheAuditLogOfASchema10Database) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ((*after)[i].hash, before[i].hash);
   ASSERT_EQ(s->ReadCheckpoints()->size(), 1u);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 11);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 12);
   ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());
   EXPECT_EQ(s->ReadAudit(0, 10)->back().prev_hash, before.back().hash);
+}
+
+// Schema 12: a database of schema 11 loses its full-width derived-id index for the index of
+// the ids' last digits, and objects stored before are still found by their derived ids.
+TEST(Store, ASchema11DatabaseFindsDerivedIdsThroughTheNewIndex) {
+  TempDb db;
+  std::string derived;
+  {
+    auto s = Open(db);
+    ASSERT_TRUE(s->Put("c", Objects({Indicator(5, "2024-01-01T00:00:00.000Z")})).ok());
+    derived = stix::DerivedId("indicator--" + Uuid(5), *s->NodeIdentity());
+  }
+  RawExec(db.path(), "DROP INDEX objects_derived_tail; CREATE INDEX objects_derived ON objects(coll, derived_id);"
+                     "PRAGMA user_version=11;");
+  auto s = Open(db);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 12);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='objects_derived'"), 0);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='objects_derived_tail'"), 1);
+  Query q;
+  q.collection = "c";
+  q.ids = {derived};
+  auto page = s->Query(q);
+  ASSERT_TRUE(page.ok()) << page.status().message();
+  ASSERT_EQ(page->objects.size(), 1u);
+  EXPECT_EQ(page->objects[0].id, "indicator--" + Uuid(5));
+  // Same last 12 digits, another id: not a match.
+  std::string twin = derived.substr(0, derived.size() - 13) + "0" + derived.substr(derived.size() - 12);
+  if (twin == derived) twin = derived.substr(0, derived.size() - 13) + "1" + derived.substr(derived.size() - 12);
+  q.ids = {twin};
+  EXPECT_TRUE(s->Query(q)->objects.empty());
 }
 
 TEST(Store, RefusesForeignOrUnreadableDatabases) {
