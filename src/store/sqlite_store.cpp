@@ -20,12 +20,13 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 12;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 13;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
                                    // 8: the person (STIX identity) a principal is; 9: objects.policy_json;
                                    // 10: objects.latest; 11: the audit log in its own file, audit_intents
                                    // 12: derived ids indexed by their last 12 hex digits (objects_derived_tail)
+                                   // 13: objects found by IdKey(id) (objects_id_key), not a (coll, id, version) index
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -49,9 +50,15 @@ CREATE TABLE IF NOT EXISTS objects(
   source TEXT NOT NULL DEFAULT '',
   derived_id TEXT NOT NULL DEFAULT '',
   policy_json TEXT NOT NULL DEFAULT '',
-  latest INTEGER NOT NULL DEFAULT 0
+  latest INTEGER NOT NULL DEFAULT 0,
+  id_key INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS objects_key ON objects(coll, id, version);
+-- Versions of an id are found through IdKey(id), a 47-bit hash of it (six bytes in a record),
+-- and the id compared whole: entries of ~15 bytes where (coll, id, version) took ~85. STIX ids
+-- are random keys, so at ~3,000 objects per group commit nearly every page of this index is
+-- dirtied and written to the WAL: its size is most of POST's cost. (coll, id, version) is
+-- unique by the store's writes (PutLocked checks in the writing transaction), not by an index.
+CREATE INDEX IF NOT EXISTS objects_id_key ON objects(coll, id_key);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
 CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 -- Derived (tear-line variant) ids are found through their last 12 hex digits (48 bits of a
@@ -191,6 +198,17 @@ struct Reader {
   }
 };
 
+// The objects.id_key of an id (schema 13): FNV-1a 64 of its bytes, kept to 47 bits so SQLite
+// stores it in six bytes. Part of the file format: it must never change.
+int64_t IdKey(std::string_view id) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(h & ((uint64_t{1} << 47) - 1));
+}
+
 Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const std::string& sql) {
   auto it = stmts.find(sql);
   if (it == stmts.end()) {
@@ -303,6 +321,7 @@ class SqliteStore final : public Store {
           {"principals", "identity", "TEXT NOT NULL DEFAULT ''"},   // 8
           {"objects", "policy_json", "TEXT NOT NULL DEFAULT ''"},   // 9
           {"objects", "latest", "INTEGER NOT NULL DEFAULT 0"},      // 10
+          {"objects", "id_key", "INTEGER NOT NULL DEFAULT 0"},      // 13
       };
       for (const auto& [table, column, decl] : kAdded) {
         if (auto st = AddColumnIfMissing(table, column, decl); !st.ok()) {
@@ -315,6 +334,18 @@ class SqliteStore final : public Store {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("drop the derived-id index", err);
       }
+      // 13: every stored object gets its IdKey (before kSchema builds the index on it), and the
+      // (coll, id, version) index goes.
+      if (version > 0 && version < 13) {
+        if (sqlite3_exec(db_, "DROP INDEX IF EXISTS objects_key", nullptr, nullptr, &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("drop the object key index", err);
+        }
+        if (auto st = FillIdKeys(); !st.ok()) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return st;
+        }
+      }
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("create schema", err);
@@ -323,7 +354,7 @@ class SqliteStore final : public Store {
         // 10: the last version of each object is flagged (`latest`), so "match[version]=last"
         // (every TAXII GET by default) is a column test, not a max() per row.
         const char* flag = "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x "
-                           "WHERE x.coll=objects.coll AND x.id=objects.id))";
+                           "WHERE x.coll=objects.coll AND x.id_key=objects.id_key AND x.id=objects.id))";
         if (sqlite3_exec(db_, flag, nullptr, nullptr, &err) != SQLITE_OK) {
           sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
           return Fail("flag last versions", err);
@@ -426,6 +457,24 @@ class SqliteStore final : public Store {
   }
 
   // Inside the schema transaction: the node's identity, and derived ids of rows stored before v5.
+  // Schema 13: objects.id_key of the rows stored before it.
+  Status FillIdKeys() {
+    Stmt sel(db_, "SELECT pk, id FROM objects");
+    Stmt upd(db_, "UPDATE objects SET id_key=? WHERE pk=?");
+    if (!sel || !upd) return Io("prepare id keys");
+    std::vector<std::pair<int64_t, int64_t>> keys;
+    int rc;
+    while ((rc = sqlite3_step(sel.get())) == SQLITE_ROW) keys.emplace_back(sel.Int(0), IdKey(sel.Text(1)));
+    if (rc != SQLITE_DONE) return Io("read ids");
+    for (const auto& [pk, key] : keys) {
+      upd.Reset();
+      upd.Bind(1, key);
+      upd.Bind(2, pk);
+      if (sqlite3_step(upd.get()) != SQLITE_DONE) return Io("store id keys");
+    }
+    return Status::Ok();
+  }
+
   Status EnsureNodeIdentity() {
     Stmt ins(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_identity', ?)");
     std::string id = "identity--" + stix::NewUuid4();
@@ -462,15 +511,17 @@ class SqliteStore final : public Store {
       for (size_t start = 0; start < ids.size(); start += kChunk) {
         size_t n = std::min(kChunk, ids.size() - start);
         std::string sql =
-            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o INDEXED BY objects_key "
+            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o INDEXED BY objects_id_key "
             "WHERE coll=?";
+        AppendIn(sql, "id_key", n);
         AppendIn(sql, "id", n);
         sql += " AND latest=1";
         Stmt& s = CachedOn(db, stmts, sql);
         if (!s) return Status::Io(std::string("latest: ") + sqlite3_errmsg(db));
         s.Reset();
         s.Bind(1, coll);
-        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(k) + 2, ids[start + k]);
+        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(k) + 2, IdKey(ids[start + k]));
+        for (size_t k = 0; k < n; ++k) s.Bind(static_cast<int>(n + k) + 2, ids[start + k]);
         while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
           out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)});
         }
@@ -846,23 +897,25 @@ class SqliteStore final : public Store {
       Exec("ROLLBACK");
       return st;
     };
-    std::string sql = "DELETE FROM objects WHERE coll=? AND id=?";
+    // ?3 is the id's IdKey; timestamps to delete follow from ?4.
+    std::string sql = "DELETE FROM objects WHERE coll=?1 AND id_key=?3 AND id=?2";
     if (!vf.all && !vf.empty()) {
       std::string cond;
-      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=?1 AND x.id=?2)";
-      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id=?2)";
+      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 AND x.id=?2)";
+      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 AND x.id=?2)";
       if (!vf.versions.empty()) {
         cond += std::string(cond.empty() ? "" : " OR ") + "version IN (";
         for (size_t i = 0; i < vf.versions.size(); ++i) cond += i ? ",?" : "?";
         cond += ")";
       }
-      sql = "DELETE FROM objects WHERE coll=?1 AND id=?2 AND (" + cond + ")";
+      sql = "DELETE FROM objects WHERE coll=?1 AND id_key=?3 AND id=?2 AND (" + cond + ")";
     }
     Stmt s(db_, sql);
     if (!s) return fail("prepare delete");
     s.Bind(1, coll);
     s.Bind(2, id);
-    int i = 3;
+    s.Bind(3, IdKey(id));
+    int i = 4;
     if (!vf.all) {
       for (const auto& v : vf.versions) s.Bind(i++, v);
     }
@@ -870,10 +923,11 @@ class SqliteStore final : public Store {
     size_t n = static_cast<size_t>(sqlite3_changes(db_));
     if (n > 0) {
       // The last remaining version (if any) carries the flag again.
-      Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id=?2))"
-                     " WHERE coll=?1 AND id=?2");
+      Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 "
+                     "AND x.id=?2)) WHERE coll=?1 AND id_key=?3 AND id=?2");
       flag.Bind(1, coll);
       flag.Bind(2, id);
+      flag.Bind(3, IdKey(id));
       if (Step(flag) != SQLITE_DONE) return fail("flag last version");
       // A delete changes the collection's generation (what caches derived from it is stale).
       Stmt bump(db_, "INSERT INTO meta(key, value) VALUES('deletes', '1') "
@@ -1222,11 +1276,12 @@ class SqliteStore final : public Store {
                          "SELECT o.id, o.type, o.modified, o.version, o.spec_version, o.date_added, o.json, o.source, "
                          "coalesce(g.json, '') FROM collections c JOIN objects o ON o.coll=c.pk LEFT JOIN signatures g "
                          "ON g.coll=o.coll AND g.id=o.id AND g.version=o.version "
-                         "WHERE (c.name=?1 OR c.taxii_id=?1) AND o.id=?2 AND o.version=?3");
+                         "WHERE (c.name=?1 OR c.taxii_id=?1) AND o.id_key=?4 AND o.id=?2 AND o.version=?3");
       s.Reset();
       s.Bind(1, collection);
       s.Bind(2, id);
       s.Bind(3, version);
+      s.Bind(4, IdKey(id));
       int rc = sqlite3_step(s.get());
       if (rc == SQLITE_ROW) {
         StoredObject o{s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Int(5), s.Text(6), s.Text(7)};
@@ -1651,19 +1706,52 @@ class SqliteStore final : public Store {
     sqlite3_reset(max_added.get());
     int64_t now = stix::NowMicros();
 
-    // First arrival wins: INSERT OR IGNORE on the (coll, id, version) key; when it
-    // inserted nothing, the stored version decides duplicate or conflict.
+    // First arrival wins: the versions of the id already stored (one probe of objects_id_key)
+    // decide: the same version stored before makes a duplicate (same JSON) or a conflict, and
+    // nothing is inserted. This check, inside the writing transaction, is what keeps
+    // (coll, id, version) unique (schema 13 has no unique index on it).
     Stmt& insert = Cached(
         "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json,"
-        "latest) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(coll,id,version) DO NOTHING");
+        "latest,id_key) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     // The last version carries the `latest` flag: a new last version takes it from the previous one.
-    Stmt& newest = Cached("SELECT max(version) FROM objects WHERE coll=? AND id=?");
-    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id=? AND latest=1 AND version<>?");
-    Stmt& existing = Cached("SELECT json FROM objects WHERE coll=? AND id=? AND version=?");
+    Stmt& versions = Cached("SELECT version, pk FROM objects WHERE coll=? AND id_key=? AND id=?");
+    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id_key=? AND id=? AND latest=1 AND version<>?");
+    Stmt& existing = Cached("SELECT json FROM objects WHERE pk=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
+    std::string stored_version;
     for (size_t k = 0; k < objects.size(); ++k) {
       const stix::Object& o = objects[k];
+      const int64_t key = IdKey(o.id);
+      versions.Reset();
+      versions.Bind(1, coll);
+      versions.Bind(2, key);
+      versions.Bind(3, o.id);
+      bool had = false;
+      std::string newest;
+      int64_t same = -1;  // the pk of this very version, if stored
+      int vrc;
+      while ((vrc = sqlite3_step(versions.get())) == SQLITE_ROW) {
+        versions.TextInto(0, stored_version);
+        if (!had || stored_version > newest) newest = stored_version;
+        had = true;
+        if (stored_version == o.version) same = versions.Int(1);
+      }
+      sqlite3_reset(versions.get());
+      if (vrc != SQLITE_DONE) return Io("read stored versions");
+      if (same >= 0) {
+        existing.Reset();
+        existing.Bind(1, same);
+        if (sqlite3_step(existing.get()) != SQLITE_ROW) return Io("read existing version");
+        std::string stored = existing.Text(0);
+        sqlite3_reset(existing.get());
+        bool equal = stored == o.json || stix::JsonEqual(stored, o.json);
+        r.outcomes.push_back(equal ? PutOutcome::kDuplicate : PutOutcome::kConflict);
+        r.date_added.push_back(0);
+        (equal ? r.duplicates : r.conflicts)++;
+        continue;
+      }
+      const bool latest = !had || o.version > newest;
       int64_t added = std::max(now, last + 1);
       insert.Reset();
       insert.Bind(1, coll);
@@ -1678,36 +1766,17 @@ class SqliteStore final : public Store {
       insert.Bind(10, source);
       insert.Bind(11, derived[k]);
       insert.Bind(12, views[k]);
-      newest.Reset();
-      newest.Bind(1, coll);
-      newest.Bind(2, o.id);
-      if (sqlite3_step(newest.get()) != SQLITE_ROW) return Io("read last version");
-      const bool had = !newest.IsNull(0);
-      const bool latest = !had || o.version > newest.Text(0);
-      sqlite3_reset(newest.get());
       insert.Bind(13, int64_t{latest});
+      insert.Bind(14, key);
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
-      if (sqlite3_changes(db_) == 0) {
-        existing.Reset();
-        existing.Bind(1, coll);
-        existing.Bind(2, o.id);
-        existing.Bind(3, o.version);
-        if (sqlite3_step(existing.get()) != SQLITE_ROW) return Io("read existing version");
-        std::string stored = existing.Text(0);
-        sqlite3_reset(existing.get());
-        bool equal = stored == o.json || stix::JsonEqual(stored, o.json);
-        r.outcomes.push_back(equal ? PutOutcome::kDuplicate : PutOutcome::kConflict);
-        r.date_added.push_back(0);
-        (equal ? r.duplicates : r.conflicts)++;
-        continue;
-      }
       last = added;
       if (had && latest) {
         // Flag cleared on the previous last version (the new row keeps its own).
         unflag.Reset();
         unflag.Bind(1, coll);
-        unflag.Bind(2, o.id);
-        unflag.Bind(3, o.version);
+        unflag.Bind(2, key);
+        unflag.Bind(3, o.id);
+        unflag.Bind(4, o.version);
         if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
       }
       if (o.type == "marking-definition") {
@@ -1906,7 +1975,7 @@ class SqliteStore final : public Store {
                       (held ? ", coalesce(r.variant, -1)" : "") +
                       // With match[id] the (coll, id, version) index must drive the query: the
                       // planner would otherwise walk the whole collection in date order.
-                      (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_key") +
+                      (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_id_key") +
                       // The release history joins on its primary key (a LEFT JOIN keeps objects the outer loop).
                       (held ? " LEFT JOIN releases r ON r.recipient='" + who + "' AND r.object_id=o.id" : "") +
                       " WHERE coll=? AND date_added>?";
@@ -1934,6 +2003,7 @@ class SqliteStore final : public Store {
       }
       sqlite3_reset(d.get());
       if (drc != SQLITE_DONE) return io("query derived ids");
+      AppendIn(sql, "id_key", ids.size());
       AppendIn(sql, "id", ids.size());
     }
     if (!q.types.empty()) AppendIn(sql, "type", q.types.size());
@@ -1941,7 +2011,7 @@ class SqliteStore final : public Store {
     if (!vf.all) {
       std::string cond;
       // first/last are computed per id through the (coll, id, version) index.
-      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=o.coll AND x.id=o.id)";
+      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=o.coll AND x.id_key=o.id_key AND x.id=o.id)";
       if (vf.last) {
         cond += std::string(cond.empty() ? "" : " OR ") +
                 "latest=1";
@@ -1960,6 +2030,7 @@ class SqliteStore final : public Store {
     int i = 1;
     s.Bind(i++, coll);
     s.Bind(i++, after);
+    for (const auto& v : ids) s.Bind(i++, IdKey(v));
     for (const auto& v : ids) s.Bind(i++, v);
     for (const auto& v : q.types) s.Bind(i++, v);
     if (!vf.all) {
@@ -2066,7 +2137,8 @@ class SqliteStore final : public Store {
     Stmt& fresh = CachedOn(db, stmts,
                            "SELECT date_added, pk, type, latest, id FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
     Stmt& older = CachedOn(db, stmts,
-                           "SELECT date_added, latest FROM objects INDEXED BY objects_key WHERE coll=? AND id=? AND date_added<=?");
+                           "SELECT date_added, latest FROM objects INDEXED BY objects_id_key WHERE coll=? AND id_key=? AND id=? "
+                           "AND date_added<=?");
     fresh.Reset();
     fresh.Bind(1, coll);
     fresh.Bind(2, had.max_added);
@@ -2083,8 +2155,9 @@ class SqliteStore final : public Store {
     for (const auto& id : ids) {
       older.Reset();
       older.Bind(1, coll);
-      older.Bind(2, id);
-      older.Bind(3, had.max_added);
+      older.Bind(2, IdKey(id));
+      older.Bind(3, id);
+      older.Bind(4, had.max_added);
       while ((rc = sqlite3_step(older.get())) == SQLITE_ROW) flags.emplace_back(older.Int(0), older.Int(1) != 0);
       sqlite3_reset(older.get());
       if (rc != SQLITE_DONE) return false;

@@ -918,7 +918,7 @@ TEST(Store, MovesTheAuditLogOfASchema10Database) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ((*after)[i].hash, before[i].hash);
   ASSERT_EQ(s->ReadCheckpoints()->size(), 1u);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 12);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 13);
   ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());
   EXPECT_EQ(s->ReadAudit(0, 10)->back().prev_hash, before.back().hash);
 }
@@ -936,7 +936,7 @@ TEST(Store, ASchema11DatabaseFindsDerivedIdsThroughTheNewIndex) {
   RawExec(db.path(), "DROP INDEX objects_derived_tail; CREATE INDEX objects_derived ON objects(coll, derived_id);"
                      "PRAGMA user_version=11;");
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 12);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 13);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='objects_derived'"), 0);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='objects_derived_tail'"), 1);
   Query q;
@@ -951,6 +951,34 @@ TEST(Store, ASchema11DatabaseFindsDerivedIdsThroughTheNewIndex) {
   if (twin == derived) twin = derived.substr(0, derived.size() - 13) + "1" + derived.substr(derived.size() - 12);
   q.ids = {twin};
   EXPECT_TRUE(s->Query(q)->objects.empty());
+}
+
+// Schema 13: a database of schema 12 (a unique (coll, id, version) index, no id keys) gets the
+// IdKey of every object and loses that index; the objects are found by id again, a version
+// stored before is still a duplicate (or a conflict), a new version takes the latest flag.
+TEST(Store, ASchema12DatabaseGetsItsIdKeys) {
+  TempDb db;
+  {
+    auto s = Open(db);
+    ASSERT_TRUE(s->Put("c", Objects({Indicator(7, "2024-01-01T00:00:00.000Z"), Malware(8)})).ok());
+  }
+  RawExec(db.path(), "DROP INDEX objects_id_key; UPDATE objects SET id_key=0;"
+                     "CREATE UNIQUE INDEX objects_key ON objects(coll, id, version); PRAGMA user_version=12;");
+  auto s = Open(db);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 13);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='objects_key'"), 0);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id_key=0"), 0);
+  VersionFilter all;
+  all.all = true;
+  EXPECT_EQ(Versions(*s, all, "indicator--" + Uuid(7)).size(), 1u);
+  auto again = s->Put("c", Objects({Indicator(7, "2024-01-01T00:00:00.000Z"), Indicator(7, "2024-01-01T00:00:00.000Z", "other"),
+                                     Indicator(7, "2024-01-05T00:00:00.000Z")}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 1u);
+  EXPECT_EQ(again->conflicts, 1u);
+  EXPECT_EQ(again->stored, 1u);
+  EXPECT_EQ(Versions(*s, VersionFilter::Last(), "indicator--" + Uuid(7)), std::vector<std::string>{"2024-01-05T00:00:00.000Z"});
+  EXPECT_EQ(*s->Delete("c", "malware--" + Uuid(8), all), 1u);
 }
 
 TEST(Store, RefusesForeignOrUnreadableDatabases) {
