@@ -1,5 +1,7 @@
 // The only translation unit that includes Boost.Beast/Asio (compile time, see TOOLCHAIN.md).
 // One coroutine per connection; plain and TLS share the session template.
+#include <pthread.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -54,7 +56,12 @@ class ServerImpl final : public Server {
       if (ec) return Status::Io("TLS key " + opt_.tls_key_file + ": " + ec.message());
     }
     asio::co_spawn(ioc_, Accept(), asio::detached);
-    for (size_t i = 0; i < Threads(); ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (size_t i = 0; i < Threads(); ++i) {
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "tl-http");  // top -H, perf
+        ioc_.run();
+      });
+    }
     return Status::Ok();
   }
 

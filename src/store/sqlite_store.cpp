@@ -1,5 +1,6 @@
 // SQLite implementation of Store: one file, WAL, synchronous=FULL so that a
 // committed Put survives a process kill or power loss (DESIGN invariant 2).
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -707,6 +708,7 @@ class SqliteStore final : public Store {
   // asynchronous ones. Puts arriving meanwhile form the next group.
   void StartCommitter() {
     committer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "tl-commit");  // top -H, perf
       std::unique_lock q(group_mu_);
       while (true) {
         group_cv_.wait(q, [&] { return group_stop_ || !group_.empty(); });
@@ -1869,6 +1871,7 @@ class SqliteStore final : public Store {
         },
         this);
     checkpointer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "tl-checkpoint");
       std::unique_lock lock(ckpt_mu_);
       while (true) {
         ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_log_due_ || ckpt_main_due_; });

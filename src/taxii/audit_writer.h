@@ -5,6 +5,8 @@
 // requests waiting together.
 #pragma once
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -55,6 +57,7 @@ class AuditWriter {
 
  private:
   void Loop() {
+    pthread_setname_np(pthread_self(), "tl-audit");  // top -H, perf
     std::unique_lock lock(mu_);
     while (true) {
       cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
