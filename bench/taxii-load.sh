@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|pages]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|pages|first|one]
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -104,6 +104,10 @@ read -r PAGES_FIRST_US PAGES_LAST_US < <(sqlite3 -separator ' ' "$DB" \
 export PAGES_FIRST_US PAGES_LAST_US
 if [ "$MODE" = first ]; then  # the first page alone (served from the response cache after the second request)
   run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+  exit 0
+fi
+if [ "$MODE" = one ]; then  # GET one object alone
+  run "GET one object" "$BASE/$COLL/objects/$ONE/"
   exit 0
 fi
 if [ "$MODE" = pages ]; then  # GET objects limit=100 alone

@@ -29,6 +29,10 @@
 
 namespace tearline::store::detail {
 
+//! The statement finding the originals of `n` derived ids by their last 12 digits (exposed so a
+//! test can check SQLite's plan for it: the indexed expression must be searched, not scanned).
+std::string DerivedLookupSql(size_t n);
+
 //! What an index was built from: equal states mean equal contents for one collection.
 struct CollectionState {
   int64_t deletes = -1;    //!< meta 'deletes' (every delete, in any collection, bumps it)

@@ -1983,13 +1983,13 @@ class SqliteStore final : public Store {
                       (held ? " LEFT JOIN releases r ON r.recipient='" + who + "' AND r.object_id=o.id" : "") +
                       " WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
-    // translated to original ids first, through the index of their last 12 digits.
+    // translated to original ids first, through the index of their last 12 digits (whole ids
+    // compared here: with "derived_id IN (?)" in the statement SQLite propagates the constant
+    // into substr(derived_id, -12), no longer recognises the indexed expression, and scans
+    // the collection; Store.DerivedIdLookupsUseTheirIndex).
     std::vector<std::string> ids = q.ids;
     if (!q.ids.empty()) {
-      std::string dsql = "SELECT id FROM objects INDEXED BY objects_derived_tail WHERE coll=?";
-      AppendIn(dsql, "substr(derived_id, -12)", q.ids.size());
-      AppendIn(dsql, "derived_id", q.ids.size());
-      Stmt& d = CachedOn(db, stmts, dsql);
+      Stmt& d = CachedOn(db, stmts, detail::DerivedLookupSql(q.ids.size()));
       if (!d) return io("prepare query");
       d.Reset();
       d.Bind(1, coll);
@@ -1998,9 +1998,11 @@ class SqliteStore final : public Store {
       tails.reserve(q.ids.size());
       for (const auto& id : q.ids) tails.push_back(id.size() > 12 ? id.substr(id.size() - 12) : id);
       for (int k = 0; k < n; ++k) d.Bind(k + 2, tails[k]);
-      for (int k = 0; k < n; ++k) d.Bind(n + k + 2, q.ids[k]);
       int drc;
+      std::string derived;
       while ((drc = sqlite3_step(d.get())) == SQLITE_ROW) {
+        d.TextInto(1, derived);
+        if (std::find(q.ids.begin(), q.ids.end(), derived) == q.ids.end()) continue;  // same digits, other id
         std::string found = d.Text(0);  // one row per version: keep each id once
         if (std::find(ids.begin(), ids.end(), found) == ids.end()) ids.push_back(std::move(found));
       }
@@ -2299,6 +2301,14 @@ class SqliteStore final : public Store {
 };
 
 }  // namespace
+
+namespace detail {
+std::string DerivedLookupSql(size_t n) {
+  std::string sql = "SELECT id, derived_id FROM objects INDEXED BY objects_derived_tail WHERE coll=? AND substr(derived_id, -12) IN (";
+  for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
+  return sql + ")";
+}
+}  // namespace detail
 
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options) {
   // SQLite's memory statistics take one process-wide mutex on every allocation: with several
