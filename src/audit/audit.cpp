@@ -199,12 +199,40 @@ VerifyResult Walk(const std::vector<LinkView>& links, const std::vector<Checkpoi
 
 }  // namespace
 
+std::string SameAs(int64_t seq) { return "same as entry " + std::to_string(seq); }
+
+int64_t SameAsSeq(std::string_view object_id) {
+  constexpr std::string_view kPrefix = "same as entry ";
+  if (!object_id.starts_with(kPrefix) || object_id.size() == kPrefix.size() || object_id.size() > kPrefix.size() + 18) return 0;
+  int64_t seq = 0;
+  for (char c : object_id.substr(kPrefix.size())) {
+    if (c < '0' || c > '9') return 0;
+    seq = seq * 10 + (c - '0');
+  }
+  return seq;
+}
+
 VerifyResult Verify(const std::vector<Entry>& chain, const std::vector<Checkpoint>& checkpoints,
                     std::string_view trusted_key) {
   std::vector<LinkView> links;
   links.reserve(chain.size());
   for (const auto& e : chain) links.push_back({e.seq, BodyDigest(e), e.hash, &e.prev_hash});
-  return Walk(links, checkpoints, trusted_key);
+  VerifyResult r = Walk(links, checkpoints, trusted_key);
+  if (!r.ok) return r;
+  // Repeats name an earlier full entry for the same recipient (chain[k] is seq k + 1 here).
+  for (const auto& e : chain) {
+    const int64_t ref = SameAsSeq(e.object_id);
+    if (ref == 0) continue;
+    const Entry* full = ref < e.seq && ref >= 1 ? &chain[static_cast<size_t>(ref - 1)] : nullptr;
+    if (!full || full->recipient != e.recipient || SameAsSeq(full->object_id) != 0 || full->object_id.empty()) {
+      r.ok = false;
+      r.first_bad_seq = e.seq;
+      r.message = "entry " + std::to_string(e.seq) + ": repeats entry " + std::to_string(ref) +
+                  ", which is not an earlier release to the same recipient";
+      return r;
+    }
+  }
+  return r;
 }
 
 std::vector<ExportLine> ExportFor(const std::vector<Entry>& chain, const std::vector<Checkpoint>& checkpoints,

@@ -54,6 +54,13 @@ struct Checkpoint {
 };
 std::string CheckpointMessage(int64_t seq, std::string_view hash);
 
+//! The object_id of an entry that repeats a release listed in full by entry `seq` of the same
+//! chain (same recipient, decision and objects): "same as entry <seq>". Used for responses
+//! served again from the TAXII response cache.
+std::string SameAs(int64_t seq);
+//! The seq an object_id of SameAs form names, or 0 for any other object_id.
+int64_t SameAsSeq(std::string_view object_id);
+
 //! The node's Ed25519 key pair (libsodium).
 struct NodeKey {
   std::string public_hex;
@@ -77,8 +84,9 @@ struct VerifyResult {
 };
 
 //! Checks that `chain` (in seq order, starting at seq 1) links and hashes correctly,
-//! and that every checkpoint is validly signed (by `trusted_key` when given) and
-//! matches the chain.
+//! that every checkpoint is validly signed (by `trusted_key` when given) and matches the
+//! chain, and that an entry of SameAs form names an earlier entry that lists objects for the
+//! same recipient.
 VerifyResult Verify(const std::vector<Entry>& chain, const std::vector<Checkpoint>& checkpoints = {},
                     std::string_view trusted_key = {});
 

@@ -30,6 +30,38 @@ TEST(Audit, IntactChainVerifies) {
   EXPECT_EQ(EntryHash(Chain(1)[0]).size(), 64u);
 }
 
+// A repeat ("same as entry N", a response served again from the cache) must name an earlier
+// entry that lists a release to the same recipient; anything else fails verification.
+TEST(Audit, RepeatsNameAnEarlierReleaseToTheSameRecipient) {
+  auto build = [](std::vector<std::pair<std::string, std::string>> rows) {
+    std::vector<Entry> c;
+    std::string prev = kGenesis;
+    int64_t seq = 0;
+    for (auto& [who, what] : rows) {
+      Entry e{++seq, 1700000000000000 + seq, who, what, "3 objects", "release", "TLP:GREEN"};
+      e.prev_hash = prev;
+      e.hash = EntryHash(e);
+      prev = e.hash;
+      c.push_back(e);
+    }
+    return c;
+  };
+  EXPECT_EQ(SameAsSeq(SameAs(42)), 42);
+  EXPECT_EQ(SameAsSeq("indicator--1@2024-01-01T00:00:00.000Z"), 0);
+  EXPECT_EQ(SameAsSeq("same as entry "), 0);
+  EXPECT_EQ(SameAsSeq("same as entry 4x"), 0);
+  auto good = build({{"a", "indicator--1@x\nindicator--2@x"}, {"b", "indicator--3@x"}, {"a", SameAs(1)}, {"b", SameAs(2)}});
+  auto r = Verify(good);
+  EXPECT_TRUE(r.ok) << r.message;
+  auto other_recipient = build({{"a", "indicator--1@x"}, {"b", SameAs(1)}});
+  EXPECT_FALSE(Verify(other_recipient).ok);
+  EXPECT_EQ(Verify(other_recipient).first_bad_seq, 2);
+  EXPECT_FALSE(Verify(build({{"a", SameAs(2)}, {"a", "indicator--1@x"}})).ok) << "a later entry";
+  EXPECT_FALSE(Verify(build({{"a", SameAs(1)}})).ok) << "itself";
+  EXPECT_FALSE(Verify(build({{"a", "indicator--1@x"}, {"a", SameAs(1)}, {"a", SameAs(2)}})).ok) << "a repeat of a repeat";
+  EXPECT_FALSE(Verify(build({{"a", "indicator--1@x"}, {"a", SameAs(9)}})).ok) << "no such entry";
+}
+
 TEST(Audit, TamperingIsFound) {
   auto changed = Chain(5);
   changed[2].recipient = "someone-else";

@@ -1497,7 +1497,7 @@ class SqliteStore final : public Store {
     });
   }
 
-  Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases) override {
+  Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases, int64_t* first_seq) override {
     if (entries.empty() && releases.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) return st;
@@ -1510,6 +1510,7 @@ class SqliteStore final : public Store {
       Exec("ROLLBACK");
       return Io("commit audit");
     }
+    if (first_seq && !entries.empty()) *first_seq = entries.front().seq;
     return Status::Ok();
   }
 

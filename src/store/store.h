@@ -368,8 +368,10 @@ class Store {
 
   // ---- audit log of releases ----
   //! Appends entries atomically, assigning seq, prev_hash and hash (the chain), and
-  //! records `releases` in the release history in the same transaction.
-  virtual Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases = {}) = 0;
+  //! records `releases` in the release history in the same transaction. `first_seq` (optional)
+  //! receives the seq given to the first entry.
+  virtual Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases = {},
+                             int64_t* first_seq = nullptr) = 0;
   //! The end of a push, in one transaction: the audit entries and release history of
   //! what the partner accepted, those outbox items marked sent and the rejected ones
   //! failed (with `error`). A crash leaves either all of it or none (then the batch is

@@ -35,15 +35,16 @@ class AuditWriter {
   }
 
   //! Queues `entries` (and `releases`, the release history written in the same transaction)
-  //! without waiting: `done(true)` runs on the writer's
-  //! thread once they are durably committed, `done(false)` if the commit failed or the writer
-  //! stopped first. `done` is called exactly once and must not block.
+  //! without waiting: `done(true, seq)` runs on the writer's thread once they are durably
+  //! committed, `seq` the one given to the first of `entries`; `done(false, 0)` if the commit
+  //! failed or the writer stopped first. `done` is called exactly once and must not block.
   void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
-              std::function<void(bool)> done) {
+              std::function<void(bool, int64_t)> done) {
     for (auto& e : entries) e.body_digest = audit::BodyDigest(e);  // on the caller's thread
     {
       std::lock_guard lock(mu_);
       if (!stop_) {
+        offsets_.push_back(pending_.size());  // where this submission's entries start in the batch
         pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
         pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
                                  std::make_move_iterator(releases.end()));
@@ -52,7 +53,7 @@ class AuditWriter {
         return;
       }
     }
-    done(false);
+    done(false, 0);
   }
 
  private:
@@ -66,11 +67,14 @@ class AuditWriter {
       batch.swap(pending_);
       std::vector<store::ReleaseRecord> releases;
       releases.swap(pending_releases_);
-      std::vector<std::function<void(bool)>> callbacks;
+      std::vector<std::function<void(bool, int64_t)>> callbacks;
       callbacks.swap(callbacks_);
+      std::vector<size_t> offsets;
+      offsets.swap(offsets_);
       lock.unlock();
       size_t n = batch.size();
-      Status st = store_.AppendAudit(std::move(batch), std::move(releases));
+      int64_t first = 0;
+      Status st = store_.AppendAudit(std::move(batch), std::move(releases), &first);
       if (st.ok() && key_) {
         since_checkpoint_ += n;
         if (since_checkpoint_ >= every_) {
@@ -78,7 +82,9 @@ class AuditWriter {
           (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
         }
       }
-      for (auto& done : callbacks) done(st.ok());
+      for (size_t k = 0; k < callbacks.size(); ++k) {
+        callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
+      }
       lock.lock();
     }
   }
@@ -91,7 +97,8 @@ class AuditWriter {
   std::condition_variable cv_;
   std::vector<audit::Entry> pending_;
   std::vector<store::ReleaseRecord> pending_releases_;
-  std::vector<std::function<void(bool)>> callbacks_;  // of Submit, for the entries in pending_
+  std::vector<std::function<void(bool, int64_t)>> callbacks_;  // of Submit, for the entries in pending_
+  std::vector<size_t> offsets_;  // per callback: the index in pending_ of its first entry
   bool stop_ = false;
   std::thread thread_;  // last: starts after the members it uses
 };

@@ -14,6 +14,7 @@
 // (a client paging through a collection) does not churn the cache.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -35,6 +36,10 @@ struct CachedResponse {
   // The audit record a release of this response makes (empty `ids`: nothing to audit).
   std::string ids, summary, decision, reasons;
   std::vector<store::ReleaseRecord> history;
+  //! The seq of an audit entry listing this release in full, once one is durable (0: none
+  //! yet): repeats of the response are audited as audit::SameAs(it). Shared by the copies of
+  //! one record (the request's and the cache's).
+  std::shared_ptr<std::atomic<int64_t>> audited = std::make_shared<std::atomic<int64_t>>(0);
   size_t Bytes() const { return body.size() + ids.size() + reasons.size() + 256 + history.size() * 96; }
 };
 

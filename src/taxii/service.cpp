@@ -561,14 +561,28 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // partners) in the release history, in one transaction. The response waits for the entry's
   // durable group commit (Response::defer: the server holds no thread meanwhile) and becomes a
   // 500 if it fails.
+  //
+  // A response served again from the response cache repeats a release the log already lists
+  // object by object: its entry names that entry instead ("same as entry N", N earlier in the
+  // same chain, so covered by every hash after it), the recipient, decision and reasons being
+  // the same (the cache key holds the recipient). A 100-object page is ~7 KB of entry; a
+  // repeat is ~150 bytes (docs/policy.md, "Audit log").
   auto audit_release = [&](const CachedResponse& rec, Response& r) {
     who.EndSnapshot();  // the reads are done; the audit commit must not wait behind a snapshot
     if (rec.ids.empty()) return;
     auto entries = std::make_shared<std::vector<audit::Entry>>();
-    entries->push_back({0, NowMicros(), recipient_name, rec.ids, rec.summary, rec.decision, rec.reasons, "", ""});
+    const int64_t first = rec.audited ? rec.audited->load() : 0;
+    entries->push_back({0, NowMicros(), recipient_name, first > 0 ? audit::SameAs(first) : rec.ids, rec.summary,
+                        rec.decision, rec.reasons, "", ""});
     auto records = std::make_shared<std::vector<store::ReleaseRecord>>(rec.history);
-    r.defer = [audit = audit_.get(), entries, records](std::function<void(Response::Finish)> done) {
-      audit->Submit(std::move(*entries), std::move(*records), [done = std::move(done)](bool ok) {
+    // Only a full entry is a reference for later repeats.
+    auto audited = first > 0 ? nullptr : rec.audited;
+    r.defer = [audit = audit_.get(), entries, records, audited](std::function<void(Response::Finish)> done) {
+      audit->Submit(std::move(*entries), std::move(*records), [done = std::move(done), audited](bool ok, int64_t seq) {
+        if (ok && audited && seq > 0) {
+          int64_t none = 0;
+          audited->compare_exchange_strong(none, seq);
+        }
         if (ok) return done(nullptr);
         done([](Response& out) { out = Error(500, "Internal Server Error", "the release could not be audited"); });
       });
