@@ -2255,7 +2255,8 @@ class SqliteStore final : public Store {
       o.spec_version = cached->spec_version;
       o.date_added = cached->date_added;
       o.source = cached->source;
-      if (with_json) o.json = cached->json;
+      if (with_json && q.share_rows) o.row = cached;
+      else if (with_json) o.json = cached->json;
       if (!q.held_for.empty()) {
         held.Reset();
         held.Bind(1, q.held_for);

@@ -73,6 +73,9 @@ struct Query {
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
   std::string held_for;                  //!< also read what this recipient holds of each object
+  //! The caller only renders the objects' JSON (it never changes it): a page may leave `json`
+  //! empty and share the store's cached row instead (StoredObject::Json), one copy less.
+  bool share_rows = false;
 };
 
 struct StoredObject {
@@ -85,6 +88,10 @@ struct StoredObject {
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
   int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
+  //! Query::share_rows: the store's row this object was read from, holding its JSON.
+  std::shared_ptr<const StoredObject> row;
+  //! The JSON, wherever it is (`json`, or the shared row's).
+  const std::string& Json() const { return json.empty() && row ? row->json : json; }
 };
 
 struct Page {

@@ -703,13 +703,15 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   auto sign_member = [&](const std::vector<store::StoredObject>& objs) {
     if (!peer_partner || !node_key_ || objs.empty()) return std::string();
     std::vector<federation::ToSign> to_sign;
-    for (const auto& o : objs) to_sign.push_back({o.id, o.modified, o.json, {}});
+    for (const auto& o : objs) to_sign.push_back({o.id, o.modified, o.Json(), {}});
     return federation::SignaturesMember(to_sign, *node_key_, to.node_identity);
   };
   auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
     Released out;
     const size_t limit = query.limit;
     const bool for_partner = partner.has_value();  // partners need bodies to be decided and rendered
+    // A local reader's objects leave as stored: the page may share the store's cached rows.
+    query.share_rows = !for_partner;
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     while (true) {
@@ -747,7 +749,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   auto envelope = [&](const Released& page) {
     std::string sig = sign_member(page.objects);
     size_t size = 64 + page.next.size() + sig.size();
-    for (const auto& o : page.objects) size += o.json.size() + 1;
+    for (const auto& o : page.objects) size += o.Json().size() + 1;
     Json j(size);
     j.Open().Bool("more", page.more);
     if (page.more) j.Str("next", page.next);
@@ -755,7 +757,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       j.Key("objects").Raw("[");
       for (size_t k = 0; k < page.objects.size(); ++k) {
         if (k) j.Raw(",");
-        j.Raw(page.objects[k].json);
+        j.Raw(page.objects[k].Json());
       }
       j.Raw("]");
     }
