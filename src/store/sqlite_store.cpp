@@ -603,9 +603,12 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Result<std::vector<Checkpoint>> ReadCheckpoints() override {
+  Result<std::vector<Checkpoint>> ReadCheckpoints(size_t latest) override {
     std::lock_guard lock(mu_);
-    Stmt s(db_, "SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints ORDER BY seq");
+    Stmt s(db_, latest == 0 ? "SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints ORDER BY seq"
+                            : "SELECT * FROM (SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints "
+                              "ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+    if (latest > 0) s.Bind(1, static_cast<int64_t>(latest));
     std::vector<Checkpoint> out;
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)});

@@ -919,6 +919,13 @@ TEST(Store, MovesTheAuditLogOfASchema10Database) {
   ASSERT_EQ(after->size(), before.size());
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ((*after)[i].hash, before[i].hash);
   ASSERT_EQ(s->ReadCheckpoints()->size(), 1u);
+  ASSERT_TRUE(s->PutCheckpoint({4, "h4", 1700000000000002, "ab", "cd"}).ok());
+  ASSERT_TRUE(s->PutCheckpoint({5, "h5", 1700000000000003, "ab", "cd"}).ok());
+  EXPECT_EQ(s->ReadCheckpoints()->size(), 3u);
+  auto newest = s->ReadCheckpoints(2);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ((*newest)[0].seq, 4);
+  EXPECT_EQ((*newest)[1].seq, 5);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
   EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 13);
   ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());

@@ -84,7 +84,7 @@ Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key) {
   auto head = store.AuditHead();
   if (!head.ok()) return head.status();
   if (head->first == 0) return int64_t{0};
-  auto cps = store.ReadCheckpoints();
+  auto cps = store.ReadCheckpoints(1);
   if (!cps.ok()) return cps.status();
   if (!cps->empty() && cps->back().seq >= head->first) return head->first;
   auto st = store.PutCheckpoint(audit::MakeCheckpoint(key, head->first, head->second, stix::NowMicros()));

@@ -389,7 +389,9 @@ class Store {
   //! The newest audit entry's (seq, hash); (0, genesis) when empty.
   virtual Result<std::pair<int64_t, std::string>> AuditHead() = 0;
   virtual Status PutCheckpoint(const Checkpoint& c) = 0;
-  virtual Result<std::vector<Checkpoint>> ReadCheckpoints() = 0;
+  //! The signed checkpoints in seq order: all of them, or the `latest` newest (a node writes one
+  //! every thousand entries: signing the next must not read them all).
+  virtual Result<std::vector<Checkpoint>> ReadCheckpoints(size_t latest = 0) = 0;
   //! Entries with seq > after, in order, at most `limit`.
   virtual Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) = 0;
   virtual Result<Token> GetToken(std::string_view id) = 0;  //!< NotFound if absent
