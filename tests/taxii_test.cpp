@@ -771,6 +771,24 @@ TEST(TaxiiConfig, ResponseCacheSize) {
   EXPECT_NE(huge.status().message().find("limits.object_cache_mb"), std::string::npos) << huge.status().message();
 }
 
+// /metrics says how the store read pages: through its page index (rows from its row cache)
+// or SQL (match[id] here).
+TEST_F(TaxiiTest, MetricsShowHowTheStoreReadPages) {
+  auto value = [](const std::string& metrics, const std::string& name) -> int64_t {
+    auto at = metrics.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + name.size() + 2));
+  };
+  ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=3", Analyst()).status, 200);
+  ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?limit=4", Analyst()).status, 200);
+  ASSERT_EQ(Http("GET", Coll(demo_) + "objects/?match%5Bid%5D=indicator--nothing", Analyst()).status, 200);
+  std::string m = Http("GET", base_ + "/metrics", Analyst()).body;
+  EXPECT_GE(value(m, "tearline_store_pages_total{source=\"index\"}"), 2) << m;
+  EXPECT_GE(value(m, "tearline_store_pages_total{source=\"sql\"}"), 1) << m;
+  EXPECT_GE(value(m, "tearline_store_page_index_builds_total"), 1) << m;
+  EXPECT_GE(value(m, "tearline_store_row_cache_lookups_total{result=\"hit\"}"), 3) << "the second page reads the first's rows again";
+  EXPECT_GT(value(m, "tearline_store_row_cache_bytes"), 0);
+}
+
 // With the response cache off, repeated reads are computed every time (no hit is counted).
 TEST_F(TaxiiTest, ResponseCacheCanBeTurnedOff) {
   Stop();

@@ -154,6 +154,14 @@ class RowCache {
     }
   }
   size_t budget() const { return budget_ * kShards; }
+  size_t Bytes() {
+    size_t total = 0;
+    for (auto& s : shards_) {
+      std::lock_guard lock(s.mu);
+      total += s.bytes;
+    }
+    return total;
+  }
 
  private:
   static constexpr size_t kShards = 16;

@@ -1913,6 +1913,24 @@ class SqliteStore final : public Store {
     sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
   }
 
+  std::string MetricsText() override {
+    auto n = [](const std::atomic<uint64_t>& a) { return std::to_string(a.load(std::memory_order_relaxed)); };
+    return "# HELP tearline_store_pages_total Pages (GET objects, manifest) by how the store read them.\n"
+           "# TYPE tearline_store_pages_total counter\n"
+           "tearline_store_pages_total{source=\"index\"} " + n(pages_indexed_) + "\n"
+           "tearline_store_pages_total{source=\"sql\"} " + n(pages_sql_) + "\n"
+           "# HELP tearline_store_page_index_builds_total Collection page indexes built whole (first use, after a delete).\n"
+           "# TYPE tearline_store_page_index_builds_total counter\n"
+           "tearline_store_page_index_builds_total " + n(index_builds_) + "\n"
+           "# HELP tearline_store_row_cache_lookups_total Rows of indexed pages, found in the row cache or read.\n"
+           "# TYPE tearline_store_row_cache_lookups_total counter\n"
+           "tearline_store_row_cache_lookups_total{result=\"hit\"} " + n(row_hits_) + "\n"
+           "tearline_store_row_cache_lookups_total{result=\"miss\"} " + n(row_misses_) + "\n"
+           "# HELP tearline_store_row_cache_bytes Bytes of rows held by the row cache.\n"
+           "# TYPE tearline_store_row_cache_bytes gauge\n"
+           "tearline_store_row_cache_bytes " + std::to_string(rows_.Bytes()) + "\n";
+  }
+
   std::unique_ptr<ReadScope> ReadSnapshot() override {
     if (readers_.empty() || ThisThread().owner) return nullptr;
     size_t n = readers_.size(), start = next_reader_++ % n;
@@ -1970,7 +1988,11 @@ class SqliteStore final : public Store {
         std::find(q.spec_versions.begin(), q.spec_versions.end(), "2.1") == q.spec_versions.end()) {
       return page;  // every stored object is STIX 2.1
     }
-    if (auto fast = FastSelect(db, stmts, coll, q, after, with_json, fp)) return std::move(*fast);
+    if (auto fast = FastSelect(db, stmts, coll, q, after, with_json, fp)) {
+      pages_indexed_.fetch_add(1, std::memory_order_relaxed);
+      return std::move(*fast);
+    }
+    pages_sql_.fetch_add(1, std::memory_order_relaxed);
     const bool held = !q.held_for.empty();
     // The recipient goes in as a quoted literal: a parameter in the select list would shift the
     // numbering of the positional parameters after it.
@@ -2117,6 +2139,7 @@ class SqliteStore final : public Store {
     if (had == now) return true;
     if (now.deletes < had.deletes || (now.deletes == had.deletes && now.max_added < had.max_added)) return false;
     if (now.deletes != had.deletes) {
+      index_builds_.fetch_add(1, std::memory_order_relaxed);
       // Built from scratch, beside the index in use; swapped in at the end.
       detail::CollectionIndex fresh;
       Stmt& all = CachedOn(db, stmts, "SELECT date_added, pk, type, latest FROM objects WHERE coll=? ORDER BY date_added");
@@ -2230,6 +2253,7 @@ class SqliteStore final : public Store {
         break;
       }
       auto cached = rows_.Find(now->deletes, e.pk);
+      (cached ? row_hits_ : row_misses_).fetch_add(1, std::memory_order_relaxed);
       if (!cached || cached->date_added != e.date_added) {
         row.Reset();
         row.Bind(1, e.pk);
@@ -2301,6 +2325,7 @@ class SqliteStore final : public Store {
   std::mutex indexes_mu_;
   std::unordered_map<int64_t, std::unique_ptr<Indexed>> indexes_;  // by collection pk
   detail::RowCache rows_;
+  std::atomic<uint64_t> pages_indexed_{0}, pages_sql_{0}, index_builds_{0}, row_hits_{0}, row_misses_{0};
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };

@@ -272,6 +272,9 @@ class Store {
   //! or process, gives a new token (the audit log's own file does not count). Taken before a
   //! read, it names a state no newer than the one the read sees. Empty when unknown.
   virtual std::string StateToken() { return {}; }
+  //! Prometheus text lines about the store's own work (the SQLite store: how pages were read,
+  //! page-index builds, row-cache use); empty for a store without any.
+  virtual std::string MetricsText() { return {}; }
 
   //! This node's STIX identity id, created with the database (stable for its life).
   virtual Result<std::string> NodeIdentity() = 0;

@@ -390,7 +390,7 @@ net::Response Service::HandleNow(const Request& req) {
       if (req.method != "GET") return Error(405, "Method Not Allowed", "allowed: GET");
       Response r;
       r.Set("Content-Type", "text/plain; version=0.0.4");
-      r.body = metrics_->Render(store_) + cache_->Metrics();
+      r.body = metrics_->Render(store_) + store_.MetricsText() + cache_->Metrics();
       return r;
     }
     if (!AcceptsTaxii(req.Header("Accept"))) {
