@@ -4,6 +4,8 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <atomic>
 #include <type_traits>
 #include <condition_variable>
@@ -210,6 +212,40 @@ int64_t IdKey(std::string_view id) {
   return static_cast<int64_t>(h & ((uint64_t{1} << 47) - 1));
 }
 
+// TEARLINE_SQL_PROFILE=1 in the environment: the writer connection's statements are timed
+// (sqlite3_trace_v2) and, when the store closes, the 25 costliest (total time, count) are
+// printed on stderr. How the group commit's time was split (docs/benchmarks.md, sixth session).
+class SqlProfile {
+ public:
+  void Attach(sqlite3* db) {
+    sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, &SqlProfile::Record, this);
+  }
+  ~SqlProfile() {
+    std::vector<std::pair<int64_t, std::string>> top;
+    for (const auto& [sql, t] : totals_) top.emplace_back(t.first, sql + "  (" + std::to_string(t.second) + " times)");
+    std::sort(top.rbegin(), top.rend());
+    std::fprintf(stderr, "tearline: SQL profile of the writer connection (total ms, statement):\n");
+    for (size_t i = 0; i < top.size() && i < 25; ++i) {
+      std::fprintf(stderr, "%10.1f  %s\n", static_cast<double>(top[i].first) / 1e6, top[i].second.c_str());
+    }
+  }
+
+ private:
+  static int Record(unsigned, void* self, void* stmt, void* nanos) {
+    auto* me = static_cast<SqlProfile*>(self);
+    const char* sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
+    std::lock_guard lock(me->mu_);
+    std::string key = sql ? std::string(sql).substr(0, 120) : "?";
+    std::replace(key.begin(), key.end(), '\n', ' ');
+    auto& t = me->totals_[key];
+    t.first += *static_cast<sqlite3_int64*>(nanos);
+    ++t.second;
+    return 0;
+  }
+  std::mutex mu_;
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> totals_;  // ns, count
+};
+
 Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const std::string& sql) {
   auto it = stmts.find(sql);
   if (it == stmts.end()) {
@@ -231,6 +267,12 @@ class SqliteStore final : public Store {
     readers_.clear();
     stmts_.clear();
     sqlite3_close_v2(db_);
+    profile_.reset();  // prints, after the last statement
+  }
+
+  void ProfileSql() {
+    profile_ = std::make_unique<SqlProfile>();
+    profile_->Attach(db_);
   }
 
   //! Opens `n` extra read-only connections for queries (TAXII GETs run in parallel).
@@ -753,7 +795,7 @@ class SqliteStore final : public Store {
     }
     // One transaction for the group, without a savepoint per Put: a savepoint makes SQLite copy
     // every page a Put touches first (16 KiB each, the random-key indexes touch one per object)
-    // into a sub-journal, ~20% of POST throughput (TL_PROF statement times, A/B in
+    // into a sub-journal, ~20% of POST throughput (TEARLINE_SQL_PROFILE statement times, A/B in
     // docs/benchmarks.md). A Put that fails instead rolls the whole group back, and the group
     // runs again without it (each pass drops at least one Put: failures are rare, and an I/O
     // error that fails them all ends in as many short passes).
@@ -2326,6 +2368,7 @@ class SqliteStore final : public Store {
   std::unordered_map<int64_t, std::unique_ptr<Indexed>> indexes_;  // by collection pk
   detail::RowCache rows_;
   std::atomic<uint64_t> pages_indexed_{0}, pages_sql_{0}, index_builds_{0}, row_hits_{0}, row_misses_{0};
+  std::unique_ptr<SqlProfile> profile_;
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };
@@ -2359,6 +2402,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
   }
   sqlite3_busy_timeout(db, 5000);
   auto store = std::make_unique<SqliteStore>(db, options, path);
+  if (const char* p = std::getenv("TEARLINE_SQL_PROFILE"); p && *p && std::string_view(p) != "0") store->ProfileSql();
   if (auto st = store->Init(); !st.ok()) return Status::Io("database " + path + ": " + st.message());
   store->OpenReaders(path, options.read_connections);
   store->StartCommitter();
