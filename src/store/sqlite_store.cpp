@@ -249,7 +249,11 @@ class SqlProfile {
 Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const std::string& sql) {
   auto it = stmts.find(sql);
   if (it == stmts.end()) {
-    if (stmts.size() > 256) stmts.clear();  // queries differ by filter counts: keep the cache bounded
+    // Queries differ by their IN-list lengths: the cache is kept bounded by dropping those. Only
+    // those: a caller may hold a reference to a fixed statement while preparing another (the
+    // page index reads rows and release history with two), and clearing everything left it
+    // dangling. An IN-list statement is always stepped and reset before the next is prepared.
+    if (stmts.size() > 256) std::erase_if(stmts, [](const auto& kv) { return kv.first.find(" IN (") != std::string::npos; });
     it = stmts.emplace(sql, Stmt(db, sql)).first;
   }
   return it->second;
@@ -1859,15 +1863,23 @@ class SqliteStore final : public Store {
 
   class Snapshot final : public ReadScope {
    public:
+    // BEGIN and COMMIT are prepared once per reader (sqlite3_exec parsed them on every request).
     Snapshot(const SqliteStore* owner, Reader& r, std::unique_lock<std::mutex> lock) : r_(r), lock_(std::move(lock)) {
-      ok_ = sqlite3_exec(r_.db, "BEGIN", nullptr, nullptr, nullptr) == SQLITE_OK;
+      ok_ = Run("BEGIN");
       if (ok_) ThisThread() = {owner, &r_};
       else lock_.unlock();  // reads go the usual way (and must not find this reader locked by us)
     }
     ~Snapshot() override {
       if (!ok_) return;
       ThisThread() = {};
-      sqlite3_exec(r_.db, "COMMIT", nullptr, nullptr, nullptr);
+      if (!Run("COMMIT")) sqlite3_exec(r_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    bool Run(const char* sql) {
+      Stmt& s = CachedOn(r_.db, r_.stmts, sql);
+      if (!s) return false;
+      int rc = sqlite3_step(s.get());
+      sqlite3_reset(s.get());
+      return rc == SQLITE_DONE;
     }
 
    private:

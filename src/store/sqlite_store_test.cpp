@@ -516,6 +516,33 @@ TEST(Store, AFailedPutInAGroupLeavesNothingAndTheOthersAreStored) {
   }
 }
 
+// A connection's statement cache is bounded by dropping the statements whose IN lists vary
+// (match[id] with 1, 2, 3, ... ids; hundreds of them here, spread over the read connections),
+// never the fixed ones a caller may hold while preparing another (CachedOn). Pages with release
+// history (two held statements) keep working between them; under ASan (make sanitize) a
+// statement used after being dropped would be reported.
+TEST(Store, StatementCacheEvictionKeepsHeldStatements) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Malware(2)})).ok());
+  std::vector<std::string> ids;
+  for (int n = 0; n < 700; ++n) {
+    ids.push_back("indicator--" + Uuid(1000 + n));
+    Query by_id;
+    by_id.collection = "c";
+    by_id.ids = ids;
+    ASSERT_TRUE(s->Query(by_id).ok());
+    Query page;
+    page.collection = "c";
+    page.held_for = "identity--p";
+    page.limit = 1 + n % 3;
+    auto p = s->Query(page);
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    ASSERT_FALSE(p->objects.empty());
+    EXPECT_EQ(p->objects[0].held, -1);
+  }
+}
+
 TEST(Store, FiltersByIdTypeAndSpecVersion) {
   TempDb db;
   auto s = Open(db);

@@ -714,6 +714,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     query.share_rows = !for_partner;
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
+    out.objects.reserve(std::min<size_t>(limit + 1, 1024));
+    out.decisions.reserve(std::min<size_t>(limit + 1, 1024));
     while (true) {
       // A partner's manifest is decided on each object's facts (kept by the Releaser between
       // requests): rows come without a body, and the Releaser reads the policy view of the
