@@ -265,7 +265,7 @@ class SqliteStore final : public Store {
       : db_(db), opt_(opt), path_(std::move(path)), rows_(opt.object_cache_bytes) {}
   ~SqliteStore() override {
     StopCommitter();
-    StopLogCheckpointer();
+    StopCheckpointer();
     state_stmt_ = Stmt();
     sqlite3_close_v2(state_db_);
     readers_.clear();
@@ -503,8 +503,7 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  // Inside the schema transaction: the node's identity, and derived ids of rows stored before v5.
-  // Schema 13: objects.id_key of the rows stored before it.
+  // Inside the schema transaction (13): objects.id_key of the rows stored before it.
   Status FillIdKeys() {
     Stmt sel(db_, "SELECT pk, id FROM objects");
     Stmt upd(db_, "UPDATE objects SET id_key=? WHERE pk=?");
@@ -522,6 +521,7 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // Inside the schema transaction: the node's identity, and derived ids of rows stored before v5.
   Status EnsureNodeIdentity() {
     Stmt ins(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_identity', ?)");
     std::string id = "identity--" + stix::NewUuid4();
@@ -752,8 +752,8 @@ class SqliteStore final : public Store {
     }
   }
 
-  // Group commit: one thread takes every Put waiting, stores them in one transaction (each in
-  // its own savepoint) with one fsync, then wakes the waiting callers and runs the callbacks of
+  // Group commit: one thread takes every Put waiting, stores them in one transaction (RunGroup)
+  // with one fsync, then wakes the waiting callers and runs the callbacks of
   // asynchronous ones. Puts arriving meanwhile form the next group.
   void StartCommitter() {
     committer_ = std::thread([this] {
@@ -918,20 +918,14 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // The same facts the page index is keyed by (StateOn): the newest date_added and the delete counter.
   Result<std::string> CollectionGeneration(std::string_view collection) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::string> {
-      Stmt& s = CachedOn(db, stmts,
-                         "SELECT c.pk, (SELECT max(date_added) FROM objects o WHERE o.coll=c.pk), "
-                         "(SELECT value FROM meta WHERE key='deletes') FROM collections c WHERE c.name=?1 OR c.taxii_id=?1");
-      s.Reset();
-      s.Bind(1, collection);
-      int rc = sqlite3_step(s.get());
-      std::string g;
-      if (rc == SQLITE_ROW) g = std::to_string(s.Int(0)) + ":" + std::to_string(s.Int(1)) + ":" + s.Text(2);
-      sqlite3_reset(s.get());
-      if (rc == SQLITE_DONE) return Status::NotFound("no collection");
-      if (rc != SQLITE_ROW) return Status::Io(std::string("collection generation: ") + sqlite3_errmsg(db));
-      return g;
+      int64_t coll;
+      if (auto st = CollectionPkOn(db, stmts, collection, &coll); !st.ok()) return st;
+      auto state = StateOn(db, stmts, coll);
+      if (!state.ok()) return state.status();
+      return std::to_string(coll) + ":" + std::to_string(state->max_added) + ":" + std::to_string(state->deletes);
     });
   }
 
@@ -1908,7 +1902,7 @@ class SqliteStore final : public Store {
   // fsync (the p99 of audited GETs). For the objects it is the group commit of POSTs: the
   // copy took ~14% of the committer's time (perf), and POST gained ~10% without it (five
   // alternating A/B pairs, docs/benchmarks.md, sixth session).
-  void StartLogCheckpointer() {
+  void StartCheckpointer() {
     if (path_.empty() || path_ == ":memory:") return;
     if (sqlite3_open_v2(path_.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
         !AttachLog(ckpt_db_)) {
@@ -1943,7 +1937,7 @@ class SqliteStore final : public Store {
     });
   }
 
-  void StopLogCheckpointer() {
+  void StopCheckpointer() {
     if (checkpointer_.joinable()) {
       {
         std::lock_guard lock(ckpt_mu_);
@@ -2056,7 +2050,7 @@ class SqliteStore final : public Store {
                       (with_json ? ", json" : "") +
                                         // (pages carry the whole JSON: the Releaser extracts facts from it once per version)
                       (held ? ", coalesce(r.variant, -1)" : "") +
-                      // With match[id] the (coll, id, version) index must drive the query: the
+                      // With match[id] the (coll, id_key) index must drive the query: the
                       // planner would otherwise walk the whole collection in date order.
                       (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_id_key") +
                       // The release history joins on its primary key (a LEFT JOIN keeps objects the outer loop).
@@ -2095,7 +2089,7 @@ class SqliteStore final : public Store {
     const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
     if (!vf.all) {
       std::string cond;
-      // first/last are computed per id through the (coll, id, version) index.
+      // first/last are computed per id through the (coll, id_key) index.
       if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=o.coll AND x.id_key=o.id_key AND x.id=o.id)";
       if (vf.last) {
         cond += std::string(cond.empty() ? "" : " OR ") +
@@ -2419,7 +2413,7 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
   store->OpenReaders(path, options.read_connections);
   store->StartCommitter();
   store->OpenStateConnection(path);
-  store->StartLogCheckpointer();
+  store->StartCheckpointer();
   return std::unique_ptr<Store>(std::move(store));
 }
 

@@ -524,9 +524,6 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     to.node_identity = node.ok() ? *node : "";
   }
   const std::string recipient_name = who.principal.name + (partner ? "@" + partner->identity : "");
-  // Every object that leaves in a response is recorded in the hash-chained audit log, and
-  // (for partners) in the release history, in one transaction. One entry per response:
-  // every object ("id@modified", "as <variant id>" for variants: the link stays here) and the reasons.
   // What a release records (one entry per response): every object ("id@modified", "as <variant
   // id>" for variants: the link stays here), the decision and the reasons; for partners, the
   // release history of first releases.
@@ -623,6 +620,14 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     c->headers = r.headers;
     c->body = r.body;
     cache_->Put(key, std::move(c));
+  };
+  // A released page leaving as `r`: its audit record, kept with the response, then audited.
+  auto release = [&](const std::string& key, Response& r, const std::vector<store::StoredObject>& objs,
+                     const std::vector<policy::Decision>& why) {
+    CachedResponse rec;
+    audit_record(objs, why, rec);
+    keep(key, r, rec);
+    audit_release(rec, r);
   };
 
   // §5.2 Collection
@@ -1000,10 +1005,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (!page.ok()) return page_error(page.status());
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    CachedResponse rec;
-    audit_record(page->objects, page->decisions, rec);
-    keep(key, r, rec);
-    audit_release(rec, r);
+    release(key, r, page->objects, page->decisions);
     return r;
   }
 
@@ -1034,10 +1036,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (page->objects.empty()) return Error(404, "Not Found", "no such object");
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    CachedResponse rec;
-    audit_record(page->objects, page->decisions, rec);
-    keep(key, r, rec);
-    audit_release(rec, r);
+    release(key, r, page->objects, page->decisions);
     return r;
   }
 
