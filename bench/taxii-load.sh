@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|pages|first|one]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|first|one]
+# "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -44,7 +45,7 @@ path = "api"
   [[api_roots.collections]]
   name = "posted"
 TOML
-echo 'bench password 2026' | build/tearline principal add --db "$DB" bench --read bench,posted --write posted --password-stdin >/dev/null
+echo 'bench password 2026' | build/tearline principal add --db "$DB" bench --read bench,posted --write posted,bench --password-stdin >/dev/null
 TOKEN=$(build/tearline principal token --db "$DB" bench)
 # A partner in a trust group the collection is shared with (objects are TLP:GREEN; unmarked ones default to GREEN).
 PARTNER=identity--0b0e0c00-0000-4000-8000-00000000bec0
@@ -96,6 +97,10 @@ fi
 echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback (server and wrk share the cores)"
 if [ "$MODE" = post ]; then  # the POST route alone (e.g. to profile it)
   run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
+  exit 0
+fi
+if [ "$MODE" = post-full ]; then  # POST into the generated collection (N objects already there)
+  run "POST 100 objects (into $N)" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$COLL/objects/"
   exit 0
 fi
 # Random pages: the collection's date_added range, for bench/taxii-pages.lua.

@@ -27,11 +27,25 @@
 
 #include "store/store.h"
 
+struct sqlite3;
+
 namespace tearline::store::detail {
 
-//! The statement finding the originals of `n` derived ids by their last 12 digits (exposed so a
-//! test can check SQLite's plan for it: the indexed expression must be searched, not scanned).
+//! The statement finding the originals of `n` derived ids: their rows' id and derived_id, found
+//! by DerivedKey through id_lookup (schema 14); ?1 the collection's pk, ?2.. the keys.
 std::string DerivedLookupSql(size_t n);
+//! `columns` of the rows with one of `n` keys: ?1 the collection's pk, ?2..?n+1 the keys.
+std::string RowsOfIdsSql(std::string_view columns, size_t n);
+
+//! Test seam: while on, every statement the store prepares (on any of its connections) is
+//! explained, and those that find rows by id without going through id_lookup to the rows'
+//! pks are recorded (PlanScansObjects): finding rows by id must never walk a collection.
+void SetPlanCheck(bool on);
+std::vector<std::string> ScanningStatements();
+//! Whether `sql` finds rows by id (it names id_lookup, a key or compares an id) and SQLite's
+//! plan for it on `db` reaches the objects table (or its aliases o, x) other than by rowid: a
+//! scan, or a walk of a collection through another index. What the plan check records.
+bool PlanScansObjects(sqlite3* db, const std::string& sql);
 
 //! What an index was built from: equal states mean equal contents for one collection.
 struct CollectionState {

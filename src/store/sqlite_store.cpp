@@ -4,13 +4,17 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <atomic>
 #include <type_traits>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <regex>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
@@ -23,13 +27,15 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 13;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 14;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
                                    // 8: the person (STIX identity) a principal is; 9: objects.policy_json;
                                    // 10: objects.latest; 11: the audit log in its own file, audit_intents
                                    // 12: derived ids indexed by their last 12 hex digits (objects_derived_tail)
                                    // 13: objects found by IdKey(id) (objects_id_key), not a (coll, id, version) index
+                                   // 14: ids and derived ids found through id_index / id_index_new (id_lookup),
+                                   //     not through indexes of the objects table
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -56,19 +62,25 @@ CREATE TABLE IF NOT EXISTS objects(
   latest INTEGER NOT NULL DEFAULT 0,
   id_key INTEGER NOT NULL DEFAULT 0
 );
--- Versions of an id are found through IdKey(id), a 47-bit hash of it (six bytes in a record),
--- and the id compared whole: entries of ~15 bytes where (coll, id, version) took ~85. STIX ids
--- are random keys, so at ~3,000 objects per group commit nearly every page of this index is
--- dirtied and written to the WAL: its size is most of POST's cost. (coll, id, version) is
--- unique by the store's writes (PutLocked checks in the writing transaction), not by an index.
-CREATE INDEX IF NOT EXISTS objects_id_key ON objects(coll, id_key);
 CREATE UNIQUE INDEX IF NOT EXISTS objects_added ON objects(coll, date_added);
 CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
--- Derived (tear-line variant) ids are found through their last 12 hex digits (48 bits of a
--- UUIDv5), then compared whole: index entries a third of the full id's size. Every stored
--- object is a random insert into this index; at ~3,000 objects per group commit nearly every
--- page of it is dirtied and written to the WAL, so its size is a large part of POST's cost.
-CREATE INDEX IF NOT EXISTS objects_derived_tail ON objects(coll, substr(derived_id, -12));
+-- The rows of an id, and of a derived (tear-line variant) id, are found by a key: IdKey(id) for
+-- the id (>= 0), DerivedKey(derived_id) for the derived id (< 0); the ids are compared whole
+-- after. STIX ids are random keys: an index of the objects table on them had one entry per
+-- row at a random place, so a group commit of a few thousand objects dirtied nearly every page
+-- of such an index and wrote it whole to the WAL (two indexes: ~20 MB per commit at 500,000
+-- objects, growing with the collection; docs/benchmarks.md, seventh session). The keys are
+-- kept in two levels instead, like a log-structured merge tree: new rows go into the small
+-- id_index_new (the pages a commit dirties are few), which the writer merges into id_index in
+-- one sorted pass when it has grown to about sqrt(size of id_index x 8192) entries
+-- (MergeIdIndexLocked); id_lookup reads both. (coll, id, version) is unique by the store's
+-- writes (PutLocked checks in the writing transaction), not by an index.
+CREATE TABLE IF NOT EXISTS id_index(
+  coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(coll, key, pk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS id_index_new(
+  coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(coll, key, pk)) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS id_lookup AS
+  SELECT coll, key, pk FROM id_index UNION ALL SELECT coll, key, pk FROM id_index_new;
 CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS principals(
@@ -147,12 +159,52 @@ std::vector<std::string> SplitLines(const std::string& s) {
   return v;
 }
 
+// detail::SetPlanCheck: statements whose plan scans the objects table, while checking.
+std::atomic<bool> g_plan_check{false};
+std::mutex g_scans_mu;
+std::vector<std::string> g_scans;
+
+void CheckPlan(sqlite3* db, const std::string& sql) {
+  if (detail::PlanScansObjects(db, sql)) {
+    std::lock_guard lock(g_scans_mu);
+    g_scans.push_back(sql);
+  }
+}
+
+}  // namespace
+
+bool detail::PlanScansObjects(sqlite3* db, const std::string& sql) {
+  // Statements that find rows by id: they name id_lookup, a key, or compare an id.
+  static const std::regex by_id(R"((id_lookup|id_key|derived_id|\b([ox]\.)?id\s*(=|IN\b)))");
+  if (!std::regex_search(sql, by_id)) return false;
+  sqlite3_stmt* e = nullptr;
+  if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &e, nullptr) != SQLITE_OK) return false;
+  bool scans = false;
+  while (sqlite3_step(e) == SQLITE_ROW) {
+    std::string detail = reinterpret_cast<const char*>(sqlite3_column_text(e, 3));
+    // The objects table (and its aliases o and x in the store's SQL), reached other than by
+    // rowid: a SCAN, or a SEARCH of an index by collection (a walk of the collection).
+    for (const char* verb : {"SCAN ", "SEARCH "}) {
+      for (const char* table : {"objects", "o", "x"}) {
+        std::string t = std::string(verb) + table;
+        if (detail.compare(0, t.size(), t) != 0 || (detail.size() > t.size() && detail[t.size()] != ' ')) continue;
+        if (detail.find("USING INTEGER PRIMARY KEY") == std::string::npos) scans = true;
+      }
+    }
+  }
+  sqlite3_finalize(e);
+  return scans;
+}
+
+namespace {
+
 // RAII prepared statement.
 class Stmt {
  public:
   Stmt() = default;
   Stmt(sqlite3* db, const std::string& sql) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) s_ = nullptr;
+    if (s_ && g_plan_check.load(std::memory_order_relaxed)) CheckPlan(db, sql);
   }
   Stmt(Stmt&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
   Stmt& operator=(Stmt&& o) noexcept {
@@ -211,6 +263,10 @@ int64_t IdKey(std::string_view id) {
   }
   return static_cast<int64_t>(h & ((uint64_t{1} << 47) - 1));
 }
+
+// The id_index key of a derived (tear-line variant) id (schema 14): negative, never the key of
+// an id. Part of the file format.
+int64_t DerivedKey(std::string_view derived_id) { return -1 - IdKey(derived_id); }
 
 // TEARLINE_SQL_PROFILE=1 in the environment: the writer connection's statements are timed
 // (sqlite3_trace_v2) and, when the store closes, the 25 costliest (total time, count) are
@@ -397,6 +453,14 @@ class SqliteStore final : public Store {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("create schema", err);
       }
+      // Until the end of an upgrade the (coll, id_key) index of schema 13 finds the versions of
+      // an id (the flags of schema 10 below); schema 14 drops it after filling id_index.
+      if (version > 0 && version < 14 &&
+          sqlite3_exec(db_, "CREATE INDEX IF NOT EXISTS objects_id_key ON objects(coll, id_key)", nullptr, nullptr,
+                       &err) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Fail("index id keys", err);
+      }
       if (version > 0 && version < 10) {
         // 10: the last version of each object is flagged (`latest`), so "match[version]=last"
         // (every TAXII GET by default) is a column test, not a max() per row.
@@ -416,6 +480,19 @@ class SqliteStore final : public Store {
       if (auto st = EnsureNodeIdentity(); !st.ok()) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return st;
+      }
+      // 14: the ids and derived ids of the rows stored before (after EnsureNodeIdentity, which
+      // fills derived ids older schemas lacked) go into id_index; the indexes it replaces go.
+      if (version > 0 && version < 14) {
+        if (auto st = FillIdIndex(); !st.ok()) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return st;
+        }
+        if (sqlite3_exec(db_, "DROP INDEX IF EXISTS objects_id_key; DROP INDEX IF EXISTS objects_derived_tail", nullptr,
+                         nullptr, &err) != SQLITE_OK) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Fail("drop the id indexes", err);
+        }
       }
       std::string uv = "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT";
       if (sqlite3_exec(db_, uv.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("commit schema", err);
@@ -503,6 +580,32 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // Inside the schema transaction (14): id_index of the rows stored before it, inserted in key
+  // order (one pass over the B-tree's pages).
+  Status FillIdIndex() {
+    Stmt sel(db_, "SELECT coll, id_key, derived_id, pk FROM objects");
+    Stmt ins(db_, "INSERT OR IGNORE INTO id_index(coll, key, pk) VALUES(?,?,?)");
+    if (!sel || !ins) return Io("prepare id index");
+    std::vector<std::array<int64_t, 3>> rows;
+    int rc;
+    std::string derived;
+    while ((rc = sqlite3_step(sel.get())) == SQLITE_ROW) {
+      rows.push_back({sel.Int(0), sel.Int(1), sel.Int(3)});
+      sel.TextInto(2, derived);
+      if (!derived.empty()) rows.push_back({sel.Int(0), DerivedKey(derived), sel.Int(3)});
+    }
+    if (rc != SQLITE_DONE) return Io("read ids");
+    std::sort(rows.begin(), rows.end());
+    for (const auto& [coll, key, pk] : rows) {
+      ins.Reset();
+      ins.Bind(1, coll);
+      ins.Bind(2, key);
+      ins.Bind(3, pk);
+      if (sqlite3_step(ins.get()) != SQLITE_DONE) return Io("fill the id index");
+    }
+    return Status::Ok();
+  }
+
   // Inside the schema transaction (13): objects.id_key of the rows stored before it.
   Status FillIdKeys() {
     Stmt sel(db_, "SELECT pk, id FROM objects");
@@ -557,10 +660,8 @@ class SqliteStore final : public Store {
       constexpr size_t kChunk = 200;
       for (size_t start = 0; start < ids.size(); start += kChunk) {
         size_t n = std::min(kChunk, ids.size() - start);
-        std::string sql =
-            "SELECT id, type, modified, version, spec_version, date_added, json, source FROM objects o INDEXED BY objects_id_key "
-            "WHERE coll=?";
-        AppendIn(sql, "id_key", n);
+        std::string sql = detail::RowsOfIdsSql(
+            "id, type, modified, version, spec_version, date_added, json, source", n);
         AppendIn(sql, "id", n);
         sql += " AND latest=1";
         Stmt& s = CachedOn(db, stmts, sql);
@@ -819,17 +920,53 @@ class SqliteStore final : public Store {
       }
       if (!failed) break;
       Exec("ROLLBACK");
+      id_counts_known_ = false;
       std::erase(live, failed);  // its result stays the error
       for (PutJob* j : live) j->result = Status::Io("not run");  // set again by the next pass
       if (live.empty()) return;
     }
+    Status merged = MaybeMergeIdIndexLocked();
     bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
-    if (inject || !CommitLocked()) {
+    if (!merged.ok() || inject || !CommitLocked()) {
+      Status st = merged.ok() ? Io("commit") : merged;
       Exec("ROLLBACK");
+      id_counts_known_ = false;
       for (PutJob* j : live) {
-        if (j->result.ok()) j->result = Io("commit");
+        if (j->result.ok()) j->result = st;
       }
     }
+  }
+
+  // Inside the group's transaction: id_index_new goes into id_index once it has grown past the
+  // threshold (SqliteOptions::id_merge_threshold; the schema's comment says why two levels).
+  // With N rows in id_index and ~sqrt(8192 N) in the new level, a commit of a few thousand
+  // objects dirties the new level's pages (~100 at a million objects) and the merge, which
+  // rewrites id_index once per ~sqrt(8192 N)/2 objects, costs about as much again spread over
+  // the commits: a few MB per commit where the index of schema 13 made ~20 MB.
+  Status MaybeMergeIdIndexLocked() {
+    if (!id_counts_known_) {
+      Stmt c(db_, "SELECT (SELECT count(*) FROM id_index_new), (SELECT count(*) FROM id_index)");
+      if (!c || sqlite3_step(c.get()) != SQLITE_ROW) return Io("count the id index");
+      id_rows_new_ = c.Int(0);
+      id_rows_main_ = c.Int(1);
+      id_counts_known_ = true;
+    }
+    const int64_t threshold =
+        opt_.id_merge_threshold > 0
+            ? opt_.id_merge_threshold
+            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 8192.0)));
+    if (id_rows_new_ < threshold) return Status::Ok();
+    // In key order (the new level's own order): one pass over the pages of id_index.
+    Stmt& move = Cached("INSERT INTO id_index(coll, key, pk) SELECT coll, key, pk FROM id_index_new ORDER BY coll, key, pk");
+    Stmt& clear = Cached("DELETE FROM id_index_new");
+    move.Reset();
+    if (Step(move) != SQLITE_DONE) return Io("merge the id index");
+    const int64_t moved = sqlite3_changes(db_);
+    clear.Reset();
+    if (Step(clear) != SQLITE_DONE) return Io("merge the id index");
+    id_rows_main_ += moved;
+    id_rows_new_ = 0;
+    return Status::Ok();
   }
 
   // One Put inside the group's transaction.
@@ -940,21 +1077,25 @@ class SqliteStore final : public Store {
     auto fail = [&](const char* what) -> Result<size_t> {
       Status st = Io(what);
       Exec("ROLLBACK");
+      id_counts_known_ = false;  // counted again before the next merge decision
       return st;
     };
-    // ?3 is the id's IdKey; timestamps to delete follow from ?4.
-    std::string sql = "DELETE FROM objects WHERE coll=?1 AND id_key=?3 AND id=?2";
+    // ?3 is the id's IdKey; versions to delete follow from ?4. The rows' keys leave the id
+    // index with them (RETURNING: SQLite deletes every row before the first is returned).
+    const std::string rows = "pk IN (SELECT pk FROM id_lookup WHERE coll=?1 AND key=?3) AND id=?2";
+    std::string sql = "DELETE FROM objects WHERE " + rows;
     if (!vf.all && !vf.empty()) {
       std::string cond;
-      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 AND x.id=?2)";
-      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 AND x.id=?2)";
+      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE " + rows + ")";
+      if (vf.last) cond += std::string(cond.empty() ? "" : " OR ") + "version=(SELECT max(version) FROM objects x WHERE " + rows + ")";
       if (!vf.versions.empty()) {
         cond += std::string(cond.empty() ? "" : " OR ") + "version IN (";
         for (size_t i = 0; i < vf.versions.size(); ++i) cond += i ? ",?" : "?";
         cond += ")";
       }
-      sql = "DELETE FROM objects WHERE coll=?1 AND id_key=?3 AND id=?2 AND (" + cond + ")";
+      sql += " AND (" + cond + ")";
     }
+    sql += " RETURNING pk, derived_id";
     Stmt s(db_, sql);
     if (!s) return fail("prepare delete");
     s.Bind(1, coll);
@@ -964,12 +1105,28 @@ class SqliteStore final : public Store {
     if (!vf.all) {
       for (const auto& v : vf.versions) s.Bind(i++, v);
     }
-    if (Step(s) != SQLITE_DONE) return fail("delete");
-    size_t n = static_cast<size_t>(sqlite3_changes(db_));
+    std::vector<std::pair<int64_t, std::string>> gone;
+    int rc;
+    while ((rc = Step(s)) == SQLITE_ROW) gone.emplace_back(s.Int(0), s.Text(1));
+    if (rc != SQLITE_DONE) return fail("delete");
+    sqlite3_reset(s.get());
+    const size_t n = gone.size();
+    Stmt& unkey = Cached("DELETE FROM id_index WHERE coll=?1 AND key IN (?2,?3) AND pk=?4");
+    Stmt& unkey_new = Cached("DELETE FROM id_index_new WHERE coll=?1 AND key IN (?2,?3) AND pk=?4");
+    for (const auto& [pk, derived] : gone) {
+      for (Stmt* u : {&unkey, &unkey_new}) {
+        u->Reset();
+        u->Bind(1, coll);
+        u->Bind(2, IdKey(id));
+        u->Bind(3, DerivedKey(derived));
+        u->Bind(4, pk);
+        if (Step(*u) != SQLITE_DONE) return fail("unindex deleted object");
+        if (u == &unkey_new) id_rows_new_ -= sqlite3_changes(db_);
+      }
+    }
     if (n > 0) {
       // The last remaining version (if any) carries the flag again.
-      Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE x.coll=?1 AND x.id_key=?3 "
-                     "AND x.id=?2)) WHERE coll=?1 AND id_key=?3 AND id=?2");
+      Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE " + rows + ")) WHERE " + rows);
       flag.Bind(1, coll);
       flag.Bind(2, id);
       flag.Bind(3, IdKey(id));
@@ -1319,9 +1476,10 @@ class SqliteStore final : public Store {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<StoredObject> {
       Stmt& s = CachedOn(db, stmts,
                          "SELECT o.id, o.type, o.modified, o.version, o.spec_version, o.date_added, o.json, o.source, "
-                         "coalesce(g.json, '') FROM collections c JOIN objects o ON o.coll=c.pk LEFT JOIN signatures g "
+                         "coalesce(g.json, '') FROM objects o LEFT JOIN signatures g "
                          "ON g.coll=o.coll AND g.id=o.id AND g.version=o.version "
-                         "WHERE (c.name=?1 OR c.taxii_id=?1) AND o.id_key=?4 AND o.id=?2 AND o.version=?3");
+                         "WHERE o.pk IN (SELECT l.pk FROM collections c JOIN id_lookup l ON l.coll=c.pk "
+                         "WHERE (c.name=?1 OR c.taxii_id=?1) AND l.key=?4) AND o.id=?2 AND o.version=?3");
       s.Reset();
       s.Bind(1, collection);
       s.Bind(2, id);
@@ -1752,39 +1910,60 @@ class SqliteStore final : public Store {
     sqlite3_reset(max_added.get());
     int64_t now = stix::NowMicros();
 
-    // First arrival wins: the versions of the id already stored (one probe of objects_id_key)
+    // First arrival wins: the versions of the id already stored (found through id_lookup)
     // decide: the same version stored before makes a duplicate (same JSON) or a conflict, and
     // nothing is inserted. This check, inside the writing transaction, is what keeps
-    // (coll, id, version) unique (schema 13 has no unique index on it).
+    // (coll, id, version) unique (no unique index on it since schema 13).
     Stmt& insert = Cached(
         "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json,"
         "latest,id_key) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    // The last version carries the `latest` flag: a new last version takes it from the previous one.
-    Stmt& versions = Cached("SELECT version, pk FROM objects WHERE coll=? AND id_key=? AND id=?");
-    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE coll=? AND id_key=? AND id=? AND latest=1 AND version<>?");
+    // The id's and the derived id's keys of the new row, in the small level of the id index.
+    Stmt& keys = Cached("INSERT INTO id_index_new(coll, key, pk) VALUES(?,?,?)");
+    // The last version carries the `latest` flag: a new last version takes it from the previous
+    // one. The versions of an id: its rows' pks from each level (two plain searches: through
+    // the id_lookup view SQLite builds a temporary table per probe), then the rows.
+    Stmt& in_main = Cached("SELECT pk FROM id_index WHERE coll=? AND key=?");
+    Stmt& in_new = Cached("SELECT pk FROM id_index_new WHERE coll=? AND key=?");
+    Stmt& version_of = Cached("SELECT version, latest FROM objects WHERE pk=? AND id=?");
+    Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE pk=?");
     Stmt& existing = Cached("SELECT json FROM objects WHERE pk=?");
     Stmt& marking = Cached("INSERT OR IGNORE INTO markings(id) VALUES(?)");
 
     std::string stored_version;
+    std::vector<int64_t> flagged;  // pks of the id's versions flagged `latest` (one, but a stray one is cleared too)
+    std::vector<int64_t> pks;
     for (size_t k = 0; k < objects.size(); ++k) {
       const stix::Object& o = objects[k];
       const int64_t key = IdKey(o.id);
-      versions.Reset();
-      versions.Bind(1, coll);
-      versions.Bind(2, key);
-      versions.Bind(3, o.id);
       bool had = false;
       std::string newest;
       int64_t same = -1;  // the pk of this very version, if stored
-      int vrc;
-      while ((vrc = sqlite3_step(versions.get())) == SQLITE_ROW) {
-        versions.TextInto(0, stored_version);
-        if (!had || stored_version > newest) newest = stored_version;
-        had = true;
-        if (stored_version == o.version) same = versions.Int(1);
+      flagged.clear();
+      pks.clear();
+      for (Stmt* level : {&in_main, &in_new}) {
+        level->Reset();
+        level->Bind(1, coll);
+        level->Bind(2, key);
+        int lrc;
+        while ((lrc = sqlite3_step(level->get())) == SQLITE_ROW) pks.push_back(level->Int(0));
+        sqlite3_reset(level->get());
+        if (lrc != SQLITE_DONE) return Io("read stored versions");
       }
-      sqlite3_reset(versions.get());
-      if (vrc != SQLITE_DONE) return Io("read stored versions");
+      for (int64_t pk : pks) {  // rows with the key: this id's, or another's with the same key
+        version_of.Reset();
+        version_of.Bind(1, pk);
+        version_of.Bind(2, o.id);
+        int vrc = sqlite3_step(version_of.get());
+        if (vrc == SQLITE_ROW) {
+          version_of.TextInto(0, stored_version);
+          if (!had || stored_version > newest) newest = stored_version;
+          had = true;
+          if (stored_version == o.version) same = pk;
+          if (version_of.Int(1) != 0) flagged.push_back(pk);
+        }
+        sqlite3_reset(version_of.get());
+        if (vrc != SQLITE_ROW && vrc != SQLITE_DONE) return Io("read stored versions");
+      }
       if (same >= 0) {
         existing.Reset();
         existing.Bind(1, same);
@@ -1815,15 +1994,23 @@ class SqliteStore final : public Store {
       insert.Bind(13, int64_t{latest});
       insert.Bind(14, key);
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
+      const int64_t pk = sqlite3_last_insert_rowid(db_);
+      for (int64_t k2 : {key, DerivedKey(derived[k])}) {
+        keys.Reset();
+        keys.Bind(1, coll);
+        keys.Bind(2, k2);
+        keys.Bind(3, pk);
+        if (Step(keys) != SQLITE_DONE) return Io("index object id");
+      }
+      id_rows_new_ += 2;
       last = added;
-      if (had && latest) {
+      if (latest) {
         // Flag cleared on the previous last version (the new row keeps its own).
-        unflag.Reset();
-        unflag.Bind(1, coll);
-        unflag.Bind(2, key);
-        unflag.Bind(3, o.id);
-        unflag.Bind(4, o.version);
-        if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
+        for (int64_t old : flagged) {
+          unflag.Reset();
+          unflag.Bind(1, old);
+          if (Step(unflag) != SQLITE_DONE) return Io("flag last version");
+        }
       }
       if (o.type == "marking-definition") {
         marking.Reset();
@@ -2046,21 +2233,9 @@ class SqliteStore final : public Store {
     // numbering of the positional parameters after it.
     std::string who;
     for (char c : q.held_for) who += c == '\'' ? std::string("''") : std::string(1, c);
-    std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
-                      (with_json ? ", json" : "") +
-                                        // (pages carry the whole JSON: the Releaser extracts facts from it once per version)
-                      (held ? ", coalesce(r.variant, -1)" : "") +
-                      // With match[id] the (coll, id_key) index must drive the query: the
-                      // planner would otherwise walk the whole collection in date order.
-                      (q.ids.empty() ? " FROM objects o" : " FROM objects o INDEXED BY objects_id_key") +
-                      // The release history joins on its primary key (a LEFT JOIN keeps objects the outer loop).
-                      (held ? " LEFT JOIN releases r ON r.recipient='" + who + "' AND r.object_id=o.id" : "") +
-                      " WHERE coll=? AND date_added>?";
     // match[id] also finds objects by their derived (tear-line variant) id: those ids are
-    // translated to original ids first, through the index of their last 12 digits (whole ids
-    // compared here: with "derived_id IN (?)" in the statement SQLite propagates the constant
-    // into substr(derived_id, -12), no longer recognises the indexed expression, and scans
-    // the collection; Store.DerivedIdLookupsUseTheirIndex).
+    // translated to original ids first, through their DerivedKey in id_lookup (whole ids
+    // compared here: keys are hashes).
     std::vector<std::string> ids = q.ids;
     if (!q.ids.empty()) {
       Stmt& d = CachedOn(db, stmts, detail::DerivedLookupSql(q.ids.size()));
@@ -2068,29 +2243,45 @@ class SqliteStore final : public Store {
       d.Reset();
       d.Bind(1, coll);
       const int n = static_cast<int>(q.ids.size());
-      std::vector<std::string> tails;
-      tails.reserve(q.ids.size());
-      for (const auto& id : q.ids) tails.push_back(id.size() > 12 ? id.substr(id.size() - 12) : id);
-      for (int k = 0; k < n; ++k) d.Bind(k + 2, tails[k]);
+      for (int k = 0; k < n; ++k) d.Bind(k + 2, DerivedKey(q.ids[k]));
       int drc;
       std::string derived;
       while ((drc = sqlite3_step(d.get())) == SQLITE_ROW) {
         d.TextInto(1, derived);
-        if (std::find(q.ids.begin(), q.ids.end(), derived) == q.ids.end()) continue;  // same digits, other id
+        if (std::find(q.ids.begin(), q.ids.end(), derived) == q.ids.end()) continue;  // same key, other id
         std::string found = d.Text(0);  // one row per version: keep each id once
         if (std::find(ids.begin(), ids.end(), found) == ids.end()) ids.push_back(std::move(found));
       }
       sqlite3_reset(d.get());
       if (drc != SQLITE_DONE) return io("query derived ids");
-      AppendIn(sql, "id_key", ids.size());
-      AppendIn(sql, "id", ids.size());
     }
+    std::string sql = std::string("SELECT id, type, modified, version, spec_version, date_added, source") +
+                      (with_json ? ", json" : "") +
+                                        // (pages carry the whole JSON: the Releaser extracts facts from it once per version)
+                      (held ? ", coalesce(r.variant, -1)" : "") + " FROM ";
+    if (!ids.empty()) {
+      // With match[id] the rows of the ids drive the query (CROSS JOIN fixes the order: the
+      // planner would otherwise walk the collection in date order for the ORDER BY;
+      // Store.IdLookupsNeverScanTheObjects). Their parameters come first.
+      sql += "(SELECT pk AS row FROM id_lookup WHERE coll=?";
+      AppendIn(sql, "key", ids.size());
+      sql += ") k CROSS JOIN objects o ON o.pk=k.row";
+    } else {
+      sql += "objects o";
+    }
+    // The release history joins on its primary key (a LEFT JOIN keeps objects the outer loop).
+    if (held) sql += " LEFT JOIN releases r ON r.recipient='" + who + "' AND r.object_id=o.id";
+    sql += " WHERE coll=? AND date_added>?";
+    if (!ids.empty()) AppendIn(sql, "id", ids.size());
     if (!q.types.empty()) AppendIn(sql, "type", q.types.size());
     const VersionFilter& vf = q.versions.empty() ? VersionFilter::Last() : q.versions;
     if (!vf.all) {
       std::string cond;
-      // first/last are computed per id through the (coll, id_key) index.
-      if (vf.first) cond += "version=(SELECT min(version) FROM objects x WHERE x.coll=o.coll AND x.id_key=o.id_key AND x.id=o.id)";
+      // first is computed per id through id_lookup.
+      if (vf.first) {
+        cond += "version=(SELECT min(version) FROM objects x WHERE x.pk IN "
+                "(SELECT pk FROM id_lookup WHERE coll=o.coll AND key=o.id_key) AND x.id=o.id)";
+      }
       if (vf.last) {
         cond += std::string(cond.empty() ? "" : " OR ") +
                 "latest=1";
@@ -2107,9 +2298,10 @@ class SqliteStore final : public Store {
     if (!s) return io("prepare query");
     s.Reset();
     int i = 1;
+    if (!ids.empty()) s.Bind(i++, coll);
+    for (const auto& v : ids) s.Bind(i++, IdKey(v));
     s.Bind(i++, coll);
     s.Bind(i++, after);
-    for (const auto& v : ids) s.Bind(i++, IdKey(v));
     for (const auto& v : ids) s.Bind(i++, v);
     for (const auto& v : q.types) s.Bind(i++, v);
     if (!vf.all) {
@@ -2217,8 +2409,8 @@ class SqliteStore final : public Store {
     Stmt& fresh = CachedOn(db, stmts,
                            "SELECT date_added, pk, type, latest, id FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
     Stmt& older = CachedOn(db, stmts,
-                           "SELECT date_added, latest FROM objects INDEXED BY objects_id_key WHERE coll=? AND id_key=? AND id=? "
-                           "AND date_added<=?");
+                           "SELECT date_added, latest FROM objects WHERE pk IN (SELECT pk FROM id_lookup WHERE coll=?1 AND key=?2) "
+                           "AND id=?3 AND date_added<=?4");
     fresh.Reset();
     fresh.Bind(1, coll);
     fresh.Bind(2, had.max_added);
@@ -2375,6 +2567,10 @@ class SqliteStore final : public Store {
   detail::RowCache rows_;
   std::atomic<uint64_t> pages_indexed_{0}, pages_sql_{0}, index_builds_{0}, row_hits_{0}, row_misses_{0};
   std::unique_ptr<SqlProfile> profile_;
+  // Rows in id_index_new and id_index, as this writer knows them (MaybeMergeIdIndexLocked):
+  // counted once, then kept; another process's writes make them low, which only delays a merge.
+  int64_t id_rows_new_ = 0, id_rows_main_ = 0;
+  bool id_counts_known_ = false;
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };
@@ -2382,11 +2578,27 @@ class SqliteStore final : public Store {
 }  // namespace
 
 namespace detail {
-std::string DerivedLookupSql(size_t n) {
-  std::string sql = "SELECT id, derived_id FROM objects INDEXED BY objects_derived_tail WHERE coll=? AND substr(derived_id, -12) IN (";
-  for (size_t i = 0; i < n; ++i) sql += i ? ",?" : "?";
-  return sql + ")";
+void SetPlanCheck(bool on) {
+  g_plan_check = on;
+  std::lock_guard lock(g_scans_mu);
+  g_scans.clear();
 }
+
+std::vector<std::string> ScanningStatements() {
+  std::lock_guard lock(g_scans_mu);
+  return g_scans;
+}
+
+std::string DerivedLookupSql(size_t n) {
+  return RowsOfIdsSql("id, derived_id", n);
+}
+
+std::string RowsOfIdsSql(std::string_view columns, size_t n) {
+  std::string sql = "SELECT " + std::string(columns) + " FROM objects WHERE pk IN (SELECT pk FROM id_lookup WHERE coll=?1 AND key IN (";
+  for (size_t i = 0; i < n; ++i) sql += "?" + std::to_string(i + 2) + (i + 1 < n ? "," : "");
+  return sql + "))";
+}
+
 }  // namespace detail
 
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options) {

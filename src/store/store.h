@@ -410,6 +410,10 @@ struct SqliteOptions {
   //! Memory for the page index's row cache (page_index.h): pages of GET objects and manifests
   //! are walked in memory and their rows kept. 0: every page is an SQL query.
   size_t object_cache_bytes = size_t{256} << 20;
+  //! When the writer merges id_index_new into id_index (the two levels of the id lookup,
+  //! schema 14): 0, when the new level has max(65536, sqrt(main level x 8192)) entries
+  //! (two per stored version); N > 0, when it has N (tests).
+  int64_t id_merge_threshold = 0;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
