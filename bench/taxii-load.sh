@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|first|one]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|first|one]
 # "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
@@ -113,6 +113,10 @@ if [ "$MODE" = first ]; then  # the first page alone (served from the response c
 fi
 if [ "$MODE" = one ]; then  # GET one object alone
   run "GET one object" "$BASE/$COLL/objects/$ONE/"
+  exit 0
+fi
+if [ "$MODE" = random ]; then  # random pages alone (e.g. to profile them)
+  run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
   exit 0
 fi
 if [ "$MODE" = pages ]; then  # GET objects limit=100 alone

@@ -414,6 +414,8 @@ struct SqliteOptions {
   //! schema 14): 0, when the new level has max(65536, sqrt(main level x 8192)) entries
   //! (two per stored version); N > 0, when it has N (tests).
   int64_t id_merge_threshold = 0;
+  //! Test seam: every fdatasync of the write-ahead logs after a group commit fails.
+  bool fail_sync = false;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
