@@ -161,6 +161,45 @@ std::vector<std::string> SplitLines(const std::string& s) {
   return v;
 }
 
+// A Bloom filter of (collection pk, IdKey) pairs: 16 bits per key and 4 probes (~0.2% false
+// positives). The writer keeps one of id_index's id keys (SqliteStore::SyncKeyFilterLocked).
+class KeyFilter {
+ public:
+  void Reset(size_t capacity) {
+    cap_ = 1 << 16;
+    while (cap_ < capacity) cap_ <<= 1;
+    bits_.assign(cap_ * 16 / 64, 0);
+    keys_ = 0;
+  }
+  void Add(int64_t coll, int64_t key) {
+    const uint64_t h = Hash(coll, key), h2 = (h >> 32) | 1, mask = cap_ * 16 - 1;
+    for (uint64_t i = 0; i < 4; ++i) {
+      const uint64_t b = (h + i * h2) & mask;
+      bits_[b >> 6] |= uint64_t{1} << (b & 63);
+    }
+    ++keys_;
+  }
+  bool MayContain(int64_t coll, int64_t key) const {
+    const uint64_t h = Hash(coll, key), h2 = (h >> 32) | 1, mask = cap_ * 16 - 1;
+    for (uint64_t i = 0; i < 4; ++i) {
+      const uint64_t b = (h + i * h2) & mask;
+      if (!(bits_[b >> 6] & (uint64_t{1} << (b & 63)))) return false;
+    }
+    return true;
+  }
+  bool Full() const { return keys_ > cap_; }
+
+ private:
+  static uint64_t Hash(int64_t coll, int64_t key) {  // splitmix64 of both
+    uint64_t x = static_cast<uint64_t>(key) ^ (static_cast<uint64_t>(coll) * 0x9e3779b97f4a7c15ULL);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  }
+  std::vector<uint64_t> bits_;
+  size_t cap_ = 0, keys_ = 0;
+};
+
 // detail::SetPlanCheck: statements whose plan scans the objects table, while checking.
 std::atomic<bool> g_plan_check{false};
 std::mutex g_scans_mu;
@@ -1010,6 +1049,7 @@ class SqliteStore final : public Store {
         for (PutJob* j : live) j->result = Io("begin transaction");
         return false;
       }
+      SyncKeyFilterLocked();
       PutJob* failed = nullptr;
       for (PutJob* j : live) {
         j->result = PutBody(*j);
@@ -1039,6 +1079,15 @@ class SqliteStore final : public Store {
     return true;
   }
 
+  bool CountIdRowsLocked() {
+    Stmt c(db_, "SELECT (SELECT count(*) FROM id_index_new), (SELECT count(*) FROM id_index)");
+    if (!c || sqlite3_step(c.get()) != SQLITE_ROW) return false;
+    id_rows_new_ = c.Int(0);
+    id_rows_main_ = c.Int(1);
+    id_counts_known_ = true;
+    return true;
+  }
+
   // Inside the group's transaction: id_index_new goes into id_index once it has grown past the
   // threshold (SqliteOptions::id_merge_threshold; the schema's comment says why two levels).
   // With N rows in id_index and ~sqrt(8192 N) in the new level, a commit of a few thousand
@@ -1046,29 +1095,68 @@ class SqliteStore final : public Store {
   // rewrites id_index once per ~sqrt(8192 N)/2 objects, costs about as much again spread over
   // the commits: a few MB per commit where the index of schema 13 made ~20 MB.
   Status MaybeMergeIdIndexLocked() {
-    if (!id_counts_known_) {
-      Stmt c(db_, "SELECT (SELECT count(*) FROM id_index_new), (SELECT count(*) FROM id_index)");
-      if (!c || sqlite3_step(c.get()) != SQLITE_ROW) return Io("count the id index");
-      id_rows_new_ = c.Int(0);
-      id_rows_main_ = c.Int(1);
-      id_counts_known_ = true;
-    }
+    if (!id_counts_known_ && !CountIdRowsLocked()) return Io("count the id index");
     const int64_t threshold =
         opt_.id_merge_threshold > 0
             ? opt_.id_merge_threshold
             : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 8192.0)));
     if (id_rows_new_ < threshold) return Status::Ok();
+    // The keys that move go into the writer's filter of the merged level first.
+    if (filter_valid_) {
+      Stmt& keys = Cached("SELECT coll, key FROM id_index_new WHERE key >= 0");
+      keys.Reset();
+      int rc;
+      while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
+      sqlite3_reset(keys.get());
+      if (rc != SQLITE_DONE || filter_.Full()) filter_valid_ = false;
+    }
     // In key order (the new level's own order): one pass over the pages of id_index.
     Stmt& move = Cached("INSERT INTO id_index(coll, key, pk) SELECT coll, key, pk FROM id_index_new ORDER BY coll, key, pk");
     Stmt& clear = Cached("DELETE FROM id_index_new");
+    // Every merge counts (meta 'id_merges'): a writer whose filter predates a merge by another
+    // process rebuilds it (SyncKeyFilterLocked).
+    Stmt& count = Cached("INSERT INTO meta(key, value) VALUES('id_merges', '1') "
+                         "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
     move.Reset();
     if (Step(move) != SQLITE_DONE) return Io("merge the id index");
     const int64_t moved = sqlite3_changes(db_);
     clear.Reset();
     if (Step(clear) != SQLITE_DONE) return Io("merge the id index");
+    count.Reset();
+    if (Step(count) != SQLITE_DONE) return Io("count the merge");
+    ++filter_merges_;  // the filter was in step with the file at BEGIN (SyncKeyFilterLocked)
     id_rows_main_ += moved;
     id_rows_new_ = 0;
     return Status::Ok();
+  }
+
+  // At the start of a group's transaction (the write lock held): the filter of id_index's id
+  // keys is usable only if no merge happened since it was built or last brought up to date
+  // (meta 'id_merges', counted by every merge in its transaction). A key in id_index is then
+  // always in the filter: keys merged by this writer are added as they move; rows deleted
+  // leave their keys behind, which only costs a search. Otherwise (first use, a merge by
+  // another process, a rolled back merge, a full filter) it is built again from id_index.
+  void SyncKeyFilterLocked() {
+    Stmt& merges = Cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'");
+    merges.Reset();
+    int rc = sqlite3_step(merges.get());
+    const int64_t now = rc == SQLITE_ROW ? merges.Int(0) : 0;
+    sqlite3_reset(merges.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      filter_valid_ = false;
+      return;
+    }
+    if (filter_valid_ && now == filter_merges_) return;
+    filter_valid_ = false;
+    if (!id_counts_known_ && !CountIdRowsLocked()) return;
+    filter_.Reset(static_cast<size_t>(id_rows_main_) + 65536);  // id_index holds id and derived keys: 2x room
+    Stmt& keys = Cached("SELECT coll, key FROM id_index WHERE key >= 0");
+    keys.Reset();
+    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
+    sqlite3_reset(keys.get());
+    if (rc != SQLITE_DONE || filter_.Full()) return;
+    filter_merges_ = now;
+    filter_valid_ = true;
   }
 
   // One Put inside the group's transaction.
@@ -2044,6 +2132,9 @@ class SqliteStore final : public Store {
       flagged.clear();
       pks.clear();
       for (Stmt* level : {&in_main, &in_new}) {
+        // The merged level is searched only if its filter may hold the key (a new id, the
+        // common case, is not there).
+        if (level == &in_main && filter_valid_ && !filter_.MayContain(coll, key)) continue;
         level->Reset();
         level->Bind(1, coll);
         level->Bind(2, key);
@@ -2687,6 +2778,11 @@ class SqliteStore final : public Store {
   // counted once, then kept; another process's writes make them low, which only delays a merge.
   int64_t id_rows_new_ = 0, id_rows_main_ = 0;
   bool id_counts_known_ = false;
+  // The id keys of id_index, for the write path's probe (SyncKeyFilterLocked): valid when in
+  // step with meta 'id_merges' = filter_merges_.
+  KeyFilter filter_;
+  bool filter_valid_ = false;
+  int64_t filter_merges_ = -1;
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };

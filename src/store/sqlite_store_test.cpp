@@ -1198,6 +1198,31 @@ TEST(Store, TheIdIndexLevelsMergeAndStayWhole) {
   EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 10);
 }
 
+// The writer skips searching the merged level for keys its filter does not hold; a merge by
+// another process (or handle) on the same file moves keys the filter never saw into that level,
+// so the filter is built again: versions stored before are still found, never stored twice.
+TEST(Store, AMergeByAnotherWriterIsSeenByTheKeyFilter) {
+  TempDb db;
+  SqliteOptions rarely, often;
+  rarely.id_merge_threshold = 1000;
+  often.id_merge_threshold = 4;
+  auto a = Open(db, rarely);
+  auto b = Open(db, often);
+  std::vector<std::string> five;
+  for (int n = 0; n < 5; ++n) five.push_back(Indicator(n, "2024-01-01T00:00:00.000Z"));
+  ASSERT_EQ(a->Put("c", Objects(five))->stored, 5u);  // a's filter: id_index empty
+  ASSERT_EQ(b->Put("c", Objects({Malware(100)}))->stored, 1u);  // b merges a's keys too
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 0);
+  auto again = a->Put("c", Objects(five));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 5u);
+  EXPECT_EQ(again->stored, 0u);
+  auto newer = a->Put("c", Objects({Indicator(0, "2024-01-02T00:00:00.000Z")}));
+  ASSERT_EQ(newer->stored, 1u);
+  EXPECT_EQ(Versions(*b, VersionFilter::Last(), "indicator--" + Uuid(0)), std::vector<std::string>{"2024-01-02T00:00:00.000Z"});
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE latest=1"), 6);
+}
+
 // Finding rows by id (storing, GET object, match[id] by id and by derived id, versions first /
 // last / all, manifests, one version, Latest, delete, the page index catching up) searches
 // id_lookup: no statement the store prepares for them walks the objects table.
