@@ -75,7 +75,8 @@ CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 -- kept in two levels instead, like a log-structured merge tree: new rows go into the small
 -- id_index_new (the pages a commit dirties are few), which the writer merges into id_index in
 -- one sorted pass when it has grown to about sqrt(size of id_index x 8192) entries
--- (MergeIdIndexLocked); id_lookup reads both. (coll, id, version) is unique by the store's
+-- (MaybeMergeIdIndexLocked; every merge counts itself in meta 'id_merges', which the writers'
+-- filters of id_index's keys depend on); id_lookup reads both. (coll, id, version) is unique by the store's
 -- writes (PutLocked checks in the writing transaction), not by an index.
 CREATE TABLE IF NOT EXISTS id_index(
   coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(coll, key, pk)) WITHOUT ROWID;
@@ -473,7 +474,7 @@ class SqliteStore final : public Store {
           return st;
         }
       }
-      // 12: the full-width derived-id index gives way to objects_derived_tail (kSchema).
+      // 12: the full-width derived-id index goes (schema 12 indexed the last digits, 14 id_index).
       if (version > 0 && version < 12 && sqlite3_exec(db_, "DROP INDEX IF EXISTS objects_derived", nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("drop the derived-id index", err);
@@ -2606,8 +2607,12 @@ class SqliteStore final : public Store {
     Stmt& fresh = CachedOn(db, stmts,
                            "SELECT date_added, pk, type, latest, id FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
     Stmt& older = CachedOn(db, stmts,
-                           "SELECT date_added, latest FROM objects WHERE pk IN (SELECT pk FROM id_lookup WHERE coll=?1 AND key=?2) "
-                           "AND id=?3 AND date_added<=?4");
+                           // Each level joined to the rows (through the id_lookup view, SQLite
+                           // would build a temporary table per id for the IN list).
+                           "SELECT o.date_added, o.latest FROM id_index l JOIN objects o ON o.pk=l.pk "
+                           "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4 UNION ALL "
+                           "SELECT o.date_added, o.latest FROM id_index_new l JOIN objects o ON o.pk=l.pk "
+                           "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4");
     fresh.Reset();
     fresh.Bind(1, coll);
     fresh.Bind(2, had.max_added);
