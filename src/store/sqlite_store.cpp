@@ -917,9 +917,10 @@ class SqliteStore final : public Store {
         std::vector<PutJob*> batch;
         batch.swap(group_);
         q.unlock();
-        if (RunGroup(batch)) {
+        int64_t head = 0;
+        if (RunGroup(batch, &head)) {
           std::lock_guard s(sync_mu_);
-          to_sync_.push_back(std::move(batch));
+          to_sync_.push_back({std::move(batch), head});
           sync_cv_.notify_one();
         } else {
           Complete(batch);
@@ -934,12 +935,17 @@ class SqliteStore final : public Store {
       while (true) {
         sync_cv_.wait(s, [&] { return sync_stop_ || !to_sync_.empty(); });
         if (to_sync_.empty()) return;  // stopping, nothing left
-        std::vector<std::vector<PutJob*>> groups;
+        std::vector<std::pair<std::vector<PutJob*>, int64_t>> groups;
         groups.swap(to_sync_);
         s.unlock();
         // One sync covers every group committed before it (a WAL is written in order).
         std::string failed = SyncWals();
-        for (auto& batch : groups) {
+        if (failed.empty()) {
+          // The groups' log entries are durable: their intents may go (AppendAuditLocked).
+          std::lock_guard lock(mu_);
+          for (const auto& g : groups) durable_seq_ = std::max(durable_seq_, g.second);
+        }
+        for (auto& [batch, head] : groups) {
           if (!failed.empty()) {
             for (PutJob* j : batch) {
               if (j->result.ok()) j->result = Status::Io(failed);
@@ -995,6 +1001,7 @@ class SqliteStore final : public Store {
   // every later write until the node is restarted (sync_failed_; RunGroup, ReadyLocked).
   std::string SyncWals() {
     if (sync_failed_.load()) return sync_error_;
+    if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
     bool ok = !opt_.fail_sync && ::fdatasync(wal_main_) == 0 && ::fdatasync(wal_log_) == 0;
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
     if (ok) return {};
@@ -1020,8 +1027,9 @@ class SqliteStore final : public Store {
   }
 
   // True when the group committed without syncing (early lock release: the syncer must make it
-  // durable before its Puts are answered); false when it is done (synced, or failed).
-  bool RunGroup(const std::vector<PutJob*>& batch) {
+  // durable before its Puts are answered; `head` the log's head it committed); false when it
+  // is done (synced, or failed).
+  bool RunGroup(const std::vector<PutJob*>& batch, int64_t* head) {
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) {
       for (PutJob* j : batch) j->result = st;
@@ -1032,12 +1040,12 @@ class SqliteStore final : public Store {
       for (PutJob* j : batch) j->result = Io("configure the group commit");
       return false;
     }
-    bool committed = RunGroupLocked(batch);
+    bool committed = RunGroupLocked(batch, early ? head : nullptr);
     if (early) Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
     return early && committed;
   }
 
-  bool RunGroupLocked(const std::vector<PutJob*>& batch) {
+  bool RunGroupLocked(const std::vector<PutJob*>& batch, int64_t* unsynced_head) {
     // One transaction for the group, without a savepoint per Put: a savepoint makes SQLite copy
     // every page a Put touches first (16 KiB each, the random-key indexes touch one per object)
     // into a sub-journal, ~20% of POST throughput (TEARLINE_SQL_PROFILE statement times, A/B in
@@ -1068,7 +1076,7 @@ class SqliteStore final : public Store {
     }
     Status merged = MaybeMergeIdIndexLocked();
     bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
-    if (!merged.ok() || inject || !CommitLocked()) {
+    if (!merged.ok() || inject || !CommitLocked(unsynced_head)) {
       Status st = merged.ok() ? Io("commit") : merged;
       Exec("ROLLBACK");
       id_counts_known_ = false;
@@ -1976,9 +1984,12 @@ class SqliteStore final : public Store {
   // COMMIT of a transaction that may have appended to the log. On success the log's head is
   // durable; on failure the main file may have committed without the log (WAL: atomic per
   // file), so the intents are reconciled before the next write.
-  bool CommitLocked() {
+  // `unsynced_head`: the COMMIT did not sync (a group commit's early lock release): the log's
+  // head goes there, and becomes durable_seq_ only once the syncer has synced the WALs (until
+  // then the intents of the transaction must stay: the log's part may not be on disk yet).
+  bool CommitLocked(int64_t* unsynced_head = nullptr) {
     if (Exec("COMMIT")) {
-      if (auto head = LogHeadLocked(); head.ok()) durable_seq_ = head->first;
+      if (auto head = LogHeadLocked(); head.ok()) (unsynced_head ? *unsynced_head : durable_seq_) = head->first;
       return true;
     }
     reconcile_ = true;
@@ -2754,7 +2765,7 @@ class SqliteStore final : public Store {
   int wal_main_ = -1, wal_log_ = -1;
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  std::vector<std::vector<PutJob*>> to_sync_;
+  std::vector<std::pair<std::vector<PutJob*>, int64_t>> to_sync_;  // with the log's head each committed
   bool sync_stop_ = false;
   std::thread syncer_;
   std::atomic<bool> sync_failed_{false};

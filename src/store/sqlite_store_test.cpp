@@ -814,6 +814,44 @@ TEST(Store, AFailedSyncFailsThePutsAndStopsWrites) {
   EXPECT_EQ(r->stored + r->duplicates, 2u);
 }
 
+// The audit intents of a group committed without a sync stay until the syncer has synced it:
+// the next group must not delete them (the log's part of the first may not be on disk yet,
+// while the main file's, objects and the intents' deletion, could reach it first).
+TEST(Store, IntentsOfAnUnsyncedGroupStayUntilItIsSynced) {
+  TempDb db;
+  SqliteOptions opt;
+  opt.sync_delay_ms = 400;
+  auto s = Open(db, opt);
+  IngestRecord rec;
+  rec.audit = [](const PutResult&) { return std::vector<audit::Entry>{{0, 1, "ingest", "o", "v", "ingest", "why", "", ""}}; };
+  auto first = Objects({Indicator(1, "2024-01-01T00:00:00.000Z")});
+  auto second = Objects({Indicator(2, "2024-01-01T00:00:00.000Z")});
+  std::atomic<int> answered{0};
+  auto count = [&](Result<PutResult> r) {
+    EXPECT_TRUE(r.ok());
+    ++answered;
+  };
+  auto committed = [&](int64_t objects) {
+    for (int i = 0; i < 200 && RawInt(db.path(), "SELECT count(*) FROM objects") < objects; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return RawInt(db.path(), "SELECT count(*) FROM objects") == objects;
+  };
+  s->PutAsync("c", first, "", {}, nullptr, &rec, count);
+  ASSERT_TRUE(committed(1));
+  const int64_t seq = RawInt(db.path(), "SELECT max(seq) FROM audit_intents");
+  ASSERT_GT(seq, 0);
+  s->PutAsync("c", second, "", {}, nullptr, &rec, count);
+  ASSERT_TRUE(committed(2));
+  EXPECT_EQ(answered.load(), 0);  // neither is synced yet
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM audit_intents WHERE seq=" + std::to_string(seq)), 1);
+  for (int i = 0; i < 400 && answered.load() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(answered.load(), 2);
+  // Once synced, the next group clears them.
+  ASSERT_TRUE(s->Put("c", Objects({Indicator(3, "2024-01-01T00:00:00.000Z")}), "", {}, nullptr, &rec).ok());
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM audit_intents WHERE seq=" + std::to_string(seq)), 0);
+}
+
 int64_t RawInt(const std::string& path, const std::string& sql) {
   sqlite3* h = nullptr;
   EXPECT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);

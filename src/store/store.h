@@ -416,6 +416,8 @@ struct SqliteOptions {
   int64_t id_merge_threshold = 0;
   //! Test seam: every fdatasync of the write-ahead logs after a group commit fails.
   bool fail_sync = false;
+  //! Test seam: the syncer waits this long before each sync of the write-ahead logs.
+  int sync_delay_ms = 0;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
