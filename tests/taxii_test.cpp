@@ -787,6 +787,10 @@ TEST_F(TaxiiTest, MetricsShowHowTheStoreReadPages) {
   EXPECT_GE(value(m, "tearline_store_page_index_builds_total"), 1) << m;
   EXPECT_GE(value(m, "tearline_store_row_cache_lookups_total{result=\"hit\"}"), 3) << "the second page reads the first's rows again";
   EXPECT_GT(value(m, "tearline_store_row_cache_bytes"), 0);
+  // The write path's counters are exposed too (the demo data was stored before the server ran).
+  EXPECT_GE(value(m, "tearline_store_wal_syncs_total"), 0) << m;
+  EXPECT_GE(value(m, "tearline_store_id_index_merges_total"), 0) << m;
+  EXPECT_GE(value(m, "tearline_store_id_index_rows{level=\"new\"}"), 0) << m;
 }
 
 // With the response cache off, repeated reads are computed every time (no hit is counted).

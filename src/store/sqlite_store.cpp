@@ -1109,7 +1109,10 @@ class SqliteStore final : public Store {
         opt_.id_merge_threshold > 0
             ? opt_.id_merge_threshold
             : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 8192.0)));
+    id_rows_new_seen_.store(id_rows_new_, std::memory_order_relaxed);
+    id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
     if (id_rows_new_ < threshold) return Status::Ok();
+    const int64_t started = stix::NowMicros();
     // The keys that move go into the writer's filter of the merged level first.
     if (filter_valid_) {
       Stmt& keys = Cached("SELECT coll, key FROM id_index_new WHERE key >= 0");
@@ -1136,6 +1139,8 @@ class SqliteStore final : public Store {
     ++filter_merges_;  // the filter was in step with the file at BEGIN (SyncKeyFilterLocked)
     id_rows_main_ += moved;
     id_rows_new_ = 0;
+    id_merges_.fetch_add(1, std::memory_order_relaxed);
+    id_merge_us_.fetch_add(static_cast<uint64_t>(stix::NowMicros() - started), std::memory_order_relaxed);
     return Status::Ok();
   }
 
@@ -2372,7 +2377,18 @@ class SqliteStore final : public Store {
            "tearline_store_row_cache_bytes " + std::to_string(rows_.Bytes()) + "\n"
            "# HELP tearline_store_wal_syncs_total Syncs of the write-ahead logs after group commits (one may cover several).\n"
            "# TYPE tearline_store_wal_syncs_total counter\n"
-           "tearline_store_wal_syncs_total " + n(wal_syncs_) + "\n";
+           "tearline_store_wal_syncs_total " + n(wal_syncs_) + "\n"
+           "# HELP tearline_store_id_index_merges_total Merges of the id index's new level into the merged one by this process.\n"
+           "# TYPE tearline_store_id_index_merges_total counter\n"
+           "tearline_store_id_index_merges_total " + n(id_merges_) + "\n"
+           "# HELP tearline_store_id_index_merge_seconds_total Time spent merging (inside group commits).\n"
+           "# TYPE tearline_store_id_index_merge_seconds_total counter\n"
+           "tearline_store_id_index_merge_seconds_total " +
+           std::to_string(static_cast<double>(id_merge_us_.load(std::memory_order_relaxed)) / 1e6) + "\n"
+           "# HELP tearline_store_id_index_rows Rows of the id index's levels as the writer last counted them (before a merge).\n"
+           "# TYPE tearline_store_id_index_rows gauge\n"
+           "tearline_store_id_index_rows{level=\"new\"} " + std::to_string(id_rows_new_seen_.load(std::memory_order_relaxed)) + "\n"
+           "tearline_store_id_index_rows{level=\"merged\"} " + std::to_string(id_rows_main_seen_.load(std::memory_order_relaxed)) + "\n";
   }
 
   std::unique_ptr<ReadScope> ReadSnapshot() override {
@@ -2799,6 +2815,9 @@ class SqliteStore final : public Store {
   KeyFilter filter_;
   bool filter_valid_ = false;
   int64_t filter_merges_ = -1;
+  // For /metrics (MetricsText runs on other threads).
+  std::atomic<uint64_t> id_merges_{0}, id_merge_us_{0};
+  std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};
   int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };

@@ -1205,6 +1205,7 @@ TEST(Store, TheIdIndexLevelsMergeAndStayWhole) {
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 24);
   EXPECT_GE(RawInt(db.path(), "SELECT count(*) FROM id_index"), 10);
   EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 10);
+  EXPECT_NE(s->MetricsText().find("\ntearline_store_id_index_merges_total 2\n"), std::string::npos) << s->MetricsText();
   VersionFilter all;
   all.all = true;
   for (int n = 0; n < 12; ++n) {
