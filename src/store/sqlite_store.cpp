@@ -1,5 +1,7 @@
-// SQLite implementation of Store: one file, WAL, synchronous=FULL so that a
-// committed Put survives a process kill or power loss (DESIGN invariant 2).
+// SQLite implementation of Store: the objects' file and the audit log's (AuditLogPath), WAL,
+// every commit synced before it is acknowledged, so that an acknowledged write survives a
+// process kill or power loss (DESIGN invariant 2): synchronous=FULL, except group commits,
+// whose sync the syncer thread makes before their Puts are answered (StartCommitter).
 #include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -942,16 +944,21 @@ class SqliteStore final : public Store {
         std::string failed = SyncWals();
         if (failed.empty()) {
           // The groups' log entries are durable: their intents may go (AppendAuditLocked).
-          std::lock_guard lock(mu_);
-          for (const auto& g : groups) durable_seq_ = std::max(durable_seq_, g.second);
+          // An atomic, not mu_: the writer holds mu_ for the whole next group, and the groups
+          // just synced would wait for it before being answered.
+          for (const auto& g : groups) {
+            int64_t seen = synced_seq_.load();
+            while (seen < g.second && !synced_seq_.compare_exchange_weak(seen, g.second)) {
+            }
+          }
         }
-        for (auto& [batch, head] : groups) {
+        for (auto& g : groups) {
           if (!failed.empty()) {
-            for (PutJob* j : batch) {
+            for (PutJob* j : g.first) {
               if (j->result.ok()) j->result = Status::Io(failed);
             }
           }
-          Complete(batch);
+          Complete(g.first);
         }
         s.lock();
       }
@@ -1114,14 +1121,7 @@ class SqliteStore final : public Store {
     if (id_rows_new_ < threshold) return Status::Ok();
     const int64_t started = stix::NowMicros();
     // The keys that move go into the writer's filter of the merged level first.
-    if (filter_valid_) {
-      Stmt& keys = Cached("SELECT coll, key FROM id_index_new WHERE key >= 0");
-      keys.Reset();
-      int rc;
-      while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
-      sqlite3_reset(keys.get());
-      if (rc != SQLITE_DONE || filter_.Full()) filter_valid_ = false;
-    }
+    if (filter_valid_ && !AddKeysToFilterLocked("id_index_new")) filter_valid_ = false;
     // In key order (the new level's own order): one pass over the pages of id_index.
     Stmt& move = Cached("INSERT INTO id_index(coll, key, pk) SELECT coll, key, pk FROM id_index_new ORDER BY coll, key, pk");
     Stmt& clear = Cached("DELETE FROM id_index_new");
@@ -1164,13 +1164,20 @@ class SqliteStore final : public Store {
     filter_valid_ = false;
     if (!id_counts_known_ && !CountIdRowsLocked()) return;
     filter_.Reset(static_cast<size_t>(id_rows_main_) + 65536);  // id_index holds id and derived keys: 2x room
-    Stmt& keys = Cached("SELECT coll, key FROM id_index WHERE key >= 0");
-    keys.Reset();
-    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
-    sqlite3_reset(keys.get());
-    if (rc != SQLITE_DONE || filter_.Full()) return;
+    if (!AddKeysToFilterLocked("id_index")) return;
     filter_merges_ = now;
     filter_valid_ = true;
+  }
+
+  // The id keys (>= 0) of `table` (id_index or id_index_new) into the filter; false if the
+  // read failed or the filter is full (it must then be built again).
+  bool AddKeysToFilterLocked(const std::string& table) {
+    Stmt& keys = Cached("SELECT coll, key FROM " + table + " WHERE key >= 0");
+    keys.Reset();
+    int rc;
+    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
+    sqlite3_reset(keys.get());
+    return rc == SQLITE_DONE && !filter_.Full();
   }
 
   // One Put inside the group's transaction.
@@ -1929,7 +1936,7 @@ class SqliteStore final : public Store {
       // Intents of earlier transactions whose log part is durable are no longer needed.
       Stmt& old = Cached("DELETE FROM audit_intents WHERE seq<=?");
       old.Reset();
-      old.Bind(1, durable_seq_);
+      old.Bind(1, std::max(durable_seq_, synced_seq_.load()));
       if (Step(old) != SQLITE_DONE) return Io("clear audit intents");
       Stmt& intent = Cached(
           "INSERT INTO audit_intents(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
@@ -1990,7 +1997,7 @@ class SqliteStore final : public Store {
   // durable; on failure the main file may have committed without the log (WAL: atomic per
   // file), so the intents are reconciled before the next write.
   // `unsynced_head`: the COMMIT did not sync (a group commit's early lock release): the log's
-  // head goes there, and becomes durable_seq_ only once the syncer has synced the WALs (until
+  // head goes there, and counts as durable (synced_seq_) only once the syncer has synced the WALs (until
   // then the intents of the transaction must stay: the log's part may not be on disk yet).
   bool CommitLocked(int64_t* unsynced_head = nullptr) {
     if (Exec("COMMIT")) {
@@ -2818,7 +2825,8 @@ class SqliteStore final : public Store {
   // For /metrics (MetricsText runs on other threads).
   std::atomic<uint64_t> id_merges_{0}, id_merge_us_{0};
   std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};
-  int64_t durable_seq_ = 0;  // the log's head at the last successful commit (intents up to it are done)
+  int64_t durable_seq_ = 0;  // the log's head at the last successful synced commit (intents up to it are done)
+  std::atomic<int64_t> synced_seq_{0};  // the same for group commits, once the syncer has synced them
   bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
 };
 
