@@ -5,12 +5,14 @@
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
+# TEARLINE=path runs that binary (default build/tearline), e.g. an older build for an A/B in one run.
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
 #   by type (first and random pages), GET one object, GET manifest, POST 100-object envelopes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TEARLINE=${TEARLINE:-build/tearline}
 N=${1:-1000000}
 SECS=${2:-10}
 MODE=${3:-all}
@@ -45,16 +47,16 @@ path = "api"
   [[api_roots.collections]]
   name = "posted"
 TOML
-echo 'bench password 2026' | build/tearline principal add --db "$DB" bench --read bench,posted --write posted,bench --password-stdin >/dev/null
-TOKEN=$(build/tearline principal token --db "$DB" bench)
+echo 'bench password 2026' | "$TEARLINE" principal add --db "$DB" bench --read bench,posted --write posted,bench --password-stdin >/dev/null
+TOKEN=$("$TEARLINE" principal token --db "$DB" bench)
 # A partner in a trust group the collection is shared with (objects are TLP:GREEN; unmarked ones default to GREEN).
 PARTNER=identity--0b0e0c00-0000-4000-8000-00000000bec0
-build/tearline principal add --db "$DB" partner --read bench >/dev/null
-PTOKEN=$(build/tearline principal token --db "$DB" partner)
-build/tearline group add --db "$DB" bench-group >/dev/null
-build/tearline partner add --db "$DB" "$PARTNER" --name "Bench partner" --principal partner --group bench-group --tier 1 >/dev/null
-build/tearline collection share --db "$DB" bench --group bench-group --default-tlp green >/dev/null
-${SERVE_PRELOAD:+env LD_PRELOAD=$SERVE_PRELOAD} build/tearline serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>"$DIR/serve.err" &
+"$TEARLINE" principal add --db "$DB" partner --read bench >/dev/null
+PTOKEN=$("$TEARLINE" principal token --db "$DB" partner)
+"$TEARLINE" group add --db "$DB" bench-group >/dev/null
+"$TEARLINE" partner add --db "$DB" "$PARTNER" --name "Bench partner" --principal partner --group bench-group --tier 1 >/dev/null
+"$TEARLINE" collection share --db "$DB" bench --group bench-group --default-tlp green >/dev/null
+${SERVE_PRELOAD:+env LD_PRELOAD=$SERVE_PRELOAD} "$TEARLINE" serve --config "$DIR/bench.toml" >"$DIR/serve.out" 2>"$DIR/serve.err" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q serving "$DIR/serve.out" && break; sleep 0.1; done

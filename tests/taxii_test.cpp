@@ -975,7 +975,12 @@ TEST_F(TaxiiTest, RepeatedReadsAreServedFreshAndEachIsAudited) {
   // The two misses list the objects; the hits repeat the entry of the miss that filled the
   // cache (same recipient and decision), by its seq: ~150 bytes instead of the list.
   EXPECT_EQ((*log)[1].object_id, (*log)[0].object_id);
-  EXPECT_NE((*log)[0].object_id.find("malware--5687c175-5926-4090-8ce9-6d0162364911@"), std::string::npos);
+  // A local reader's entry: every object as id@modified (read from the store's shared rows),
+  // under the one decision that covers them all.
+  EXPECT_NE((*log)[0].object_id.find("malware--5687c175-5926-4090-8ce9-6d0162364911@2024-01-15T09:30:00.000Z"),
+            std::string::npos);
+  EXPECT_EQ((*log)[0].decision, "release");
+  EXPECT_EQ((*log)[0].reason, "read permission (local principal)");
   for (size_t k = 2; k < 5; ++k) {
     EXPECT_EQ((*log)[k].object_id, audit::SameAs((*log)[1].seq)) << k;
     EXPECT_EQ((*log)[k].recipient, (*log)[1].recipient);

@@ -193,6 +193,14 @@ class Releaser {
                                                        std::vector<store::StoredObject> objects, const Recipient& to,
                                                        std::vector<Decision>* decisions = nullptr) const;
 
+  //! A local principal's decision (no partner): read permission alone, the same for every
+  //! object, so a page needs it once (Release() with `decisions` repeats it per object).
+  //! nullopt for a partner, whose decisions depend on each object.
+  std::optional<Decision> LocalDecision(const Recipient& to) const {
+    if (to.partner) return std::nullopt;
+    return Decide(store::StoredObject{}, to);
+  }
+
   //! How many objects went through Release() (tests prove every route calls it).
   uint64_t released_calls() const { return calls_.load(); }
 

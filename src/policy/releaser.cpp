@@ -41,6 +41,7 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
   std::vector<std::shared_ptr<const ObjectFacts>> facts;
   if (to.partner && to.can_read) {
     facts.reserve(objects.size());
+    for (auto& o : objects) o.Own();  // rendered for the partner: its own copy
     for (const auto& o : objects) {
       auto f = ExtractFacts(o.json, o.source);
       facts.push_back(f ? std::make_shared<const ObjectFacts>(std::move(*f)) : nullptr);
@@ -55,6 +56,21 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
                                                        const std::vector<std::shared_ptr<const Decision>>* known,
                                                        std::vector<std::pair<size_t, Decision>>* learned) const {
   ++calls_;
+  if (!to.partner) {
+    // A local principal: the decision is read permission alone, the same for every object, and
+    // objects leave as stored: no per-object work (they may share the store's rows).
+    if (objects.empty()) return objects;
+    Decision d = DecideWith(nullptr, objects.front(), to);
+    if (d.outcome == Outcome::kWithhold) return {};
+    if (decisions) {
+      decisions->reserve(decisions->size() + objects.size());
+      for (const auto& o : objects) {
+        decisions->push_back(d);
+        decisions->back().object_id = o.Id();
+      }
+    }
+    return objects;
+  }
   std::vector<store::StoredObject> out;
   out.reserve(objects.size());
   if (decisions) decisions->reserve(decisions->size() + objects.size());
@@ -115,6 +131,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
+  for (auto& o : objects) o.Own();  // rendered for the partner: its own copy
   // Everything a decision depends on besides the object itself (whose version date_added and
   // the collection generation pin), its release history (read per request, part of the key)
   // and the referenced objects (pinned by the generation too).

@@ -2751,19 +2751,22 @@ class SqliteStore final : public Store {
         cached = std::move(o);
       }
       StoredObject& o = page.objects.emplace_back();
-      o.id = cached->id;
-      o.type = cached->type;
-      o.modified = cached->modified;
-      o.version = cached->version;
-      o.spec_version = cached->spec_version;
       o.date_added = cached->date_added;
-      o.source = cached->source;
-      if (with_json && q.share_rows) o.row = cached;
-      else if (with_json) o.json = cached->json;
+      if (with_json && q.share_rows) {
+        o.row = std::move(cached);  // the fields stay in the row (Query::share_rows)
+      } else {
+        o.id = cached->id;
+        o.type = cached->type;
+        o.modified = cached->modified;
+        o.version = cached->version;
+        o.spec_version = cached->spec_version;
+        o.source = cached->source;
+        if (with_json) o.json = cached->json;
+      }
       if (!q.held_for.empty()) {
         held.Reset();
         held.Bind(1, q.held_for);
-        held.Bind(2, o.id);
+        held.Bind(2, o.Id());
         int rc = sqlite3_step(held.get());
         o.held = rc == SQLITE_ROW ? static_cast<int>(held.Int(0)) : -1;
         sqlite3_reset(held.get());

@@ -324,8 +324,12 @@ TEST(Store, PagesFromTheIndexAreThePagesOfSql) {
       }
       std::string text = page->more ? "more " + page->next + "\n" : "last\n";
       for (const auto& o : page->objects) {
-        text += o.id + " " + o.type + " " + o.modified + " " + o.version + " " + o.spec_version + " " +
-                std::to_string(o.date_added) + " " + o.source + " " + std::to_string(o.held) + " " + o.Json() + "\n";
+        // A shared row's fields are read through the accessors (Query::share_rows); Own() copies them.
+        StoredObject own = o;
+        own.Own();
+        EXPECT_TRUE(!own.row && own.id == o.Id() && own.json == o.Json() && own.modified == o.Modified());
+        text += o.Id() + " " + o.Type() + " " + o.Modified() + " " + o.Version() + " " + o.SpecVersion() + " " +
+                std::to_string(o.date_added) + " " + o.Source() + " " + std::to_string(o.held) + " " + o.Json() + "\n";
       }
       pages->push_back(std::move(text));
       if (!page->more) return true;

@@ -73,8 +73,11 @@ struct Query {
   size_t limit = 1000;                   //!< page size, >= 1
   std::string cursor;                    //!< opaque `next` from a previous page, or empty
   std::string held_for;                  //!< also read what this recipient holds of each object
-  //! The caller only renders the objects' JSON (it never changes it): a page may leave `json`
-  //! empty and share the store's cached row instead (StoredObject::Json), one copy less.
+  //! The caller only reads the objects (it never changes them): a page read with bodies may
+  //! share the store's cached rows instead of copying them. Such an object carries only
+  //! date_added, held and `row`: read its other fields through the accessors (Id(), Json(),
+  //! ...), which fall back to the row. Copying five strings per object was a third of a
+  //! local reader's random page (docs/benchmarks.md, "Eighth session").
   bool share_rows = false;
 };
 
@@ -88,10 +91,29 @@ struct StoredObject {
   std::string json;         //!< compact JSON as ingested
   std::string source;       //!< identity of the partner it came from; empty: our own
   int held = -2;            //!< Query with held_for: -1 nothing, 0 the original, 1 the variant; -2 not read
-  //! Query::share_rows: the store's row this object was read from, holding its JSON.
+  //! Query::share_rows: the store's row this object was read from, holding its fields.
   std::shared_ptr<const StoredObject> row;
-  //! The JSON, wherever it is (`json`, or the shared row's).
-  const std::string& Json() const { return json.empty() && row ? row->json : json; }
+  //! The fields, wherever they are: the object's own, or (left empty) the shared row's.
+  //! Code that may be given a page read with Query::share_rows reads through these.
+  const std::string& Json() const { return Field(&StoredObject::json); }
+  const std::string& Id() const { return Field(&StoredObject::id); }
+  const std::string& Type() const { return Field(&StoredObject::type); }
+  const std::string& Modified() const { return Field(&StoredObject::modified); }
+  const std::string& Version() const { return Field(&StoredObject::version); }
+  const std::string& SpecVersion() const { return Field(&StoredObject::spec_version); }
+  const std::string& Source() const { return Field(&StoredObject::source); }
+  //! Copies the shared row's fields into the object's own (for code that changes them).
+  void Own() {
+    if (!row) return;
+    auto r = std::move(row);
+    for (auto f : {&StoredObject::id, &StoredObject::type, &StoredObject::modified, &StoredObject::version,
+                   &StoredObject::spec_version, &StoredObject::json, &StoredObject::source}) {
+      if ((this->*f).empty()) this->*f = (*r).*f;
+    }
+  }
+
+ private:
+  const std::string& Field(std::string StoredObject::*f) const { return (this->*f).empty() && row ? (*row).*f : this->*f; }
 };
 
 struct Page {

@@ -527,22 +527,24 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // What a release records (one entry per response): every object ("id@modified", "as <variant
   // id>" for variants: the link stays here), the decision and the reasons; for partners, the
   // release history of first releases.
+  // `local`: a local reader's one decision for every object (`why` is then empty).
   auto audit_record = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why,
-                          CachedResponse& rec) {
+                          const policy::Decision* local, CachedResponse& rec) {
     if (objs.empty()) return;
     bool any_variant = false;
     rec.ids.reserve(objs.size() * 80);
+    if (local) rec.reasons = local->reason;
     for (size_t k = 0; k < objs.size(); ++k) {
       const policy::Decision* d = k < why.size() ? &why[k] : nullptr;
       bool variant = d && d->outcome == policy::Outcome::kReleaseVariant;
-      const std::string& original = d && !d->object_id.empty() ? d->object_id : objs[k].id;
+      const std::string& original = d && !d->object_id.empty() ? d->object_id : objs[k].Id();
       if (k) rec.ids += '\n';
       rec.ids += original;
       rec.ids += '@';
-      rec.ids += objs[k].modified;
+      rec.ids += objs[k].Modified();
       if (variant) {
         rec.ids += " as ";
-        rec.ids += objs[k].id;
+        rec.ids += objs[k].Id();
       }
       any_variant |= variant;
       if (d && rec.reasons.find(d->reason) == std::string::npos) {
@@ -623,9 +625,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   };
   // A released page leaving as `r`: its audit record, kept with the response, then audited.
   auto release = [&](const std::string& key, Response& r, const std::vector<store::StoredObject>& objs,
-                     const std::vector<policy::Decision>& why) {
+                     const std::vector<policy::Decision>& why, const std::optional<policy::Decision>& local) {
     CachedResponse rec;
-    audit_record(objs, why, rec);
+    audit_record(objs, why, local ? &*local : nullptr, rec);
     keep(key, r, rec);
     audit_release(rec, r);
   };
@@ -698,8 +700,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // For a partner every object is rendered (variants, references) and, with match[id],
   // only what the recipient knows by that id is returned.
   struct Released {
-    std::vector<store::StoredObject> objects;
-    std::vector<policy::Decision> decisions;
+    std::vector<store::StoredObject> objects;  // may share the store's rows (read them through the accessors)
+    std::vector<policy::Decision> decisions;   // a partner's, one per object (pages with bodies)
+    std::optional<policy::Decision> local;     // a local reader's, the same for every object
     bool more = false;
     std::string next;
   };
@@ -708,7 +711,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   auto sign_member = [&](const std::vector<store::StoredObject>& objs) {
     if (!peer_partner || !node_key_ || objs.empty()) return std::string();
     std::vector<federation::ToSign> to_sign;
-    for (const auto& o : objs) to_sign.push_back({o.id, o.modified, o.Json(), {}});
+    for (const auto& o : objs) to_sign.push_back({o.Id(), o.Modified(), o.Json(), {}});
     return federation::SignaturesMember(to_sign, *node_key_, to.node_identity);
   };
   auto release_page = [&](store::Query query, bool bodies) -> Result<Released> {
@@ -720,7 +723,8 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     out.objects.reserve(std::min<size_t>(limit + 1, 1024));
-    out.decisions.reserve(std::min<size_t>(limit + 1, 1024));
+    if (for_partner && bodies) out.decisions.reserve(std::min<size_t>(limit + 1, 1024));
+    if (!for_partner) out.local = releaser_.LocalDecision(to);
     while (true) {
       // A partner's manifest is decided on each object's facts (kept by the Releaser between
       // requests): rows come without a body, and the Releaser reads the policy view of the
@@ -729,23 +733,25 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       if (!page.ok()) return page.status();
       std::vector<policy::Decision> why;
       // Manifests are not audited (ids only): their decisions are not kept.
-      auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to, bodies ? &why : nullptr);
+      // A local reader's decision is one for all (out.local): none is kept per object.
+      auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to,
+                                            bodies && for_partner ? &why : nullptr);
       if (!released.ok()) return released.status();
       auto& objs = *released;
       for (size_t k = 0; k < objs.size(); ++k) {
         // A partner node never gets back what it sent us (federation loops).
-        if (peer_partner && objs[k].source == partner->identity) continue;
+        if (peer_partner && objs[k].Source() == partner->identity) continue;
         // match[id] names what the recipient knows: the original id or the variant id.
-        if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].id) == query.ids.end()) continue;
+        if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].Id()) == query.ids.end()) continue;
         out.objects.push_back(std::move(objs[k]));
-        out.decisions.push_back(k < why.size() ? std::move(why[k]) : policy::Decision{});
+        if (k < why.size()) out.decisions.push_back(std::move(why[k]));
       }
       if (out.objects.size() > limit || !page->more) break;
       query.cursor = page->next;
     }
     if (out.objects.size() > limit) {
       out.objects.resize(limit);
-      out.decisions.resize(limit);
+      if (out.decisions.size() > limit) out.decisions.resize(limit);
       out.more = true;
       out.next = store::EncodeCursor(out.objects.back().date_added, fp);
     }
@@ -1005,7 +1011,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (!page.ok()) return page_error(page.status());
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    release(key, r, page->objects, page->decisions);
+    release(key, r, page->objects, page->decisions, page->local);
     return r;
   }
 
@@ -1036,7 +1042,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (page->objects.empty()) return Error(404, "Not Found", "no such object");
     Response r = JsonResponse(200, envelope(*page));
     page_headers(r, page->objects);
-    release(key, r, page->objects, page->decisions);
+    release(key, r, page->objects, page->decisions, page->local);
     return r;
   }
 
