@@ -793,6 +793,34 @@ TEST_F(TaxiiTest, MetricsShowHowTheStoreReadPages) {
   EXPECT_GE(value(m, "tearline_store_id_index_rows{level=\"new\"}"), 0) << m;
 }
 
+// A page that has more after it costs one store page (the store is asked for one object more
+// than the page), not a second store page to learn that there is more; paging through the
+// collection by `next` returns every object once.
+TEST_F(TaxiiTest, APageIsOneStoreRead) {
+  auto pages = [&] {
+    std::string m = Http("GET", base_ + "/metrics", Analyst()).body;
+    int64_t n = 0;
+    for (const char* source : {"index", "sql"}) {
+      std::string name = std::string("\ntearline_store_pages_total{source=\"") + source + "\"} ";
+      auto at = m.find(name);
+      if (at != std::string::npos) n += std::stoll(m.substr(at + name.size()));
+    }
+    return n;
+  };
+  const int64_t before = pages();
+  int requests = 0;
+  auto seen = AllPages(Coll(demo_) + "objects/?limit=2", Analyst(), &requests);
+  EXPECT_GT(requests, 2);
+  EXPECT_EQ(pages() - before, requests) << "store pages read for " << requests << " TAXII pages";
+  int one = 0;
+  auto all = AllPages(Coll(demo_) + "objects/?limit=1000", Analyst(), &one);
+  EXPECT_EQ(one, 1);
+  std::sort(seen.begin(), seen.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(seen, all);
+  EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
+}
+
 // With the response cache off, repeated reads are computed every time (no hit is counted).
 TEST_F(TaxiiTest, ResponseCacheCanBeTurnedOff) {
   Stop();

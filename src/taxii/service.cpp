@@ -722,6 +722,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     query.share_rows = !for_partner;
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
+    // One object more than the page from the store: whether there is more is then known without
+    // reading a second store page (the limit is not part of a cursor's fingerprint).
+    query.limit = limit + 1;
     out.objects.reserve(std::min<size_t>(limit + 1, 1024));
     if (for_partner && bodies) out.decisions.reserve(std::min<size_t>(limit + 1, 1024));
     if (!for_partner) out.local = releaser_.LocalDecision(to);
@@ -738,7 +741,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
                                             bodies && for_partner ? &why : nullptr);
       if (!released.ok()) return released.status();
       auto& objs = *released;
-      for (size_t k = 0; k < objs.size(); ++k) {
+      for (size_t k = 0; k < objs.size() && out.objects.size() <= limit; ++k) {
         // A partner node never gets back what it sent us (federation loops).
         if (peer_partner && objs[k].Source() == partner->identity) continue;
         // match[id] names what the recipient knows: the original id or the variant id.
