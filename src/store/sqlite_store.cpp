@@ -1137,6 +1137,9 @@ class SqliteStore final : public Store {
     count.Reset();
     if (Step(count) != SQLITE_DONE) return Io("count the merge");
     ++filter_merges_;  // the filter was in step with the file at BEGIN (SyncKeyFilterLocked)
+    // The new level's filter is read again at the next group (empty then; whole again if this
+    // transaction rolls back).
+    filter_new_valid_ = false;
     id_rows_main_ += moved;
     id_rows_new_ = 0;
     id_merges_.fetch_add(1, std::memory_order_relaxed);
@@ -1151,6 +1154,7 @@ class SqliteStore final : public Store {
   // leave their keys behind, which only costs a search. Otherwise (first use, a merge by
   // another process, a rolled back merge, a full filter) it is built again from id_index.
   void SyncKeyFilterLocked() {
+    SyncNewKeyFilterLocked();
     Stmt& merges = Cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'");
     merges.Reset();
     int rc = sqlite3_step(merges.get());
@@ -1169,15 +1173,42 @@ class SqliteStore final : public Store {
     filter_valid_ = true;
   }
 
-  // The id keys (>= 0) of `table` (id_index or id_index_new) into the filter; false if the
-  // read failed or the filter is full (it must then be built again).
-  bool AddKeysToFilterLocked(const std::string& table) {
+  // The same for the new level's id keys (filter_new_): this writer adds the keys it inserts,
+  // so the filter holds every key of id_index_new as long as no other connection committed
+  // (PRAGMA data_version, which counts only other connections' commits, is as it was after
+  // this writer's last group) and no merge or failed group intervened (filter_new_valid_).
+  // Otherwise it is read again from id_index_new (at most a merge threshold of rows; another
+  // process writing the same file costs that once per group after its commits).
+  void SyncNewKeyFilterLocked() {
+    Stmt& version = Cached("PRAGMA data_version");
+    version.Reset();
+    int rc = sqlite3_step(version.get());
+    const int64_t now = rc == SQLITE_ROW ? version.Int(0) : -1;
+    sqlite3_reset(version.get());
+    if (rc != SQLITE_ROW) {
+      filter_new_valid_ = false;
+      return;
+    }
+    if (filter_new_valid_ && now == filter_new_version_) return;
+    filter_new_valid_ = false;
+    if (!id_counts_known_ && !CountIdRowsLocked()) return;
+    filter_new_.Reset(static_cast<size_t>(std::max<int64_t>(id_rows_new_, opt_.id_merge_threshold)) + 2 * 65536);
+    if (!AddKeysToFilterLocked("id_index_new", filter_new_)) return;
+    filter_new_version_ = now;
+    filter_new_valid_ = true;
+  }
+
+  // The id keys (>= 0) of `table` (id_index or id_index_new) into `filter` (the merged
+  // level's by default); false if the read failed or the filter is full (it must then be
+  // built again).
+  bool AddKeysToFilterLocked(const std::string& table) { return AddKeysToFilterLocked(table, filter_); }
+  bool AddKeysToFilterLocked(const std::string& table, KeyFilter& filter) {
     Stmt& keys = Cached("SELECT coll, key FROM " + table + " WHERE key >= 0");
     keys.Reset();
     int rc;
-    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
+    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter.Add(keys.Int(0), keys.Int(1));
     sqlite3_reset(keys.get());
-    return rc == SQLITE_DONE && !filter_.Full();
+    return rc == SQLITE_DONE && !filter.Full();
   }
 
   // One Put inside the group's transaction.
@@ -2159,6 +2190,7 @@ class SqliteStore final : public Store {
         // The merged level is searched only if its filter may hold the key (a new id, the
         // common case, is not there).
         if (level == &in_main && filter_valid_ && !filter_.MayContain(coll, key)) continue;
+        if (level == &in_new && filter_new_valid_ && !filter_new_.MayContain(coll, key)) continue;
         level->Reset();
         level->Bind(1, coll);
         level->Bind(2, key);
@@ -2221,6 +2253,10 @@ class SqliteStore final : public Store {
         if (Step(keys) != SQLITE_DONE) return Io("index object id");
       }
       id_rows_new_ += 2;
+      if (filter_new_valid_) {
+        filter_new_.Add(coll, key);  // only id keys are probed here, not derived ones
+        if (filter_new_.Full()) filter_new_valid_ = false;
+      }
       last = added;
       if (latest) {
         // Flag cleared on the previous last version (the new row keeps its own).
@@ -2825,6 +2861,11 @@ class SqliteStore final : public Store {
   KeyFilter filter_;
   bool filter_valid_ = false;
   int64_t filter_merges_ = -1;
+  // The id keys of id_index_new (SyncNewKeyFilterLocked): valid while PRAGMA data_version is
+  // filter_new_version_ (no other connection committed) and no merge or failed group intervened.
+  KeyFilter filter_new_;
+  bool filter_new_valid_ = false;
+  int64_t filter_new_version_ = -1;
   // For /metrics (MetricsText runs on other threads).
   std::atomic<uint64_t> id_merges_{0}, id_merge_us_{0};
   std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};

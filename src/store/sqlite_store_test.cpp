@@ -1270,6 +1270,31 @@ TEST(Store, AMergeByAnotherWriterIsSeenByTheKeyFilter) {
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE latest=1"), 6);
 }
 
+// The writer's filter of the new level's keys (a new id skips the search of id_index_new) is
+// read again when another connection has committed: a version another writer stored is found.
+TEST(Store, AVersionStoredByAnotherWriterIsSeenByTheNewLevelsFilter) {
+  TempDb db;
+  auto a = Open(db);
+  auto b = Open(db);
+  ASSERT_EQ(b->Put("c", Objects({Malware(100)}))->stored, 1u);  // b's filter of the new level: built
+  ASSERT_EQ(a->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z")}))->stored, 1u);
+  auto again = b->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z")}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 1u) << "b stored a version a had stored";
+  EXPECT_EQ(again->stored, 0u);
+  auto newer = b->Put("c", Objects({Indicator(1, "2024-01-02T00:00:00.000Z")}));
+  ASSERT_EQ(newer->stored, 1u);
+  // a sees b's new version too (its filter predates b's commits): one latest version.
+  EXPECT_EQ(a->Put("c", Objects({Indicator(1, "2024-01-02T00:00:00.000Z")}))->duplicates, 1u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id='indicator--" + Uuid(1) + "'"), 2);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE latest=1"), 2);
+  // The same writer: its own keys are in its filter (versions within one Put and across Puts).
+  auto both = a->Put("c", Objects({Indicator(2, "2024-01-01T00:00:00.000Z"), Indicator(2, "2024-01-03T00:00:00.000Z")}));
+  ASSERT_EQ(both->stored, 2u);
+  EXPECT_EQ(a->Put("c", Objects({Indicator(2, "2024-01-01T00:00:00.000Z")}))->duplicates, 1u);
+  EXPECT_EQ(Versions(*b, VersionFilter::Last(), "indicator--" + Uuid(2)), std::vector<std::string>{"2024-01-03T00:00:00.000Z"});
+}
+
 // Finding rows by id (storing, GET object, match[id] by id and by derived id, versions first /
 // last / all, manifests, one version, Latest, delete, the page index catching up) searches
 // id_lookup: no statement the store prepares for them walks the objects table.
