@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|first|one]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|first|one|mixed]
 # "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
+# "mixed" runs random pages and POSTs at the same time (32 connections each).
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -73,6 +74,7 @@ run() {
   local name=$1; shift
   local out
   out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
+  [ -n "${WRK_OUT:-}" ] && echo "$out" > "$WRK_OUT"
   LAST=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   # Errors count against a run: wrk reports them, we must not hide them.
   if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/  $name: /"; fi
@@ -119,6 +121,20 @@ if [ "$MODE" = one ]; then  # GET one object alone
 fi
 if [ "$MODE" = random ]; then  # random pages alone (e.g. to profile them)
   run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
+  exit 0
+fi
+if [ "$MODE" = mixed ]; then  # random pages and POSTs at once (32 connections each): reads and writes share the store
+  wrk -t1 -c32 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" -s bench/taxii-pages.lua "$BASE/$COLL/objects/" >"$DIR/mixed-get.out" &
+  WRK_GET=$!
+  wrk -t1 -c32 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" -s bench/taxii-post.lua \
+    -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/" >"$DIR/mixed-post.out"
+  wait $WRK_GET
+  for f in get post; do
+    out=$(cat "$DIR/mixed-$f.out")
+    if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/  $f: /"; fi
+    printf '%-34s %10s req/s  p50 %8s  p99 %8s\n' "mixed: $( [ $f = get ] && echo 'GET random pages' || echo 'POST 100 objects')" \
+      "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
+  done
   exit 0
 fi
 if [ "$MODE" = pages ]; then  # GET objects limit=100 alone

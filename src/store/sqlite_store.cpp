@@ -922,7 +922,7 @@ class SqliteStore final : public Store {
         int64_t head = 0;
         if (RunGroup(batch, &head)) {
           std::lock_guard s(sync_mu_);
-          to_sync_.push_back({std::move(batch), head});
+          to_sync_.push_back({std::move(batch), head, true});
           sync_cv_.notify_one();
         } else {
           Complete(batch);
@@ -937,28 +937,31 @@ class SqliteStore final : public Store {
       while (true) {
         sync_cv_.wait(s, [&] { return sync_stop_ || !to_sync_.empty(); });
         if (to_sync_.empty()) return;  // stopping, nothing left
-        std::vector<std::pair<std::vector<PutJob*>, int64_t>> groups;
+        std::vector<Unsynced> groups;
         groups.swap(to_sync_);
         s.unlock();
-        // One sync covers every group committed before it (a WAL is written in order).
-        std::string failed = SyncWals();
+        // One sync covers every group committed before it (a WAL is written in order); the
+        // objects' WAL only if one of them wrote to it (an empty sync still flushes the disk).
+        bool main = false;
+        for (const auto& g : groups) main |= g.main;
+        std::string failed = SyncWals(main);
         if (failed.empty()) {
           // The groups' log entries are durable: their intents may go (AppendAuditLocked).
           // An atomic, not mu_: the writer holds mu_ for the whole next group, and the groups
           // just synced would wait for it before being answered.
           for (const auto& g : groups) {
             int64_t seen = synced_seq_.load();
-            while (seen < g.second && !synced_seq_.compare_exchange_weak(seen, g.second)) {
+            while (seen < g.head && !synced_seq_.compare_exchange_weak(seen, g.head)) {
             }
           }
         }
         for (auto& g : groups) {
           if (!failed.empty()) {
-            for (PutJob* j : g.first) {
+            for (PutJob* j : g.jobs) {
               if (j->result.ok()) j->result = Status::Io(failed);
             }
           }
-          Complete(g.first);
+          Complete(g.jobs);
         }
         s.lock();
       }
@@ -1006,10 +1009,10 @@ class SqliteStore final : public Store {
   // fdatasync of both WALs; "" when done, else what failed. A failed sync is not retried: the
   // kernel may have dropped the dirty pages it could not write (fsyncgate), so the store refuses
   // every later write until the node is restarted (sync_failed_; RunGroup, ReadyLocked).
-  std::string SyncWals() {
+  std::string SyncWals(bool main = true) {
     if (sync_failed_.load()) return sync_error_;
     if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
-    bool ok = !opt_.fail_sync && ::fdatasync(wal_main_) == 0 && ::fdatasync(wal_log_) == 0;
+    bool ok = !opt_.fail_sync && (!main || ::fdatasync(wal_main_) == 0) && ::fdatasync(wal_log_) == 0;
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
     if (ok) return {};
     std::lock_guard lock(mu_);
@@ -1957,6 +1960,55 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // Early lock release for the audit log too (StartCommitter says why): the entries' COMMIT
+  // does not sync; the syncer makes them durable, with the groups of Puts committed meanwhile,
+  // and only then is `done` called. The writer is free during the sync: before, every audit
+  // commit held it through its fsync, and Puts waited behind audited reads.
+  void AppendAuditAsync(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
+                        std::function<void(Status, int64_t)> done) override {
+    if (wal_main_ < 0 || !syncer_.joinable()) return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
+    if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
+    int64_t head = 0;
+    Status st;
+    {
+      std::lock_guard lock(mu_);
+      st = ReadyLocked();
+      if (st.ok() && !Exec("PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL")) st = Io("configure the audit commit");
+      if (st.ok()) {
+        if (!Exec("BEGIN IMMEDIATE")) {
+          st = Io("begin audit");
+        } else if (st = AppendAuditLocked(entries, releases, false); !st.ok()) {
+          Exec("ROLLBACK");
+        } else if (!CommitLocked(&head)) {
+          Exec("ROLLBACK");
+          st = Io("commit audit");
+        }
+        Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
+      }
+    }
+    if (!st.ok()) return done(st, 0);
+    const int64_t first = entries.empty() ? 0 : entries.front().seq;
+    auto job = std::make_unique<PutJob>();
+    job->result = PutResult{};
+    job->callback = [done = std::move(done), first](Result<PutResult> r) {
+      if (r.ok()) done(Status::Ok(), first);
+      else done(r.status(), 0);
+    };
+    std::unique_lock s(sync_mu_);
+    if (!sync_stop_) {
+      to_sync_.push_back({{job.release()}, head, !releases.empty()});  // releases: main's tables too
+      sync_cv_.notify_one();
+      return;
+    }
+    s.unlock();  // the store is closing (the syncer and its descriptors may be gone): synced here
+    for (const std::string& wal : {path_ + "-wal", AuditLogPath(path_) + "-wal"}) {
+      int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fdatasync(fd) != 0) job->result = Status::Io("sync the write-ahead log " + wal + ": " + std::strerror(errno));
+      if (fd >= 0) ::close(fd);
+    }
+    job->callback(std::move(job->result));
+  }
+
   // Inside a write transaction: extends the chain (in the log's file) and the release history.
   // `main_too`: the transaction also changes the main file, so the entries go into
   // audit_intents as well (see kLogSchema); so do they when there are releases to record.
@@ -2827,7 +2879,12 @@ class SqliteStore final : public Store {
   int wal_main_ = -1, wal_log_ = -1;
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
-  std::vector<std::pair<std::vector<PutJob*>, int64_t>> to_sync_;  // with the log's head each committed
+  struct Unsynced {
+    std::vector<PutJob*> jobs;
+    int64_t head;  // the log's head it committed
+    bool main;     // it wrote to the objects' file (else only the log's)
+  };
+  std::vector<Unsynced> to_sync_;
   bool sync_stop_ = false;
   std::thread syncer_;
   std::atomic<bool> sync_failed_{false};

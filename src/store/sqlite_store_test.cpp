@@ -822,6 +822,49 @@ TEST(Store, AFailedSyncFailsThePutsAndStopsWrites) {
   EXPECT_EQ(r->stored + r->duplicates, 2u);
 }
 
+// Audit entries appended asynchronously are committed at once but acknowledged only after the
+// syncer's sync, and the writer is not held meanwhile (another write completes first); a failed
+// sync fails them.
+TEST(Store, AuditEntriesAreAcknowledgedOnlyOnceSyncedWithoutHoldingTheWriter) {
+  TempDb db;
+  {
+    SqliteOptions slow;
+    slow.sync_delay_ms = 400;
+    auto s = Open(db, slow);
+    std::atomic<int> answered{0};
+    std::atomic<int64_t> first{-1};
+    s->AppendAuditAsync({{0, 1, "r", "o1", "v", "release", "why", "", ""}, {0, 2, "r", "o2", "v", "release", "why", "", ""}}, {},
+                        [&](Status st, int64_t seq) {
+                          EXPECT_TRUE(st.ok()) << st.message();
+                          first = seq;
+                          ++answered;
+                        });
+    EXPECT_EQ(RawInt(AuditLogPath(db.path()), "SELECT count(*) FROM audit"), 2) << "committed";
+    // The writer is free during the sync: a synchronous write completes before the entries are acknowledged.
+    ASSERT_TRUE(s->PutStatus("status--1", "r", "{}").ok());
+    EXPECT_EQ(answered.load(), 0) << "acknowledged before the sync";
+    for (int i = 0; i < 400 && answered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(answered.load(), 1);
+    EXPECT_EQ(first.load(), 1);
+    auto chain = s->ReadAudit(0, 10);
+    ASSERT_TRUE(chain.ok());
+    EXPECT_TRUE(audit::Verify(*chain).ok);
+  }
+  SqliteOptions failing;
+  failing.fail_sync = true;
+  auto s = Open(db, failing);
+  std::atomic<int> failed{0};
+  s->AppendAuditAsync({{0, 1, "r", "o3", "v", "release", "why", "", ""}}, {}, [&](Status st, int64_t seq) {
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("sync the write-ahead log"), std::string::npos) << st.message();
+    EXPECT_EQ(seq, 0);
+    ++failed;
+  });
+  for (int i = 0; i < 400 && failed.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(failed.load(), 1);
+  EXPECT_FALSE(s->AppendAudit({{0, 1, "r", "o4", "v", "release", "why", "", ""}}).ok()) << "writes refused after a failed sync";
+}
+
 // The audit intents of a group committed without a sync stay until the syncer has synced it:
 // the next group must not delete them (the log's part of the first may not be on disk yet,
 // while the main file's, objects and the intents' deletion, could reach it first).

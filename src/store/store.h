@@ -404,6 +404,16 @@ class Store {
   //! receives the seq given to the first entry.
   virtual Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases = {},
                              int64_t* first_seq = nullptr) = 0;
+  //! AppendAudit() whose caller does not wait for the sync: `done(status, first_seq)` runs
+  //! exactly once, possibly on another thread, when the entries are durable (or failed; then
+  //! first_seq is 0). Meanwhile the store takes other writes, and the next entries. By default
+  //! AppendAudit() then `done`, on the caller's thread.
+  virtual void AppendAuditAsync(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
+                                std::function<void(Status, int64_t)> done) {
+    int64_t first = 0;
+    Status st = AppendAudit(std::move(entries), std::move(releases), &first);
+    done(st, st.ok() ? first : 0);
+  }
   //! The end of a push, in one transaction: the audit entries and release history of
   //! what the partner accepted, those outbox items marked sent and the rejected ones
   //! failed (with `error`). A crash leaves either all of it or none (then the batch is

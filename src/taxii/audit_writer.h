@@ -1,8 +1,8 @@
 // Group commit for the audit log (private to src/taxii): concurrent requests hand
 // their entries to one writer thread, which appends everything pending in one
-// transaction and then runs their completions. A response leaves only after its
-// release is durably audited (Response::defer), and the fsync is shared by all
-// requests waiting together.
+// transaction (Store::AppendAuditAsync); their completions run once it is durable. A
+// response leaves only after its release is durably audited (Response::defer), and the
+// fsync is shared by all requests waiting together (and with the store's group commits).
 #pragma once
 
 #include <pthread.h>
@@ -35,8 +35,8 @@ class AuditWriter {
   }
 
   //! Queues `entries` (and `releases`, the release history written in the same transaction)
-  //! without waiting: `done(true, seq)` runs on the writer's thread once they are durably
-  //! committed, `seq` the one given to the first of `entries`; `done(false, 0)` if the commit
+  //! without waiting: `done(true, seq)` runs on the store's syncer thread (or the writer's)
+  //! once they are durably committed, `seq` the one given to the first of `entries`; `done(false, 0)` if the commit
   //! failed or the writer stopped first. `done` is called exactly once and must not block.
   void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
               std::function<void(bool, int64_t)> done) {
@@ -73,17 +73,20 @@ class AuditWriter {
       offsets.swap(offsets_);
       lock.unlock();
       size_t n = batch.size();
-      int64_t first = 0;
-      Status st = store_.AppendAudit(std::move(batch), std::move(releases), &first);
-      if (st.ok() && key_) {
+      // The callbacks run once the batch is durable (on the store's syncer thread): this thread
+      // goes on with the next batch meanwhile.
+      store_.AppendAuditAsync(std::move(batch), std::move(releases),
+                              [callbacks = std::move(callbacks), offsets = std::move(offsets)](Status st, int64_t first) {
+                                for (size_t k = 0; k < callbacks.size(); ++k) {
+                                  callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
+                                }
+                              });
+      if (key_) {
         since_checkpoint_ += n;
         if (since_checkpoint_ >= every_) {
           since_checkpoint_ = 0;
           (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
         }
-      }
-      for (size_t k = 0; k < callbacks.size(); ++k) {
-        callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
       }
       lock.lock();
     }
