@@ -1040,6 +1040,13 @@ class SqliteStore final : public Store {
   // durable before its Puts are answered; `head` the log's head it committed); false when it
   // is done (synced, or failed).
   bool RunGroup(const std::vector<PutJob*>& batch, int64_t* head) {
+    // Audit entries waiting for the writer go first (std::mutex is not fair: the committer,
+    // taking it again right after each group, kept a waiting audit batch out for several
+    // groups, and every audited read waited with it).
+    {
+      std::unique_lock w(audit_wait_mu_);
+      audit_wait_cv_.wait(w, [&] { return audit_waiting_ == 0; });
+    }
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) {
       for (PutJob* j : batch) j->result = st;
@@ -1050,6 +1057,7 @@ class SqliteStore final : public Store {
       for (PutJob* j : batch) j->result = Io("configure the group commit");
       return false;
     }
+    if (opt_.group_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.group_delay_ms));
     bool committed = RunGroupLocked(batch, early ? head : nullptr);
     if (early) Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
     return early && committed;
@@ -1971,7 +1979,16 @@ class SqliteStore final : public Store {
     int64_t head = 0;
     Status st;
     {
-      std::lock_guard lock(mu_);
+      {
+        std::lock_guard w(audit_wait_mu_);
+        ++audit_waiting_;
+      }
+      std::unique_lock lock(mu_);
+      {
+        std::lock_guard w(audit_wait_mu_);
+        --audit_waiting_;
+      }
+      audit_wait_cv_.notify_all();
       st = ReadyLocked();
       if (st.ok() && !Exec("PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL")) st = Io("configure the audit commit");
       if (st.ok()) {
@@ -2879,6 +2896,10 @@ class SqliteStore final : public Store {
   int wal_main_ = -1, wal_log_ = -1;
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
+  // AppendAuditAsync callers waiting for mu_: the next group waits for them (RunGroup).
+  std::mutex audit_wait_mu_;
+  std::condition_variable audit_wait_cv_;
+  int audit_waiting_ = 0;
   struct Unsynced {
     std::vector<PutJob*> jobs;
     int64_t head;  // the log's head it committed

@@ -450,6 +450,8 @@ struct SqliteOptions {
   bool fail_sync = false;
   //! Test seam: the syncer waits this long before each sync of the write-ahead logs.
   int sync_delay_ms = 0;
+  //! Test seam: each group commit holds the writer this much longer.
+  int group_delay_ms = 0;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
