@@ -1974,7 +1974,9 @@ class SqliteStore final : public Store {
   // commit held it through its fsync, and Puts waited behind audited reads.
   void AppendAuditAsync(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
                         std::function<void(Status, int64_t)> done) override {
-    if (wal_main_ < 0 || !syncer_.joinable()) return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
+    if (wal_main_ < 0 || !syncer_.joinable()) {  // no syncer (in-memory or temporary stores)
+      return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
+    }
     if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
     int64_t head = 0;
     Status st;

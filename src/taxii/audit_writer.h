@@ -36,8 +36,8 @@ class AuditWriter {
 
   //! Queues `entries` (and `releases`, the release history written in the same transaction)
   //! without waiting: `done(true, seq)` runs on the store's syncer thread (or the writer's)
-  //! once they are durably committed, `seq` the one given to the first of `entries`; `done(false, 0)` if the commit
-  //! failed or the writer stopped first. `done` is called exactly once and must not block.
+  //! once they are durably committed, `seq` the one given to the first of `entries`;
+  //! `done(false, 0)` if the commit failed or the writer stopped first. `done` is called exactly once and must not block.
   void Submit(std::vector<audit::Entry> entries, std::vector<store::ReleaseRecord> releases,
               std::function<void(bool, int64_t)> done) {
     for (auto& e : entries) e.body_digest = audit::BodyDigest(e);  // on the caller's thread
