@@ -110,6 +110,49 @@ TEST(Releaser, DecisionsArePure) {
   }
 }
 
+// Objects read with Query::share_rows carry only the store's row: a local reader gets them as
+// they are (one decision for all), a partner's are rendered from their own copy (Own()).
+TEST(Releaser, ObjectsSharingTheStoresRowsAreReleasedWhole) {
+  const std::string json = R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d0162364911",)"
+                           R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false,)"
+                           R"("object_marking_refs":[")" + kClear + R"("]})";
+  auto row = std::make_shared<store::StoredObject>();
+  row->id = "malware--5687c175-5926-4090-8ce9-6d0162364911";
+  row->type = "malware";
+  row->modified = "2024-01-15T09:30:00.000Z";
+  row->json = json;
+  row->date_added = 7;
+  auto shared = [&] {
+    store::StoredObject o;
+    o.date_added = row->date_added;
+    o.row = row;
+    return o;
+  };
+  Releaser releaser;
+  Recipient local{"analyst", true};
+  std::vector<Decision> why;
+  auto out = releaser.Release({shared(), shared()}, local, &why);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].Id(), row->id);
+  EXPECT_EQ(out[0].Json(), json);
+  EXPECT_TRUE(out[0].id.empty()) << "a local reader's object stays shared";
+  ASSERT_EQ(why.size(), 2u);
+  EXPECT_EQ(why[1].object_id, row->id);
+  ASSERT_TRUE(releaser.LocalDecision(local));
+  EXPECT_EQ(releaser.LocalDecision(local)->outcome, Outcome::kRelease);
+  EXPECT_EQ(releaser.LocalDecision(local)->reason, why[0].reason);
+  EXPECT_FALSE(releaser.Release({shared()}, Recipient{"nobody", false}).size());
+  PartnerRecipient south = South();
+  Audience none;
+  Recipient partner{"south", true, &south, &none, "identity--00000000-0000-4000-8000-0000000000ff"};
+  auto rendered = releaser.Release({shared()}, partner, &why);
+  ASSERT_EQ(rendered.size(), 1u);
+  EXPECT_FALSE(rendered[0].row) << "rendered for a partner from its own copy";
+  EXPECT_EQ(rendered[0].id, row->id);
+  EXPECT_NE(rendered[0].json.find("\"is_family\":false"), std::string::npos) << rendered[0].json;
+  EXPECT_FALSE(releaser.LocalDecision(partner));
+}
+
 // ReleaseFrom keeps the facts of stored versions between calls. A version deleted and stored
 // again with other markings (same id and modified) must be decided on its new content.
 TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
