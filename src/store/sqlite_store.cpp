@@ -916,11 +916,19 @@ class SqliteStore final : public Store {
       while (true) {
         group_cv_.wait(q, [&] { return group_stop_ || !group_.empty(); });
         if (group_.empty()) return;  // stopping, nothing left
-        std::vector<PutJob*> batch;
+        std::vector<PutJob*> batch, rest;
         batch.swap(group_);
         q.unlock();
         int64_t head = 0;
-        if (RunGroup(batch, &head)) {
+        const bool unsynced = RunGroup(batch, &head, &rest);
+        if (!rest.empty()) {
+          // Cut short for waiting audit entries (RunGroupLocked): the Puts not run go first in
+          // the next group.
+          std::erase_if(batch, [&](PutJob* j) { return std::find(rest.begin(), rest.end(), j) != rest.end(); });
+          std::lock_guard g(group_mu_);
+          group_.insert(group_.begin(), rest.begin(), rest.end());
+        }
+        if (unsynced) {
           std::lock_guard s(sync_mu_);
           to_sync_.push_back({std::move(batch), head, true});
           sync_cv_.notify_one();
@@ -1039,13 +1047,13 @@ class SqliteStore final : public Store {
   // True when the group committed without syncing (early lock release: the syncer must make it
   // durable before its Puts are answered; `head` the log's head it committed); false when it
   // is done (synced, or failed).
-  bool RunGroup(const std::vector<PutJob*>& batch, int64_t* head) {
+  bool RunGroup(const std::vector<PutJob*>& batch, int64_t* head, std::vector<PutJob*>* rest) {
     // Audit entries waiting for the writer go first (std::mutex is not fair: the committer,
     // taking it again right after each group, kept a waiting audit batch out for several
     // groups, and every audited read waited with it).
     {
       std::unique_lock w(audit_wait_mu_);
-      audit_wait_cv_.wait(w, [&] { return audit_waiting_ == 0; });
+      audit_wait_cv_.wait(w, [&] { return audit_waiting_.load() == 0; });
     }
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) {
@@ -1058,12 +1066,17 @@ class SqliteStore final : public Store {
       return false;
     }
     if (opt_.group_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.group_delay_ms));
-    bool committed = RunGroupLocked(batch, early ? head : nullptr);
+    bool committed = RunGroupLocked(batch, early ? head : nullptr, rest);
     if (early) Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
     return early && committed;
   }
 
-  bool RunGroupLocked(const std::vector<PutJob*>& batch, int64_t* unsynced_head) {
+  // `rest` (optional): when audit entries are waiting for the writer and the group has run for
+  // kYieldToAuditUs, the Puts not yet run are left out of this transaction and returned there
+  // (an audited read then waits for a few ms of a group, not for a whole one: ~25 ms under
+  // POSTs; docs/benchmarks.md, eighth session).
+  static constexpr int64_t kYieldToAuditUs = 5000;
+  bool RunGroupLocked(const std::vector<PutJob*>& batch, int64_t* unsynced_head, std::vector<PutJob*>* rest = nullptr) {
     // One transaction for the group, without a savepoint per Put: a savepoint makes SQLite copy
     // every page a Put touches first (16 KiB each, the random-key indexes touch one per object)
     // into a sub-journal, ~20% of POST throughput (TEARLINE_SQL_PROFILE statement times, A/B in
@@ -1078,14 +1091,24 @@ class SqliteStore final : public Store {
       }
       SyncKeyFilterLocked();
       PutJob* failed = nullptr;
-      for (PutJob* j : live) {
+      const int64_t started = stix::NowMicros();
+      size_t k = 0;
+      for (; k < live.size(); ++k) {
+        if (k > 0 && rest && audit_waiting_.load() > 0 && stix::NowMicros() - started >= kYieldToAuditUs) break;
+        PutJob* j = live[k];
         j->result = PutBody(*j);
         if (!j->result.ok()) {
           failed = j;
           break;
         }
       }
-      if (!failed) break;
+      if (!failed) {
+        if (k < live.size()) {
+          rest->assign(live.begin() + static_cast<std::ptrdiff_t>(k), live.end());
+          live.resize(k);
+        }
+        break;
+      }
       Exec("ROLLBACK");
       id_counts_known_ = false;
       std::erase(live, failed);  // its result stays the error
@@ -2901,7 +2924,7 @@ class SqliteStore final : public Store {
   // AppendAuditAsync callers waiting for mu_: the next group waits for them (RunGroup).
   std::mutex audit_wait_mu_;
   std::condition_variable audit_wait_cv_;
-  int audit_waiting_ = 0;
+  std::atomic<int> audit_waiting_{0};
   struct Unsynced {
     std::vector<PutJob*> jobs;
     int64_t head;  // the log's head it committed

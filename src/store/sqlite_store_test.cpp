@@ -902,6 +902,48 @@ TEST(Store, AuditEntriesAreNotStarvedByAStreamOfPuts) {
   EXPECT_TRUE(audited.load());
 }
 
+// A long group yields to audit entries waiting for the writer: the Puts it has run are
+// committed, the audit entries go, and the Puts not run yet go first in the next group. Every
+// Put is stored once and answered once.
+TEST(Store, ALongGroupYieldsToWaitingAuditEntries) {
+  TempDb db;
+  SqliteOptions slow;
+  slow.group_delay_ms = 150;  // every group holds the writer this long before its Puts
+  auto s = Open(db, slow);
+  auto first = Objects({Malware(100000)});
+  std::atomic<int> answered{0}, failed{0};
+  auto done = [&](Result<PutResult> r) {
+    if (!r.ok() || r->stored == 0) ++failed;
+    ++answered;
+  };
+  s->PutAsync("c", first, "", {}, nullptr, nullptr, done);  // the committer holds the writer with it
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  constexpr int kPuts = 40, kEach = 100;  // then one group of 4,000 objects: tens of ms of Puts
+  std::vector<std::vector<stix::Object>> batches;
+  for (int p = 0; p < kPuts; ++p) {
+    std::vector<std::string> jsons;
+    for (int k = 0; k < kEach; ++k) jsons.push_back(Indicator(p * kEach + k, "2024-01-01T00:00:00.000Z"));
+    batches.push_back(Objects(jsons));
+  }
+  for (auto& b : batches) s->PutAsync("c", b, "", {}, nullptr, nullptr, done);
+  while (answered.load() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the big group is in its delay
+  std::atomic<bool> audited{false};
+  s->AppendAuditAsync({{0, 1, "r", "o", "v", "release", "why", "", ""}}, {}, [&](Status st, int64_t) {
+    EXPECT_TRUE(st.ok());
+    audited = true;
+  });
+  const int64_t stored_when_committed = RawInt(db.path(), "SELECT count(*) FROM objects");
+  EXPECT_LT(stored_when_committed, 1 + kPuts * kEach) << "the audit entry waited for the whole group";
+  for (int i = 0; i < 2000 && answered.load() < 1 + kPuts; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(answered.load(), 1 + kPuts);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects"), 1 + kPuts * kEach);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(DISTINCT id) FROM objects"), 1 + kPuts * kEach);
+  for (int i = 0; i < 400 && !audited.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(audited.load());
+}
+
 // The audit intents of a group committed without a sync stay until the syncer has synced it:
 // the next group must not delete them (the log's part of the first may not be on disk yet,
 // while the main file's, objects and the intents' deletion, could reach it first).
