@@ -1017,7 +1017,7 @@ class SqliteStore final : public Store {
   // fdatasync of both WALs; "" when done, else what failed. A failed sync is not retried: the
   // kernel may have dropped the dirty pages it could not write (fsyncgate), so the store refuses
   // every later write until the node is restarted (sync_failed_; RunGroup, ReadyLocked).
-  std::string SyncWals(bool main = true) {
+  std::string SyncWals(bool main) {
     if (sync_failed_.load()) return sync_error_;
     if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
     bool ok = !opt_.fail_sync && (!main || ::fdatasync(wal_main_) == 0) && ::fdatasync(wal_log_) == 0;
@@ -1061,13 +1061,13 @@ class SqliteStore final : public Store {
       return false;
     }
     const bool early = wal_main_ >= 0;
-    if (early && !Exec("PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL")) {
+    if (early && !SyncCommitsLocked(false)) {
       for (PutJob* j : batch) j->result = Io("configure the group commit");
       return false;
     }
     if (opt_.group_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.group_delay_ms));
     bool committed = RunGroupLocked(batch, early ? head : nullptr, rest);
-    if (early) Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
+    if (early) SyncCommitsLocked(true);
     return early && committed;
   }
 
@@ -1978,17 +1978,33 @@ class SqliteStore final : public Store {
     if (entries.empty() && releases.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) return st;
+    if (auto st = AuditTransactionLocked(entries, releases, nullptr); !st.ok()) return st;
+    if (first_seq && !entries.empty()) *first_seq = entries.front().seq;
+    return Status::Ok();
+  }
+
+  // One transaction appending `entries` and `releases` (AppendAudit, AppendAuditAsync);
+  // `unsynced_head` as for CommitLocked.
+  Status AuditTransactionLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
+                                int64_t* unsynced_head) {
     if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
     if (auto st = AppendAuditLocked(entries, releases, false); !st.ok()) {
       Exec("ROLLBACK");
       return st;
     }
-    if (!CommitLocked()) {
+    if (!CommitLocked(unsynced_head)) {
       Exec("ROLLBACK");
       return Io("commit audit");
     }
-    if (first_seq && !entries.empty()) *first_seq = entries.front().seq;
     return Status::Ok();
+  }
+
+  // Whether this connection's commits sync (synchronous=FULL on both files) or leave it to the
+  // syncer (NORMAL: early lock release). Run through sqlite3_exec, not kept prepared: this
+  // pragma takes effect when it is compiled, so a prepared one is not reliably applied again.
+  bool SyncCommitsLocked(bool sync) {
+    return Exec(sync ? "PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL"
+                     : "PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL");
   }
 
   // Early lock release for the audit log too (StartCommitter says why): the entries' COMMIT
@@ -1997,7 +2013,13 @@ class SqliteStore final : public Store {
   // commit held it through its fsync, and Puts waited behind audited reads.
   void AppendAuditAsync(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
                         std::function<void(Status, int64_t)> done) override {
-    if (wal_main_ < 0 || !syncer_.joinable()) {  // no syncer (in-memory or temporary stores)
+    bool stopping;
+    {
+      std::lock_guard s(sync_mu_);
+      stopping = sync_stop_;
+    }
+    // No syncer (in-memory or temporary stores), or a store being closed: synced in COMMIT.
+    if (wal_main_ < 0 || !syncer_.joinable() || stopping) {
       return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
     }
     if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
@@ -2015,17 +2037,10 @@ class SqliteStore final : public Store {
       }
       audit_wait_cv_.notify_all();
       st = ReadyLocked();
-      if (st.ok() && !Exec("PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL")) st = Io("configure the audit commit");
+      if (st.ok() && !SyncCommitsLocked(false)) st = Io("configure the audit commit");
       if (st.ok()) {
-        if (!Exec("BEGIN IMMEDIATE")) {
-          st = Io("begin audit");
-        } else if (st = AppendAuditLocked(entries, releases, false); !st.ok()) {
-          Exec("ROLLBACK");
-        } else if (!CommitLocked(&head)) {
-          Exec("ROLLBACK");
-          st = Io("commit audit");
-        }
-        Exec("PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL");
+        st = AuditTransactionLocked(entries, releases, &head);
+        SyncCommitsLocked(true);
       }
     }
     if (!st.ok()) return done(st, 0);
@@ -2036,19 +2051,12 @@ class SqliteStore final : public Store {
       if (r.ok()) done(Status::Ok(), first);
       else done(r.status(), 0);
     };
-    std::unique_lock s(sync_mu_);
-    if (!sync_stop_) {
-      to_sync_.push_back({{job.release()}, head, !releases.empty()});  // releases: main's tables too
-      sync_cv_.notify_one();
-      return;
-    }
-    s.unlock();  // the store is closing (the syncer and its descriptors may be gone): synced here
-    for (const std::string& wal : {path_ + "-wal", AuditLogPath(path_) + "-wal"}) {
-      int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::fdatasync(fd) != 0) job->result = Status::Io("sync the write-ahead log " + wal + ": " + std::strerror(errno));
-      if (fd >= 0) ::close(fd);
-    }
-    job->callback(std::move(job->result));
+    // The syncer takes what is queued until its queue is empty, stopping or not: only a call
+    // racing with the store's destruction (never the AuditWriter, which the store outlives)
+    // could come after it.
+    std::lock_guard s(sync_mu_);
+    to_sync_.push_back({{job.release()}, head, !releases.empty()});  // releases: main's tables too
+    sync_cv_.notify_one();
   }
 
   // Inside a write transaction: extends the chain (in the log's file) and the release history.
