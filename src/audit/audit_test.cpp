@@ -30,6 +30,17 @@ TEST(Audit, IntactChainVerifies) {
   EXPECT_EQ(EntryHash(Chain(1)[0]).size(), 64u);
 }
 
+// The hashes are a file format: logs written by earlier builds must keep verifying. The
+// expected values are SHA-256 over the documented forms, computed outside tearline:
+// body = "<len>:<bytes>;" for time_us, recipient, object_id, version, decision, reason;
+// link = the same form of prev_hash, seq and the body digest.
+TEST(Audit, DigestsFollowTheDocumentedForm) {
+  const Entry e = Chain(1)[0];
+  EXPECT_EQ(BodyDigest(e), "4e14b996916f2e68be43d5192ae252bc6613813825c5787c6cda6c1aa1df774d");
+  EXPECT_EQ(e.hash, "3a496dc8101234e01061127c82b718c9396a135af0f5d40e737ca3ab40830ca9");
+  EXPECT_EQ(LinkHash(kGenesis, 1, BodyDigest(e)), e.hash);
+}
+
 // A repeat ("same as entry N", a response served again from the cache) must name an earlier
 // entry that lists a release to the same recipient; anything else fails verification.
 TEST(Audit, RepeatsNameAnEarlierReleaseToTheSameRecipient) {
