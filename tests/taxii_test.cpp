@@ -565,6 +565,26 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   EXPECT_NE(Http("GET", Coll(demo_) + "objects/?limit=1000", Analyst()).body.find("\"type\":\"note\""), std::string::npos);
 }
 
+// Permissions and partners are read once per state of the store (Service::PrincipalOf,
+// PartnersOf), not per request: a change must still apply to the very next request, whether
+// it revokes a read, grants one, or makes the principal act for a partner.
+TEST_F(TaxiiTest, PermissionChangesApplyToTheNextRequest) {
+  const std::string objects = Coll(demo_) + "objects/?limit=1000";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", objects, Reader()).status, 200);
+  ASSERT_TRUE(store_->PutPrincipal({"reader", "", {}, {}}).ok());
+  EXPECT_EQ(Http("GET", objects, Reader()).status, 404) << "a revoked read must not be served from the memo";
+  ASSERT_TRUE(store_->PutPrincipal({"reader", "", {"demo"}, {}}).ok());
+  std::string local = Http("GET", objects, Reader()).body;
+  EXPECT_NE(local.find("\"type\":\"note\""), std::string::npos);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Http("GET", objects, Reader()).body, local);
+  // The reader now acts for a partner whose channel is closed: nothing is released to it.
+  const std::string west = "identity--00000000-0000-4000-8000-00000000000e";
+  ASSERT_TRUE(store_->PutPartner({west, "Westland", "closed", {"reader"}, {}}).ok());
+  EXPECT_EQ(Http("GET", objects, Reader()).body, "{\"more\":false}");
+  ASSERT_TRUE(store_->RemovePartner(west).ok());
+  EXPECT_EQ(Http("GET", objects, Reader()).body, local);
+}
+
 // Issue #4 "every path, the same decision": a partner that must not see an object finds no
 // trace of it on any route (ids, references, counts, page boundaries, headers, error texts),
 // and receives the tear-line variant of a sanitized object under the variant's own id.

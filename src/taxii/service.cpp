@@ -321,12 +321,52 @@ bool Service::Authenticate(const Request& req, Caller* who) {
     if (auth_cache_.size() > 10000) auth_cache_.clear();
     auth_cache_[key] = {name, now + std::chrono::minutes(5)};
   }
-  // Permissions are read fresh on every request: a change applies to the next request.
-  auto p = store_.GetPrincipal(name);
+  // Permissions are read fresh for every state of the store: a change applies to the next request.
+  auto p = PrincipalOf(*who, name);
   if (!p.ok()) return false;
   who->authenticated = true;
   who->principal = std::move(p).value();
   return true;
+}
+
+Result<store::Principal> Service::PrincipalOf(const Caller& who, const std::string& name) {
+  if (who.state.empty()) return store_.GetPrincipal(name);
+  {
+    std::lock_guard lock(state_mu_);
+    if (state_ == who.state) {
+      if (auto it = state_principals_.find(name); it != state_principals_.end()) return it->second;
+    }
+  }
+  auto p = store_.GetPrincipal(name);
+  if (!p.ok()) return p;
+  std::lock_guard lock(state_mu_);
+  if (state_ != who.state) {
+    // Another token (in general a newer state; tokens are not ordered, and a request still
+    // under an older one only costs the next request a read): start over. Whatever is kept
+    // under a token was read by a request holding that token.
+    state_ = who.state;
+    state_principals_.clear();
+    state_partners_.reset();
+  }
+  if (state_principals_.size() < 1000) state_principals_.emplace(name, *p);
+  return p;
+}
+
+Result<std::vector<store::Partner>> Service::PartnersOf(const Caller& who) {
+  if (who.state.empty()) return store_.ListPartners();
+  {
+    std::lock_guard lock(state_mu_);
+    if (state_ == who.state && state_partners_) return *state_partners_;
+  }
+  auto list = store_.ListPartners();
+  if (!list.ok()) return list;
+  std::lock_guard lock(state_mu_);
+  if (state_ != who.state) {  // as in PrincipalOf
+    state_ = who.state;
+    state_principals_.clear();
+  }
+  state_partners_ = *list;
+  return list;
 }
 
 net::Response Service::Handle(const Request& req, bool may_defer) {
@@ -508,7 +548,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // partner (channel, TLP, audience); read fresh on every request so changes apply at once.
   std::optional<policy::PartnerRecipient> partner;
   policy::Audience audience;
-  if (auto partners = store_.ListPartners(); partners.ok()) {
+  if (auto partners = PartnersOf(who); partners.ok()) {
     for (const auto& p : *partners) {
       if (std::find(p.principals.begin(), p.principals.end(), who.principal.name) != p.principals.end()) {
         partner = policy::ToRecipient(p);

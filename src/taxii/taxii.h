@@ -163,6 +163,11 @@ class Service {
   net::Response Dispatch(const net::Request& req, const Caller& who, const std::vector<std::string>& seg,
                          const std::multimap<std::string, std::string>& params);
   bool Authenticate(const net::Request& req, Caller* who);
+  // The principal and the partner list as of the caller's state token (Caller::state): read
+  // from the store once per state of the objects' database, not on every request. Without a
+  // token (routes that are not cached, stores without tokens) they are read every time.
+  Result<store::Principal> PrincipalOf(const Caller& who, const std::string& name);
+  Result<std::vector<store::Partner>> PartnersOf(const Caller& who);
 
   Config config_;
   std::string startup_error_;
@@ -180,6 +185,12 @@ class Service {
   // and not per request: key = SHA-256 of the presented credential.
   std::mutex cache_mu_;
   std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> auth_cache_;
+  // PrincipalOf/PartnersOf: what was read under `state_` (any commit gives a new token, so a
+  // permission or partner change applies to the next request, as when read every time).
+  std::mutex state_mu_;
+  std::string state_;
+  std::unordered_map<std::string, store::Principal> state_principals_;
+  std::optional<std::vector<store::Partner>> state_partners_;
 };
 
 }  // namespace tearline::taxii
