@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   double best_e2e = 1e9;
   for (int r = 0; r < runs; ++r) {
     std::string db = (std::filesystem::temp_directory_path() / "tearline-bench-ingest.db").string();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+    for (auto suffix : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain"}) std::filesystem::remove(db + suffix);
     auto t0 = Clock::now();
     auto store = tearline::store::OpenSqlite(db);
     if (!store.ok()) {
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     }
     best_e2e = std::min(best_e2e, Seconds(t0, Clock::now()));
     store->reset();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(db + suffix);
+    for (auto suffix : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain"}) std::filesystem::remove(db + suffix);
   }
 
   rusage ru{};

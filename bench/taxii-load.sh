@@ -29,9 +29,10 @@ if [ -n "${BENCH_DB:-}" ]; then
   DB=$BENCH_DB
 else
   DB=$DIR/run-$N.db
-  rm -f "$DB" "$DB"-wal "$DB"-shm "$DB".audit "$DB".audit-wal "$DB".audit-shm "$DB".key
+  rm -f "$DB" "$DB"-wal "$DB"-shm "$DB".audit "$DB".audit-wal "$DB".audit-shm "$DB".audit-chain "$DB".key
   cp "$PRISTINE" "$DB"
   [ -f "$PRISTINE".audit ] && cp "$PRISTINE".audit "$DB".audit
+  [ -f "$PRISTINE".audit-chain ] && cp "$PRISTINE".audit-chain "$DB".audit-chain
 fi
 PORT=18555
 cat > "$DIR/bench.toml" <<TOML

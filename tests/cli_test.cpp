@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <functional>
 
 #include <sqlite3.h>
 
@@ -440,35 +442,28 @@ TEST(CliPolicy, PartnersGroupsAndAudiences) {
   EXPECT_EQ(RunCommand(Bin() + " partner list --db " + tmp.path() + "/none.db", &out), 2);
 }
 
-// Rewrites the audit table through SQLite, recomputing every hash (what an attacker with
-// the database file could do): only the signed checkpoints can reveal it.
+// The audit chain of the database at `db`, read through the store.
+std::vector<audit::Entry> ReadChain(const std::string& db) {
+  auto s = store::OpenSqlite(db);
+  EXPECT_TRUE(s.ok());
+  auto all = (*s)->ReadAudit(0, 100000);
+  EXPECT_TRUE(all.ok());
+  return all.ok() ? *all : std::vector<audit::Entry>{};
+}
+
+// Rewrites the chain file recomputing every hash (what an attacker with the files could do):
+// only the signed checkpoints can reveal it.
 void RewriteAuditWithValidHashes(const std::string& db) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(store::AuditLogPath(db).c_str(), &h), SQLITE_OK);
-  std::vector<audit::Entry> rows;
-  sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(h, "SELECT seq,time_us,recipient,object_id,version,decision,reason FROM audit ORDER BY seq", -1, &s, nullptr);
-  auto text = [&](int c) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, c))); };
-  while (sqlite3_step(s) == SQLITE_ROW) {
-    rows.push_back({sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), text(2), text(3), text(4), text(5), text(6)});
-  }
-  sqlite3_finalize(s);
+  std::vector<audit::Entry> rows = ReadChain(db);
+  ASSERT_GT(rows.size(), 2u);
   rows[1].reason = "forged";
   std::string prev = audit::kGenesis;
-  sqlite3_prepare_v2(h, "UPDATE audit SET reason=?, prev_hash=?, hash=? WHERE seq=?", -1, &s, nullptr);
   for (auto& e : rows) {
     e.prev_hash = prev;
     e.hash = audit::EntryHash(e);
     prev = e.hash;
-    sqlite3_reset(s);
-    sqlite3_bind_text(s, 1, e.reason.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, e.prev_hash.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 3, e.hash.c_str(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(s, 4, e.seq);
-    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
   }
-  sqlite3_finalize(s);
-  sqlite3_close(h);
+  ASSERT_TRUE(store::WriteAuditChainFile(store::AuditChainPath(db), rows).ok());
 }
 
 TEST(CliAudit, TamperingInEveryWayIsFoundAndPartnersVerifyTheirExport) {
@@ -506,34 +501,56 @@ TEST(CliAudit, TamperingInEveryWayIsFoundAndPartnersVerifyTheirExport) {
   EXPECT_EQ(RunCommand(Bin() + " audit verify --file " + exported + " --key " + key, &out), 1) << out;
   EXPECT_EQ(RunCommand(Bin() + " audit verify --file " + exported, &out), 2) << "the key is required";
 
-  // Four ways to tamper with the database file, each on a fresh copy; verify names the entry.
+  // Four ways to tamper with the chain's file, each on a fresh copy; verify names the entry.
   struct Tamper {
     const char* what;
-    std::string sql;
+    std::function<void(std::vector<audit::Entry>&)> change;
     std::string expect;
   };
   const Tamper tampers[] = {
-      {"changed", "UPDATE audit SET reason='nothing happened' WHERE seq=3", "entry 3: content does not match its hash"},
-      {"removed", "DELETE FROM audit WHERE seq=3", "entry 4: sequence gap: entry 3 is missing"},
-      {"inserted", "UPDATE audit SET seq=seq+100 WHERE seq>=3; UPDATE audit SET seq=seq-99 WHERE seq>=100; "
-                   "INSERT INTO audit SELECT 3,time_us,'cli:mallory',object_id,version,decision,reason,prev_hash,hash FROM audit WHERE seq=2",
+      {"changed", [](auto& c) { c[2].reason = "nothing happened"; }, "entry 3: content does not match its hash"},
+      {"removed", [](auto& c) { c.erase(c.begin() + 2); }, "entry 4: sequence gap: entry 3 is missing"},
+      {"inserted",
+       [](auto& c) {
+         audit::Entry forged = c[1];
+         forged.recipient = "cli:mallory";
+         c.insert(c.begin() + 2, forged);
+         for (size_t k = 2; k < c.size(); ++k) c[k].seq = static_cast<int64_t>(k) + 1;
+       },
        "entry 3: does not link to the previous entry"},
-      {"reordered", "UPDATE audit SET seq=-1 WHERE seq=2; UPDATE audit SET seq=2 WHERE seq=3; UPDATE audit SET seq=3 WHERE seq=-1",
+      {"reordered", [](auto& c) { std::swap(c[1], c[2]); std::swap(c[1].seq, c[2].seq); },
        "entry 2: does not link to the previous entry"},
+  };
+  auto copy_node = [&](const std::string& copy) {
+    std::filesystem::copy_file(db, copy);
+    std::filesystem::copy_file(store::AuditLogPath(db), store::AuditLogPath(copy));
+    std::filesystem::copy_file(store::AuditChainPath(db), store::AuditChainPath(copy));
+    std::filesystem::copy_file(db + ".key", copy + ".key");
   };
   for (const auto& t : tampers) {
     std::string copy = tmp.path() + "/" + t.what + ".db";
-    std::filesystem::copy_file(db, copy);
-    std::filesystem::copy_file(store::AuditLogPath(db), store::AuditLogPath(copy));
-    std::filesystem::copy_file(db + ".key", copy + ".key");
-    ASSERT_EQ(RunCommand("sqlite3 " + store::AuditLogPath(copy) + " \"" + t.sql + "\"", &out), 0) << t.what << out;
+    copy_node(copy);
+    std::vector<audit::Entry> chain = ReadChain(copy);
+    ASSERT_GE(chain.size(), 5u);
+    t.change(chain);
+    ASSERT_TRUE(store::WriteAuditChainFile(store::AuditChainPath(copy), chain).ok()) << t.what;
     EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << t.what << out;
     EXPECT_NE(out.find(t.expect), std::string::npos) << t.what << ": " << out;
   }
+  // Bytes changed in the file's structure: verify fails and says so, never skips the entry.
+  {
+    std::string copy = tmp.path() + "/damaged.db";
+    copy_node(copy);
+    std::fstream f(store::AuditChainPath(copy), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(27);  // the first record's length
+    f.write("\xff\xff\xff\xff", 4);
+    f.close();
+    EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << out;
+    EXPECT_NE(out.find("damaged"), std::string::npos) << out;
+  }
   // A rewrite that recomputes every hash is caught by the signed checkpoints.
   std::string copy = tmp.path() + "/rewritten.db";
-  std::filesystem::copy_file(db, copy);
-  std::filesystem::copy_file(store::AuditLogPath(db), store::AuditLogPath(copy));
+  copy_node(copy);
   RewriteAuditWithValidHashes(copy);
   EXPECT_EQ(RunCommand(Bin() + " audit verify --db " + copy, &out), 1) << out;
   EXPECT_NE(out.find("differs from the signed checkpoint"), std::string::npos) << out;

@@ -445,6 +445,10 @@ int AuditVerify(const Options& o) {
   auto db = OpenDb(o.db, false);
   if (!db.ok()) return Fail(db.status().message());
   auto all = ReadWholeAudit(**db);
+  if (!all.ok() && all.status().code() == Code::kInvalid) {  // a damaged chain file: verification fails
+    std::printf("audit chain damaged: %s\n", all.status().message().c_str());
+    return 1;
+  }
   if (!all.ok()) return Fail(all.status().message());
   auto cps = (*db)->ReadCheckpoints();
   if (!cps.ok()) return Fail(cps.status().message());

@@ -159,7 +159,7 @@ TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
   namespace fs = std::filesystem;
   std::string path = (fs::temp_directory_path() / ("tearline-releaser-" + std::to_string(getpid()) + ".db")).string();
   auto remove = [&] {
-    for (auto x : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm"}) fs::remove(path + x);
+    for (auto x : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain"}) fs::remove(path + x);
   };
   remove();
   {

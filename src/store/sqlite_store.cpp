@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "stix/id.h"
+#include "store/audit_chain.h"
 #include "store/page_index.h"
 #include "store/store.h"
 
@@ -407,6 +408,9 @@ class SqliteStore final : public Store {
   Status Init() {
     char* err = nullptr;
     if (!AttachLog(db_)) return Io("open the audit log " + AuditLogPath(path_));
+    auto chain = detail::AuditChain::Open(AuditChainPath(path_));
+    if (!chain.ok()) return chain.status();
+    chain_ = std::move(chain).value();
     // page_size applies only when a file is created: 16 KiB pages halve the B-tree work for
     // ~2 KB STIX objects compared with the 4 KiB default (bench/ingest). The log keeps 4 KiB
     // pages: its entries are appended, and a commit rewrites its last, partly filled page.
@@ -548,46 +552,41 @@ class SqliteStore final : public Store {
     return ReconcileLocked();
   }
 
-  // Appends to the log the intents it lacks (a transaction over both files whose log part was
-  // lost: crash or failed commit), then deletes the intents the log now holds. The log is
-  // written first: an intent is deleted only once its entry is durable there. Opening a store
-  // whose log lacks nothing writes nothing (CLI commands run beside a serving node). Outside
-  // any transaction, with mu_ held.
+  // Appends to the chain the intents it lacks (a transaction over the objects' file whose
+  // chain part was lost: crash or failed write), then deletes the intents the chain now holds.
+  // The chain is written and synced first: an intent is deleted only once its entry is durable
+  // there. Entries of the log's former table (log.audit, before the chain had a file of its
+  // own) move to the chain the same way. Opening a store whose chain lacks nothing writes
+  // nothing (CLI commands run beside a serving node). Outside any transaction, with mu_ held.
   Status ReconcileLocked() {
-    auto missing = MissingIntentsLocked();
+    auto lock = chain_->Acquire();
+    if (!lock.ok()) return lock.status();
+    if (auto st = MoveLogTableLocked(*lock); !st.ok()) return st;
+    auto missing = MissingIntentsLocked(*lock);
     if (!missing.ok()) return missing.status();
     if (!missing->empty()) {
-      // Decided again under the write lock: another process may have committed the log's part
-      // of its transaction since (its main part commits first).
-      if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit reconciliation");
-      missing = MissingIntentsLocked();
-      Status st = missing.ok() ? AppendLogLocked(*missing) : missing.status();
-      if (!st.ok() || !Exec("COMMIT")) {
-        Exec("ROLLBACK");
-        return st.ok() ? Io("commit audit reconciliation") : st;
-      }
+      if (auto st = chain_->Write(*lock, *missing); !st.ok()) return st;
+      if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
     }
-    auto head = LogHeadLocked();
-    if (!head.ok()) return head.status();
+    const int64_t head = chain_->Head(*lock).first;
     if (!missing->empty()) {
       Stmt done(db_, "DELETE FROM audit_intents WHERE seq<=?");
-      done.Bind(1, head->first);
+      done.Bind(1, head);
       if (sqlite3_step(done.get()) != SQLITE_DONE) return Io("clear audit intents");
     }
-    durable_seq_ = head->first;
+    durable_seq_ = head;
     reconcile_ = false;
     return Status::Ok();
   }
 
-  // The intents whose seq is beyond the log's head, in order.
-  Result<std::vector<audit::Entry>> MissingIntentsLocked() {
-    auto head = LogHeadLocked();
-    if (!head.ok()) return head.status();
+  // The intents whose seq is beyond the chain's head, in order (with the chain's lock: another
+  // process cannot write the chain meanwhile).
+  Result<std::vector<audit::Entry>> MissingIntentsLocked(const detail::AuditChain::Lock& lock) {
     Stmt& pending = Cached("SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash "
                            "FROM audit_intents WHERE seq>? ORDER BY seq");
     if (!pending) return Io("read audit intents");
     pending.Reset();
-    pending.Bind(1, head->first);
+    pending.Bind(1, chain_->Head(lock).first);
     std::vector<audit::Entry> out;
     int rc;
     while ((rc = sqlite3_step(pending.get())) == SQLITE_ROW) {
@@ -599,15 +598,31 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::pair<int64_t, std::string>> LogHeadLocked() {
-    Stmt& last = Cached("SELECT seq, hash FROM log.audit ORDER BY seq DESC LIMIT 1");
-    last.Reset();
-    int rc = sqlite3_step(last.get());
-    std::pair<int64_t, std::string> head{0, audit::kGenesis};
-    if (rc == SQLITE_ROW) head = {last.Int(0), last.Text(1)};
-    sqlite3_reset(last.get());
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Io("read audit head");
-    return head;
+  // The chain's entries were rows of log.audit before (schema 11 to 14): those beyond the
+  // chain file's head are written to it, synced, and only then deleted from the table (a crash
+  // in between moves nothing twice: the rows at or below the head are only deleted).
+  Status MoveLogTableLocked(const detail::AuditChain::Lock& lock) {
+    Stmt any(db_, "SELECT count(*) FROM log.audit");
+    if (!any || sqlite3_step(any.get()) != SQLITE_ROW) return Io("read the former audit table");
+    if (any.Int(0) == 0) return Status::Ok();
+    any = Stmt();
+    while (true) {
+      Stmt rows(db_, "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM log.audit "
+                     "WHERE seq>? ORDER BY seq LIMIT 10000");
+      rows.Bind(1, chain_->Head(lock).first);
+      std::vector<audit::Entry> page;
+      int rc;
+      while ((rc = sqlite3_step(rows.get())) == SQLITE_ROW) {
+        page.push_back({rows.Int(0), rows.Int(1), rows.Text(2), rows.Text(3), rows.Text(4), rows.Text(5), rows.Text(6),
+                        rows.Text(7), rows.Text(8)});
+      }
+      if (rc != SQLITE_DONE) return Io("read the former audit table");
+      if (page.empty()) break;
+      if (auto st = chain_->Write(lock, page); !st.ok()) return st;
+    }
+    if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
+    if (!Exec("DELETE FROM log.audit")) return Io("empty the former audit table");
+    return Status::Ok();
   }
 
   // Inside the schema transaction: adds `column` to `table` when the table exists without it.
@@ -777,9 +792,17 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Durable before it is returned: a checkpoint signs it, and one naming entries a power loss
+  // took back would read as tampering.
   Result<std::pair<int64_t, std::string>> AuditHead() override {
-    std::lock_guard lock(mu_);
-    return LogHeadLocked();
+    std::pair<int64_t, std::string> head;
+    {
+      auto lock = chain_->Acquire();
+      if (!lock.ok()) return lock.status();
+      head = chain_->Head(*lock);
+    }
+    if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
+    return head;
   }
 
   Status PutCheckpoint(const Checkpoint& c) override {
@@ -993,41 +1016,51 @@ class SqliteStore final : public Store {
       sync_cv_.notify_all();
       syncer_.join();  // and acknowledged once durable
     }
-    for (int* fd : {&wal_main_, &wal_log_}) {
-      if (*fd >= 0) ::close(*fd);
-      *fd = -1;
-    }
+    if (wal_main_ >= 0) ::close(wal_main_);
+    wal_main_ = -1;
   }
 
-  // The write-ahead logs of both files, for the syncer: a file's WAL exists from the first
-  // connection in WAL mode until the last one closes (this store's writer outlives the syncer).
-  // Without them (in-memory or temporary stores) group commits sync in COMMIT as before.
+  // The objects' write-ahead log, for the syncer: it exists from the first connection in WAL
+  // mode until the last one closes (this store's writer outlives the syncer). Without it
+  // (in-memory or temporary stores) group commits sync in COMMIT as before. (The audit log's
+  // SQLite file now holds only the signed checkpoints, written synchronously.)
   void OpenWalFiles() {
     if (path_.empty() || path_ == ":memory:") return;
     wal_main_ = ::open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
-    wal_log_ = ::open((AuditLogPath(path_) + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
-    if (wal_main_ < 0 || wal_log_ < 0) {
-      for (int* fd : {&wal_main_, &wal_log_}) {
-        if (*fd >= 0) ::close(*fd);
-        *fd = -1;
-      }
-    }
   }
 
-  // fdatasync of both WALs; "" when done, else what failed. A failed sync is not retried: the
-  // kernel may have dropped the dirty pages it could not write (fsyncgate), so the store refuses
-  // every later write until the node is restarted (sync_failed_; RunGroup, ReadyLocked).
+  // fdatasync of the objects' WAL (when `main`: a group wrote to it) and of the audit chain; ""
+  // when done, else what failed. A failed sync is not retried: the kernel may have dropped the
+  // dirty pages it could not write (fsyncgate), so the store refuses every later write until
+  // the node is restarted (sync_failed_; RunGroup, ReadyLocked, the chain-only appends).
   std::string SyncWals(bool main) {
     if (sync_failed_.load()) return sync_error_;
     if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
-    bool ok = !opt_.fail_sync && (!main || ::fdatasync(wal_main_) == 0) && ::fdatasync(wal_log_) == 0;
+    std::string failed;
+    if (opt_.fail_sync) {
+      failed = "sync the write-ahead log: injected failure";
+    } else if (main && ::fdatasync(wal_main_) != 0) {
+      failed = std::string("sync the write-ahead log: ") + std::strerror(errno);
+    } else if (auto synced = chain_->Sync(); !synced.ok()) {
+      failed = synced.status().message();
+    }
     wal_syncs_.fetch_add(1, std::memory_order_relaxed);
-    if (ok) return {};
+    if (failed.empty()) return {};
+    return FailSync(failed).message();
+  }
+
+  // A sync failed: from now on the store refuses writes. sync_error_ is set once, before
+  // sync_failed_ (readers check that first).
+  Status FailSync(const std::string& what) {
     std::lock_guard lock(mu_);
-    sync_error_ = std::string("sync the write-ahead log: ") + (opt_.fail_sync ? "injected failure" : std::strerror(errno)) +
-                  "; the store takes no more writes until the node is restarted";
-    sync_failed_ = true;
-    return sync_error_;
+    return FailSyncLocked(what);
+  }
+  Status FailSyncLocked(const std::string& what) {
+    if (!sync_failed_.load()) {
+      sync_error_ = what + "; the store takes no more writes until the node is restarted";
+      sync_failed_ = true;
+    }
+    return Status::Io(sync_error_);
   }
 
   // A group's Puts are answered: waiting callers woken, asynchronous callbacks run.
@@ -1085,7 +1118,7 @@ class SqliteStore final : public Store {
     // error that fails them all ends in as many short passes).
     std::vector<PutJob*> live = batch;
     while (true) {
-      if (!Exec("BEGIN IMMEDIATE")) {
+      if (!BeginLocked()) {
         for (PutJob* j : live) j->result = Io("begin transaction");
         return false;
       }
@@ -1109,7 +1142,7 @@ class SqliteStore final : public Store {
         }
         break;
       }
-      Exec("ROLLBACK");
+      RollbackLocked();
       id_counts_known_ = false;
       std::erase(live, failed);  // its result stays the error
       for (PutJob* j : live) j->result = Status::Io("not run");  // set again by the next pass
@@ -1119,7 +1152,7 @@ class SqliteStore final : public Store {
     bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
     if (!merged.ok() || inject || !CommitLocked(unsynced_head)) {
       Status st = merged.ok() ? Io("commit") : merged;
-      Exec("ROLLBACK");
+      RollbackLocked();
       id_counts_known_ = false;
       for (PutJob* j : live) {
         if (j->result.ok()) j->result = st;
@@ -1349,10 +1382,10 @@ class SqliteStore final : public Store {
     // One transaction: the rows, the `latest` flag passed back to the version left, and the
     // delete counter change together (a reader, or a crash, never sees an object without its
     // last version flagged, or rows gone under an unchanged counter: the page index trusts it).
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin delete");
+    if (!BeginLocked()) return Io("begin delete");
     auto fail = [&](const char* what) -> Result<size_t> {
       Status st = Io(what);
-      Exec("ROLLBACK");
+      RollbackLocked();
       id_counts_known_ = false;  // counted again before the next merge decision
       return st;
     };
@@ -1496,18 +1529,18 @@ class SqliteStore final : public Store {
 
   Status RemovePrincipal(std::string_view name) override {
     std::lock_guard lock(mu_);
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin");
+    if (!BeginLocked()) return Io("begin");
     Stmt a(db_, "DELETE FROM principals WHERE name=?");
     a.Bind(1, name);
     Stmt b(db_, "DELETE FROM tokens WHERE principal=?");
     b.Bind(1, name);
     if (Step(a) != SQLITE_DONE) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return Io("remove principal");
     }
     bool existed = sqlite3_changes(db_) > 0;
     if (Step(b) != SQLITE_DONE || !Exec("COMMIT")) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return Io("remove principal");
     }
     return existed ? Status::Ok() : Status::NotFound("no principal " + std::string(name));
@@ -1672,13 +1705,13 @@ class SqliteStore final : public Store {
                     int64_t retry_at) override {
     if (seqs.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin");
+    if (!BeginLocked()) return Io("begin");
     if (auto st = MarkOutboxLocked(seqs, state, error, retry_at); !st.ok()) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return st;
     }
     if (!Exec("COMMIT")) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return Io("commit outbox");
     }
     return Status::Ok();
@@ -1707,16 +1740,16 @@ class SqliteStore final : public Store {
     if (entries.empty() && releases.empty() && sent.empty() && failed.empty()) return Status::Ok();
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) return st;
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin push record");
+    if (!BeginLocked()) return Io("begin push record");
     Status st = AppendAuditLocked(entries, releases, true);
     if (st.ok()) st = MarkOutboxLocked(sent, "sent", "", 0);
     if (st.ok()) st = MarkOutboxLocked(failed, "failed", error, 0);
     if (!st.ok()) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return st;
     }
     if (!CommitLocked()) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return Io("commit push record");
     }
     return Status::Ok();
@@ -1976,41 +2009,60 @@ class SqliteStore final : public Store {
 
   Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases, int64_t* first_seq) override {
     if (entries.empty() && releases.empty()) return Status::Ok();
-    std::lock_guard lock(mu_);
-    if (auto st = ReadyLocked(); !st.ok()) return st;
-    if (auto st = AuditTransactionLocked(entries, releases, nullptr); !st.ok()) return st;
+    if (releases.empty() && !reconcile_.load()) {
+      // Only the chain changes: its own lock, not the store's writer.
+      if (sync_failed_.load()) return Status::Io(sync_error_);
+      if (auto st = AppendChainOnly(entries); !st.ok()) return st;
+      if (auto synced = chain_->Sync(); !synced.ok()) return FailSync(synced.status().message());
+    } else {
+      std::lock_guard lock(mu_);
+      if (auto st = ReadyLocked(); !st.ok()) return st;
+      if (auto st = AuditTransactionLocked(entries, releases, nullptr); !st.ok()) return st;
+    }
     if (first_seq && !entries.empty()) *first_seq = entries.front().seq;
     return Status::Ok();
   }
 
-  // One transaction appending `entries` and `releases` (AppendAudit, AppendAuditAsync);
+  // Entries that go to the chain alone (no release history, no objects): written under the
+  // chain's lock; durable once synced.
+  Status AppendChainOnly(std::vector<audit::Entry>& entries) {
+    auto lock = chain_->Acquire();
+    if (!lock.ok()) return lock.status();
+    return chain_->Append(*lock, entries);
+  }
+
+  // One transaction appending `entries` and recording `releases` (AppendAudit, AppendAuditAsync);
   // `unsynced_head` as for CommitLocked.
   Status AuditTransactionLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
                                 int64_t* unsynced_head) {
-    if (!Exec("BEGIN IMMEDIATE")) return Io("begin audit");
+    if (!BeginLocked()) return Io("begin audit");
     if (auto st = AppendAuditLocked(entries, releases, false); !st.ok()) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return st;
     }
     if (!CommitLocked(unsynced_head)) {
-      Exec("ROLLBACK");
+      RollbackLocked();
       return Io("commit audit");
     }
+    // The seq and hashes the commit gave them (the caller reports the first seq).
+    for (size_t k = 0; k < entries.size() && k < chained_.size(); ++k) entries[k] = chained_[k];
     return Status::Ok();
   }
 
-  // Whether this connection's commits sync (synchronous=FULL on both files) or leave it to the
-  // syncer (NORMAL: early lock release). Run through sqlite3_exec, not kept prepared: this
-  // pragma takes effect when it is compiled, so a prepared one is not reliably applied again.
+  // Whether this connection's commits sync (synchronous=FULL) or leave it to the syncer
+  // (NORMAL: early lock release). Run through sqlite3_exec, not kept prepared: this pragma
+  // takes effect when it is compiled, so a prepared one is not reliably applied again.
   bool SyncCommitsLocked(bool sync) {
     return Exec(sync ? "PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL"
                      : "PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL");
   }
 
-  // Early lock release for the audit log too (StartCommitter says why): the entries' COMMIT
-  // does not sync; the syncer makes them durable, with the groups of Puts committed meanwhile,
-  // and only then is `done` called. The writer is free during the sync: before, every audit
-  // commit held it through its fsync, and Puts waited behind audited reads.
+  // Early lock release for the audit chain too (StartCommitter says why): the entries are
+  // written without a sync; the syncer makes them durable, with the groups of Puts committed
+  // meanwhile, and only then is `done` called. Entries without release history (a local
+  // reader's pages) take only the chain's lock: an audited read no longer waits for a group of
+  // Puts holding the store's writer. A partner's releases also record the release history in
+  // the objects' file: that takes the writer.
   void AppendAuditAsync(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
                         std::function<void(Status, int64_t)> done) override {
     bool stopping;
@@ -2018,14 +2070,17 @@ class SqliteStore final : public Store {
       std::lock_guard s(sync_mu_);
       stopping = sync_stop_;
     }
-    // No syncer (in-memory or temporary stores), or a store being closed: synced in COMMIT.
+    // No syncer (in-memory or temporary stores), or a store being closed: synced here.
     if (wal_main_ < 0 || !syncer_.joinable() || stopping) {
       return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
     }
     if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
     int64_t head = 0;
     Status st;
-    {
+    if (releases.empty() && !reconcile_.load()) {
+      st = sync_failed_.load() ? Status::Io(sync_error_) : AppendChainOnly(entries);
+      if (st.ok()) head = entries.back().seq;
+    } else {
       {
         std::lock_guard w(audit_wait_mu_);
         ++audit_waiting_;
@@ -2059,26 +2114,15 @@ class SqliteStore final : public Store {
     sync_cv_.notify_one();
   }
 
-  // Inside a write transaction: extends the chain (in the log's file) and the release history.
-  // `main_too`: the transaction also changes the main file, so the entries go into
-  // audit_intents as well (see kLogSchema); so do they when there are releases to record.
+  // Inside a write transaction: queues `entries` for the chain (linked and written when the
+  // transaction commits, CommitLocked) and records the release history. The entries also go
+  // into audit_intents, in the transaction: should the chain's write be lost after the
+  // objects' file committed (a crash, a failed write), the next open or write appends them
+  // (ReconcileLocked). `main_too` is kept for the callers' sake: every transaction that comes
+  // here writes the objects' file now (entries alone take AppendChainOnly).
   Status AppendAuditLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
-                           bool main_too) {
-    if (auto st = AppendLogLocked(entries); !st.ok()) return st;
-    if ((main_too || !releases.empty()) && !entries.empty()) {
-      // Intents of earlier transactions whose log part is durable are no longer needed.
-      Stmt& old = Cached("DELETE FROM audit_intents WHERE seq<=?");
-      old.Reset();
-      old.Bind(1, std::max(durable_seq_, synced_seq_.load()));
-      if (Step(old) != SQLITE_DONE) return Io("clear audit intents");
-      Stmt& intent = Cached(
-          "INSERT INTO audit_intents(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
-          "VALUES(?,?,?,?,?,?,?,?,?)");
-      for (const auto& e : entries) {
-        BindEntry(intent, e);
-        if (Step(intent) != SQLITE_DONE) return Io("record audit intent");
-      }
-    }
+                           bool /*main_too*/) {
+    pending_.insert(pending_.end(), entries.begin(), entries.end());
     // The first form a recipient received stands (a recipient never gets both).
     Stmt& rel = Cached("INSERT OR IGNORE INTO releases(recipient, object_id, variant) VALUES(?,?,?)");
     for (const auto& r : releases) {
@@ -2090,7 +2134,6 @@ class SqliteStore final : public Store {
     }
     return Status::Ok();
   }
-
 
   static void BindEntry(Stmt& s, const audit::Entry& e) {
     s.Reset();
@@ -2105,67 +2148,76 @@ class SqliteStore final : public Store {
     s.Bind(9, e.hash);
   }
 
-  // Inside a write transaction: chains `entries` onto the log's head (setting seq and hashes).
-  Status AppendLogLocked(std::vector<audit::Entry>& entries) {
-    if (entries.empty()) return Status::Ok();
-    auto head = LogHeadLocked();
-    if (!head.ok()) return head.status();
-    int64_t seq = head->first;
-    std::string prev = head->second;
-    Stmt& ins = Cached(
-        "INSERT INTO log.audit(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
-        "VALUES(?,?,?,?,?,?,?,?,?)");
-    for (auto& e : entries) {
-      e.seq = ++seq;
-      e.prev_hash = prev;
-      e.hash = audit::LinkHash(e.prev_hash, e.seq, e.body_digest.empty() ? audit::BodyDigest(e) : e.body_digest);
-      prev = e.hash;
-      BindEntry(ins, e);
-      if (Step(ins) != SQLITE_DONE) return Io("append audit");
-    }
-    return Status::Ok();
+  bool BeginLocked() {
+    pending_.clear();
+    return Exec("BEGIN IMMEDIATE");
+  }
+  void RollbackLocked() {
+    pending_.clear();
+    Exec("ROLLBACK");
   }
 
-  // COMMIT of a transaction that may have appended to the log. On success the log's head is
-  // durable; on failure the main file may have committed without the log (WAL: atomic per
-  // file), so the intents are reconciled before the next write.
-  // `unsynced_head`: the COMMIT did not sync (a group commit's early lock release): the log's
-  // head goes there, and counts as durable (synced_seq_) only once the syncer has synced the WALs (until
-  // then the intents of the transaction must stay: the log's part may not be on disk yet).
+  // COMMIT of a write transaction. Entries queued by AppendAuditLocked are linked to the
+  // chain's head under its lock, written to audit_intents in the transaction, and written to
+  // the chain once the COMMIT succeeded (the lock held throughout, so no other writer, thread
+  // or process, links onto the same head). On success the entries are in the chain: synced
+  // with the commit, or (`unsynced_head`: a group commit's early lock release) left to the
+  // syncer, their head stored there; they count as durable (synced_seq_) only once it synced
+  // them, and until then their intents stay. On failure of the chain's write after the
+  // commit, the intents are reconciled before the next write.
   bool CommitLocked(int64_t* unsynced_head = nullptr) {
-    if (Exec("COMMIT")) {
-      if (auto head = LogHeadLocked(); head.ok()) (unsynced_head ? *unsynced_head : durable_seq_) = head->first;
+    chained_.clear();
+    if (pending_.empty()) {
+      if (!Exec("COMMIT")) {
+        reconcile_ = true;
+        return false;
+      }
       return true;
     }
-    reconcile_ = true;
-    return false;
+    auto lock = chain_->Acquire();
+    if (!lock.ok()) return false;
+    auto [seq, hash] = chain_->Head(*lock);
+    detail::AuditChain::Link(pending_, seq, std::move(hash));
+    // Intents of earlier transactions whose entries are durable in the chain are not needed.
+    Stmt& old = Cached("DELETE FROM audit_intents WHERE seq<=?");
+    old.Reset();
+    old.Bind(1, std::max(durable_seq_, synced_seq_.load()));
+    if (Step(old) != SQLITE_DONE) return false;
+    Stmt& intent = Cached(
+        "INSERT INTO audit_intents(seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash) "
+        "VALUES(?,?,?,?,?,?,?,?,?)");
+    for (const auto& e : pending_) {
+      BindEntry(intent, e);
+      if (Step(intent) != SQLITE_DONE) return false;
+    }
+    if (!Exec("COMMIT")) {
+      reconcile_ = true;
+      return false;
+    }
+    chained_ = std::move(pending_);
+    pending_.clear();
+    bool ok = chain_->Write(*lock, chained_).ok();
+    if (ok && !unsynced_head) {
+      auto synced = chain_->Sync();
+      ok = synced.ok();
+      if (!ok) FailSyncLocked(synced.status().message());
+    }
+    if (!ok) {
+      reconcile_ = true;  // the intents are committed: the next write appends them
+      return false;
+    }
+    (unsynced_head ? *unsynced_head : durable_seq_) = chained_.back().seq;
+    return true;
   }
 
-  // Before a write transaction that appends to the log, with mu_ held.
+  // Before a write transaction that appends to the chain, with mu_ held.
   Status ReadyLocked() {
     if (sync_failed_.load()) return Status::Io(sync_error_);
     if (!reconcile_) return Status::Ok();
     return ReconcileLocked();
   }
 
-  Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) override {
-    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<std::vector<audit::Entry>> {
-      Stmt& s = CachedOn(db, stmts,
-                         "SELECT seq,time_us,recipient,object_id,version,decision,reason,prev_hash,hash FROM log.audit "
-                         "WHERE seq>? ORDER BY seq LIMIT ?");
-      s.Reset();
-      s.Bind(1, after);
-      s.Bind(2, static_cast<int64_t>(limit));
-      std::vector<audit::Entry> out;
-      int rc;
-      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-        out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8)});
-      }
-      sqlite3_reset(s.get());
-      if (rc != SQLITE_DONE) return Status::Io(std::string("read audit: ") + sqlite3_errmsg(db));
-      return out;
-    });
-  }
+  Result<std::vector<audit::Entry>> ReadAudit(int64_t after, size_t limit) override { return chain_->Read(after, limit); }
 
   Result<Token> GetToken(std::string_view id) override {
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Result<Token> {
@@ -2926,7 +2978,7 @@ class SqliteStore final : public Store {
   bool group_stop_ = false;
   std::thread committer_;
   // Early lock release (StartCommitter): committed groups waiting for the syncer.
-  int wal_main_ = -1, wal_log_ = -1;
+  int wal_main_ = -1;
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   // AppendAuditAsync callers waiting for mu_: the next group waits for them (RunGroup).
@@ -2982,7 +3034,10 @@ class SqliteStore final : public Store {
   std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};
   int64_t durable_seq_ = 0;  // the log's head at the last successful synced commit (intents up to it are done)
   std::atomic<int64_t> synced_seq_{0};  // the same for group commits, once the syncer has synced them
-  bool reconcile_ = false;   // a commit failed: the log may lack intents committed in main
+  std::atomic<bool> reconcile_{false};  // a commit failed: the chain may lack intents committed in main
+  std::unique_ptr<detail::AuditChain> chain_;  // the audit chain's file (audit_chain.h)
+  std::vector<audit::Entry> pending_;  // entries of the open write transaction (AppendAuditLocked)
+  std::vector<audit::Entry> chained_;  // the entries the last CommitLocked linked and wrote
 };
 
 }  // namespace

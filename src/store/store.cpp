@@ -99,4 +99,9 @@ std::string AuditLogPath(const std::string& database_path) {
   return database_path + ".audit";
 }
 
+std::string AuditChainPath(const std::string& database_path) {
+  if (database_path.empty() || database_path == ":memory:") return "";
+  return database_path + ".audit-chain";
+}
+
 }  // namespace tearline::store

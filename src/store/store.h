@@ -462,10 +462,18 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions
 //! already covered. Returns the checkpointed seq (0: empty log).
 Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key);
 
-//! The audit log's own database file beside the store: "<database_path>.audit" (its commits,
-//! one per group of audited releases, must not invalidate the readers' caches of the objects).
+//! The audit log's own database file beside the store: "<database_path>.audit". It holds the
+//! signed checkpoints (and, before the chain file, the chain's entries: moved out when opened).
 //! ":memory:" and "" (temporary stores) get an in-memory or temporary log.
 std::string AuditLogPath(const std::string& database_path);
+//! The audit chain's append-only file beside the store: "<database_path>.audit-chain"
+//! (src/store/audit_chain.h has its format); "" for ":memory:" and temporary stores, whose
+//! chain stays in memory.
+std::string AuditChainPath(const std::string& database_path);
+
+//! Writes `entries` as they are (no linking, no hashing) as the chain file at `path`, replacing
+//! it: for tools and tests that must produce a given file, e.g. a tampered one.
+Status WriteAuditChainFile(const std::string& path, const std::vector<audit::Entry>& entries);
 
 //! Where the node's Ed25519 key lives for the database at `database_path`:
 //! "<database_path>.key" (the data directory; created 0600 on first start).
