@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -131,40 +130,54 @@ struct CollectionIndex {
 
 //! Rows by objects.pk, bounded by bytes, for one delete generation at a time (a pk can be
 //! reused after a delete: a row is served only to readers of the generation it was read in).
+//!
+//! Direct-mapped: a pk has one slot (pk / kShards, modulo the shard's slots), so a lookup is
+//! one probe of a flat array. A page's rows have nearly consecutive pks (date_added order is
+//! insertion order), which land in consecutive slots. std::unordered_map cost a bucket and a
+//! node miss per row: its find() was the largest user-space symbol of a TAXII page (perf,
+//! docs/benchmarks.md, ninth session). A row evicts the one in its slot; beyond the byte budget
+//! a clock hand evicts others.
 class RowCache {
  public:
-  explicit RowCache(size_t bytes) : budget_(bytes / kShards) {}
+  //! Slots are sized for rows of ~512 bytes on average: fewer rows than slots, for most data.
+  explicit RowCache(size_t bytes) : budget_(bytes / kShards) {
+    const size_t slots = std::max<size_t>(1024, budget_ / 512);
+    for (auto& s : shards_) s.slots.resize(budget_ > 0 ? slots : 0);
+  }
 
   //! The row at `pk` as read in generation `deletes`, or null.
   std::shared_ptr<const StoredObject> Find(int64_t deletes, int64_t pk) {
-    Shard& s = shards_[Slot(pk)];
+    Shard& s = shards_[ShardOf(pk)];
     std::lock_guard lock(s.mu);
-    if (s.generation != deletes) return nullptr;
-    auto it = s.rows.find(pk);
-    return it == s.rows.end() ? nullptr : it->second;
+    if (s.generation != deletes || s.slots.empty()) return nullptr;
+    const Slot& slot = s.slots[SlotOf(s, pk)];
+    return slot.pk == pk ? slot.row : nullptr;
   }
   //! Keeps `row` (read in generation `deletes`); a shard of another generation starts over.
   void Put(int64_t deletes, int64_t pk, std::shared_ptr<const StoredObject> row) {
     const size_t size = Bytes(*row);
     if (size > budget_) return;
-    Shard& s = shards_[Slot(pk)];
+    Shard& s = shards_[ShardOf(pk)];
     std::lock_guard lock(s.mu);
+    if (s.slots.empty()) return;
     if (s.generation != deletes) {
       if (deletes < s.generation) return;  // a reader of an older state: its rows may be gone
-      s.rows.clear();
-      s.order.clear();
+      for (auto& x : s.slots) x = Slot{};
       s.bytes = 0;
       s.generation = deletes;
     }
-    if (!s.rows.emplace(pk, std::move(row)).second) return;
-    s.order.push_back(pk);
+    Slot& slot = s.slots[SlotOf(s, pk)];
+    if (slot.pk == pk) return;
+    if (slot.row) s.bytes -= Bytes(*slot.row);
+    slot.pk = pk;
+    slot.row = std::move(row);
     s.bytes += size;
-    while (s.bytes > budget_ && !s.order.empty()) {  // first in, first out: rows never change
-      auto old = s.rows.find(s.order.front());
-      s.order.pop_front();
-      if (old == s.rows.end()) continue;
-      s.bytes -= Bytes(*old->second);
-      s.rows.erase(old);
+    while (s.bytes > budget_) {  // size <= budget_: another occupied slot is always found
+      Slot& victim = s.slots[s.hand];
+      s.hand = (s.hand + 1) % s.slots.size();
+      if (&victim == &slot || !victim.row) continue;
+      s.bytes -= Bytes(*victim.row);
+      victim = Slot{};
     }
   }
   size_t budget() const { return budget_ * kShards; }
@@ -179,14 +192,19 @@ class RowCache {
 
  private:
   static constexpr size_t kShards = 16;
+  struct Slot {
+    int64_t pk = -1;
+    std::shared_ptr<const StoredObject> row;
+  };
   struct Shard {
     std::mutex mu;
     int64_t generation = -1;
-    std::unordered_map<int64_t, std::shared_ptr<const StoredObject>> rows;
-    std::deque<int64_t> order;
+    std::vector<Slot> slots;
+    size_t hand = 0;  // the clock hand: the next slot to evict beyond the budget
     size_t bytes = 0;
   };
-  static size_t Slot(int64_t pk) { return static_cast<size_t>(pk) % kShards; }
+  static size_t ShardOf(int64_t pk) { return static_cast<size_t>(pk) % kShards; }
+  static size_t SlotOf(const Shard& s, int64_t pk) { return (static_cast<size_t>(pk) / kShards) % s.slots.size(); }
   static size_t Bytes(const StoredObject& o) {
     return sizeof(StoredObject) + 96 + o.id.size() + o.type.size() + o.modified.size() + o.version.size() +
            o.spec_version.size() + o.json.size() + o.source.size();

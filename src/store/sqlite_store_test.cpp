@@ -1616,5 +1616,43 @@ TEST(AuditChain, ADamagedRecordIsAnErrorWhenRead) {
   EXPECT_FALSE(detail::AuditChain::Open(db.path() + ".junk").ok()) << "a file that is not a chain is refused";
 }
 
+// The row cache (page_index.h): a row is found by its pk in the generation it was read in;
+// rows that share a slot replace each other; the byte budget holds, the newest row stays.
+TEST(RowCache, FindsRowsByPkWithinTheBudgetAndGeneration) {
+  auto row = [](int64_t pk, size_t bytes) {
+    auto o = std::make_shared<StoredObject>();
+    o->id = "indicator--" + std::to_string(pk);
+    o->json = std::string(bytes, 'j');
+    return std::shared_ptr<const StoredObject>(o);
+  };
+  detail::RowCache cache(16 * 64 * 1024);  // 64 KiB per shard, 1024 slots each
+  for (int64_t pk = 1; pk <= 100; ++pk) cache.Put(0, pk, row(pk, 100));
+  for (int64_t pk = 1; pk <= 100; ++pk) {
+    auto r = cache.Find(0, pk);
+    ASSERT_TRUE(r) << pk;
+    EXPECT_EQ(r->id, "indicator--" + std::to_string(pk));
+  }
+  EXPECT_FALSE(cache.Find(0, 101));
+  EXPECT_FALSE(cache.Find(1, 5)) << "another delete generation";
+  // pk 5 and 5 + 16 * 1024 share a slot: the newer replaces the older.
+  const int64_t twin = 5 + 16 * 1024;
+  cache.Put(0, twin, row(twin, 100));
+  EXPECT_TRUE(cache.Find(0, twin));
+  EXPECT_FALSE(cache.Find(0, 5));
+  // Far over the budget: the cache stays within it and keeps the newest row.
+  for (int64_t pk = 1000; pk < 3000; ++pk) {
+    cache.Put(0, pk, row(pk, 4000));
+    ASSERT_LE(cache.Bytes(), cache.budget()) << pk;
+    ASSERT_TRUE(cache.Find(0, pk)) << pk;
+  }
+  // A row of a newer generation empties its shard first; an older reader's row is not kept.
+  cache.Put(2, 16, row(16, 100));
+  EXPECT_TRUE(cache.Find(2, 16));
+  EXPECT_FALSE(cache.Find(0, 1024));
+  cache.Put(1, 32, row(32, 100));
+  EXPECT_FALSE(cache.Find(1, 32));
+  EXPECT_FALSE(cache.Find(2, 32));
+}
+
 }  // namespace
 }  // namespace tearline::store
