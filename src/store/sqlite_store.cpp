@@ -131,14 +131,12 @@ CREATE TABLE IF NOT EXISTS audiences(
   collection TEXT PRIMARY KEY, partners TEXT NOT NULL, groups_ TEXT NOT NULL, default_tlp TEXT NOT NULL) WITHOUT ROWID;
 )sql";
 
-// The audit log's own file, attached as "log" (AuditLogPath). Every commit of audited releases
-// changes only this file, so the read connections keep their cache of the objects (WAL readers
-// drop their page cache and memory map whenever the file they read has changed).
-// A transaction that changes both files is atomic per file only (SQLite, WAL mode): its entries
-// are also written to main.audit_intents, which is committed first (main before attached
-// databases); an intent missing from the log after a crash or a failed commit is appended on
-// the next open or write (Reconcile), and intents already in the log are deleted by the next
-// transaction that writes intents.
+// The audit log's SQLite file (AuditLogPath): the signed checkpoints. Attached as "log" to the
+// writer's connection only while Init upgrades older layouts (the chain's entries were rows of
+// log.audit, schemas 11 to 14, and of main.audit before; they move to the chain's own file,
+// audit_chain.h); afterwards it has a connection of its own (OpenLogConnection), so that no
+// transaction of the objects' file locks it. Transactions over the objects' file and the chain
+// write their entries to main.audit_intents too (CommitLocked, ReconcileLocked).
 constexpr const char* kLogSchema = R"sql(
 CREATE TABLE IF NOT EXISTS log.audit(
   seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, recipient TEXT NOT NULL, object_id TEXT NOT NULL,
@@ -369,6 +367,7 @@ class SqliteStore final : public Store {
     StopCheckpointer();
     state_stmt_ = Stmt();
     sqlite3_close_v2(state_db_);
+    sqlite3_close_v2(log_db_);
     readers_.clear();
     stmts_.clear();
     sqlite3_close_v2(db_);
@@ -388,7 +387,6 @@ class SqliteStore final : public Store {
         return;  // fewer readers is only slower
       }
       sqlite3_busy_timeout(r->db, 5000);
-      if (!AttachLog(r->db)) return;
       // Memory-mapped reads: no pread copy per page (random lookups of referenced objects).
       sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384; PRAGMA mmap_size=4294967296;", nullptr, nullptr,
                    nullptr);
@@ -548,7 +546,19 @@ class SqliteStore final : public Store {
     Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
     if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
     node_identity_ = n.Text(0);
+    n = Stmt();
     std::lock_guard lock(mu_);
+    {
+      auto chain_lock = chain_->Acquire();
+      if (!chain_lock.ok()) return chain_lock.status();
+      if (auto st = MoveLogTableLocked(*chain_lock); !st.ok()) return st;
+    }
+    // From here on the writer does not touch the log's file: with it attached, every BEGIN
+    // IMMEDIATE of a group of Puts would also lock it, and a checkpoint written meanwhile on the
+    // log's own connection (OnLog) would wait for the group.
+    stmts_.clear();
+    if (!Exec("DETACH DATABASE log")) return Io("detach the audit log");
+    if (auto st = OpenLogConnection(); !st.ok()) return st;
     return ReconcileLocked();
   }
 
@@ -558,10 +568,10 @@ class SqliteStore final : public Store {
   // there. Entries of the log's former table (log.audit, before the chain had a file of its
   // own) move to the chain the same way. Opening a store whose chain lacks nothing writes
   // nothing (CLI commands run beside a serving node). Outside any transaction, with mu_ held.
+  // (The former table's rows move in Init, MoveLogTableLocked.)
   Status ReconcileLocked() {
     auto lock = chain_->Acquire();
     if (!lock.ok()) return lock.status();
-    if (auto st = MoveLogTableLocked(*lock); !st.ok()) return st;
     auto missing = MissingIntentsLocked(*lock);
     if (!missing.ok()) return missing.status();
     if (!missing->empty()) {
@@ -805,29 +815,44 @@ class SqliteStore final : public Store {
     return head;
   }
 
+  // Checkpoints live in the log's SQLite file alone: a file-backed store writes and reads them
+  // on a connection of their own, not the store's writer. The audit writer signs one every
+  // 1000 entries; behind the writer it waited for whole groups of Puts (std::mutex is not fair),
+  // and every audited read waited behind it: reads under POSTs had a p99 of ~0.7 s (ninth
+  // session).
+  template <typename F>
+  auto OnLog(F f) {
+    std::lock_guard lock(log_mu_);
+    return f(log_db_, "main");
+  }
+
   Status PutCheckpoint(const Checkpoint& c) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, "INSERT OR REPLACE INTO log.checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
-    s.Bind(1, c.seq);
-    s.Bind(2, c.hash);
-    s.Bind(3, c.time_us);
-    s.Bind(4, c.public_key);
-    s.Bind(5, c.signature);
-    if (Step(s) != SQLITE_DONE) return Io("store checkpoint");
-    return Status::Ok();
+    return OnLog([&](sqlite3* db, const char* schema) {
+      Stmt s(db, std::string("INSERT OR REPLACE INTO ") + schema +
+                     ".checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
+      s.Bind(1, c.seq);
+      s.Bind(2, c.hash);
+      s.Bind(3, c.time_us);
+      s.Bind(4, c.public_key);
+      s.Bind(5, c.signature);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return Status::Io(std::string("store checkpoint: ") + sqlite3_errmsg(db));
+      return Status::Ok();
+    });
   }
 
   Result<std::vector<Checkpoint>> ReadCheckpoints(size_t latest) override {
-    std::lock_guard lock(mu_);
-    Stmt s(db_, latest == 0 ? "SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints ORDER BY seq"
-                            : "SELECT * FROM (SELECT seq, hash, time_us, public_key, signature FROM log.checkpoints "
-                              "ORDER BY seq DESC LIMIT ?) ORDER BY seq");
-    if (latest > 0) s.Bind(1, static_cast<int64_t>(latest));
-    std::vector<Checkpoint> out;
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)});
-    if (rc != SQLITE_DONE) return Io("read checkpoints");
-    return out;
+    return OnLog([&](sqlite3* db, const char* schema) -> Result<std::vector<Checkpoint>> {
+      const std::string table = std::string(schema) + ".checkpoints";
+      Stmt s(db, latest == 0 ? "SELECT seq, hash, time_us, public_key, signature FROM " + table + " ORDER BY seq"
+                             : "SELECT * FROM (SELECT seq, hash, time_us, public_key, signature FROM " + table +
+                                   " ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+      if (latest > 0) s.Bind(1, static_cast<int64_t>(latest));
+      std::vector<Checkpoint> out;
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back({s.Int(0), s.Text(1), s.Int(2), s.Text(3), s.Text(4)});
+      if (rc != SQLITE_DONE) return Status::Io(std::string("read checkpoints: ") + sqlite3_errmsg(db));
+      return out;
+    });
   }
 
   Result<CollectionInfo> EnsureCollection(std::string_view name, std::string_view title) override {
@@ -2053,8 +2078,7 @@ class SqliteStore final : public Store {
   // (NORMAL: early lock release). Run through sqlite3_exec, not kept prepared: this pragma
   // takes effect when it is compiled, so a prepared one is not reliably applied again.
   bool SyncCommitsLocked(bool sync) {
-    return Exec(sync ? "PRAGMA main.synchronous=FULL; PRAGMA log.synchronous=FULL"
-                     : "PRAGMA main.synchronous=NORMAL; PRAGMA log.synchronous=NORMAL");
+    return Exec(sync ? "PRAGMA main.synchronous=FULL" : "PRAGMA main.synchronous=NORMAL");
   }
 
   // Early lock release for the audit chain too (StartCommitter says why): the entries are
@@ -2491,28 +2515,31 @@ class SqliteStore final : public Store {
     return v < 0 ? std::string() : std::to_string(v);
   }
 
-  // Both WALs are checkpointed by a thread of their own, not inside the commit that crosses
-  // the threshold. For the audit log that commit is the audit writer's, and every response of
-  // its group (and the next group's) waited for the copy of ~16 MB into the log file and its
-  // fsync (the p99 of audited GETs). For the objects it is the group commit of POSTs: the
-  // copy took ~14% of the committer's time (perf), and POST gained ~10% without it (five
-  // alternating A/B pairs, docs/benchmarks.md, sixth session).
+  // The objects' WAL is checkpointed by a thread of its own, not inside the commit that
+  // crosses the threshold: that is the group commit of POSTs, the copy took ~14% of the
+  // committer's time (perf), and POST gained ~10% without it (five alternating A/B pairs,
+  // docs/benchmarks.md, sixth session). (So was the audit log's, while the chain's entries were
+  // rows of it: its responses waited for the copy of ~16 MB. Its file now holds only the
+  // checkpoints, on a connection of its own with SQLite's own checkpoints.)
   void StartCheckpointer() {
     if (path_.empty() || path_ == ":memory:") return;
-    if (sqlite3_open_v2(path_.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
-        !AttachLog(ckpt_db_)) {
+    if (sqlite3_open_v2(path_.c_str(), &ckpt_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
       sqlite3_close_v2(ckpt_db_);
       ckpt_db_ = nullptr;
       return;  // SQLite's own checkpoints stay on
     }
     sqlite3_busy_timeout(ckpt_db_, 5000);
+    // A connection that has read nothing does not know the file is in WAL mode yet: its
+    // checkpoints would do nothing (attaching the log used to read the schema first).
+    sqlite3_exec(ckpt_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
     sqlite3_wal_hook(
         db_,
         [](void* self, sqlite3*, const char* schema, int pages) {
           auto* me = static_cast<SqliteStore*>(self);
           if (pages < 1000) return SQLITE_OK;  // SQLite's default threshold
           std::lock_guard lock(me->ckpt_mu_);
-          (std::string_view(schema) == "log" ? me->ckpt_log_due_ : me->ckpt_main_due_) = true;
+          if (std::string_view(schema) != "main") return SQLITE_OK;
+          me->ckpt_main_due_ = true;
           me->ckpt_cv_.notify_one();
           return SQLITE_OK;
         },
@@ -2521,12 +2548,11 @@ class SqliteStore final : public Store {
       pthread_setname_np(pthread_self(), "tl-checkpoint");
       std::unique_lock lock(ckpt_mu_);
       while (true) {
-        ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_log_due_ || ckpt_main_due_; });
+        ckpt_cv_.wait(lock, [&] { return ckpt_stop_ || ckpt_main_due_; });
         if (ckpt_stop_) return;
-        const bool log = std::exchange(ckpt_log_due_, false), main = std::exchange(ckpt_main_due_, false);
+        ckpt_main_due_ = false;
         lock.unlock();
-        if (log) sqlite3_wal_checkpoint_v2(ckpt_db_, "log", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-        if (main) sqlite3_wal_checkpoint_v2(ckpt_db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        sqlite3_wal_checkpoint_v2(ckpt_db_, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         lock.lock();
       }
     });
@@ -2543,6 +2569,23 @@ class SqliteStore final : public Store {
     }
     sqlite3_close_v2(ckpt_db_);
     ckpt_db_ = nullptr;
+  }
+
+  // The log's SQLite file on a connection of its own, the only one after Init (checkpoints:
+  // OnLog). In-memory and temporary stores get a private log of their own kind.
+  Status OpenLogConnection() {
+    if (sqlite3_open_v2(AuditLogPath(path_).c_str(), &log_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      return Status::Io("open the audit log " + AuditLogPath(path_) + ": " + sqlite3_errmsg(log_db_));
+    }
+    sqlite3_busy_timeout(log_db_, 5000);
+    char* err = nullptr;
+    std::string schema = std::string(kLogSchema);
+    for (size_t at; (at = schema.find("log.")) != std::string::npos;) schema.erase(at, 4);
+    if (sqlite3_exec(log_db_, ("PRAGMA synchronous=FULL;" + schema).c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      return Fail("open the audit log", err);
+    }
+    return Status::Ok();
   }
 
   void OpenStateConnection(const std::string& path) {
@@ -2979,6 +3022,8 @@ class SqliteStore final : public Store {
   std::thread committer_;
   // Early lock release (StartCommitter): committed groups waiting for the syncer.
   int wal_main_ = -1;
+  sqlite3* log_db_ = nullptr;  // the log's file alone (OpenLogConnection), under log_mu_
+  std::mutex log_mu_;
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   // AppendAuditAsync callers waiting for mu_: the next group waits for them (RunGroup).
@@ -3006,7 +3051,7 @@ class SqliteStore final : public Store {
   std::thread checkpointer_;
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
-  bool ckpt_log_due_ = false, ckpt_main_due_ = false, ckpt_stop_ = false;
+  bool ckpt_main_due_ = false, ckpt_stop_ = false;
   std::mutex state_mu_;  // the StateToken connection
   sqlite3* state_db_ = nullptr;
   Stmt state_stmt_;
