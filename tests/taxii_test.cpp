@@ -12,6 +12,7 @@
 #include "policy/policy.h"
 #include "stix/stix.h"
 #include "store/store.h"
+#include "taxii/audit_writer.h"
 #include "taxii/taxii.h"
 #include "test_util.h"
 
@@ -1055,4 +1056,45 @@ TEST_F(TaxiiTest, RepeatedReadsAreServedFreshAndEachIsAudited) {
 }
 
 }  // namespace
+// The audit writer signs a checkpoint every N entries on a thread of its own (a checkpoint
+// syncs and commits: the batches of entries behind it waited); every one of them verifies with
+// the node's key, and the last head is signed when the writer stops.
+TEST(AuditWriter, SignsCheckpointsOffTheWritersThread) {
+  test::TempDir dir;
+  auto store = store::OpenSqlite(dir.path() + "/a.db");
+  ASSERT_TRUE(store.ok());
+  std::string err;
+  auto key = audit::LoadOrCreateKey(dir.path() + "/a.key", &err);
+  ASSERT_TRUE(key) << err;
+  {
+    taxii::AuditWriter writer(**store, *key, 10);
+    std::atomic<int> acknowledged{0};
+    for (int i = 0; i < 35; ++i) {
+      writer.Submit({{0, 1700000000000000 + i, "analyst", "indicator--" + std::to_string(i), "1 objects", "release", "read", "", ""}},
+                    {}, [&](bool ok, int64_t seq) {
+                      EXPECT_TRUE(ok);
+                      EXPECT_GT(seq, 0);
+                      ++acknowledged;
+                    });
+    }
+    for (int i = 0; i < 1000 && acknowledged.load() < 35; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(acknowledged.load(), 35);
+    bool signed_meanwhile = false;
+    for (int i = 0; i < 1000 && !signed_meanwhile; ++i) {
+      signed_meanwhile = (*store)->ReadCheckpoints(1)->size() == 1;
+      if (!signed_meanwhile) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(signed_meanwhile) << "no checkpoint after 35 entries, one due every 10";
+  }
+  auto chain = (*store)->ReadAudit(0, 100);
+  auto cps = (*store)->ReadCheckpoints();
+  ASSERT_TRUE(chain.ok() && cps.ok());
+  EXPECT_EQ(chain->size(), 35u);
+  ASSERT_GE(cps->size(), 1u);
+  EXPECT_EQ(cps->back().seq, 35) << "the last head is signed when the writer stops";
+  auto r = audit::Verify(*chain, *cps, key->public_hex);
+  EXPECT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.unsigned_tail, 0);
+}
+
 }  // namespace tearline

@@ -23,14 +23,18 @@ class AuditWriter {
   //! With a key, the chain's head is signed every `checkpoint_every` entries and on shutdown.
   explicit AuditWriter(store::Store& store, std::optional<audit::NodeKey> key = std::nullopt,
                        size_t checkpoint_every = 1000)
-      : store_(store), key_(std::move(key)), every_(checkpoint_every), thread_([this] { Loop(); }) {}
+      : store_(store), key_(std::move(key)), every_(checkpoint_every), thread_([this] { Loop(); }) {
+    if (key_) signer_ = std::thread([this] { Sign(); });
+  }
   ~AuditWriter() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
+    sign_cv_.notify_all();
     thread_.join();
+    if (signer_.joinable()) signer_.join();
     if (key_) (void)store::WriteCheckpoint(store_, *key_);
   }
 
@@ -44,12 +48,15 @@ class AuditWriter {
     {
       std::lock_guard lock(mu_);
       if (!stop_) {
+        // The writer waits only with nothing pending: it needs waking by the first submission
+        // of a batch alone (each notify of a waiting thread is a futex call).
+        const bool wake = pending_.empty();
         offsets_.push_back(pending_.size());  // where this submission's entries start in the batch
         pending_.insert(pending_.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
         pending_releases_.insert(pending_releases_.end(), std::make_move_iterator(releases.begin()),
                                  std::make_move_iterator(releases.end()));
         callbacks_.push_back(std::move(done));
-        cv_.notify_all();
+        if (wake) cv_.notify_one();
         return;
       }
     }
@@ -81,13 +88,28 @@ class AuditWriter {
                                   callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
                                 }
                               });
-      if (key_) {
-        since_checkpoint_ += n;
-        if (since_checkpoint_ >= every_) {
-          since_checkpoint_ = 0;
-          (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
-        }
+      lock.lock();
+      since_checkpoint_ += n;
+      if (key_ && since_checkpoint_ >= every_) {
+        since_checkpoint_ = 0;
+        sign_due_ = true;
+        sign_cv_.notify_one();
       }
+    }
+  }
+
+  // Checkpoints are signed on a thread of their own: one syncs the chain and commits to the
+  // log's file (fsyncs: milliseconds), every `every_` entries (at 12,000 audited reads/s, 12
+  // times a second), and every batch of entries waited meanwhile; the p99 of the reads.
+  void Sign() {
+    pthread_setname_np(pthread_self(), "tl-sign");
+    std::unique_lock lock(mu_);
+    while (true) {
+      sign_cv_.wait(lock, [&] { return stop_ || sign_due_; });
+      if (stop_) return;  // the destructor signs the last head
+      sign_due_ = false;
+      lock.unlock();
+      (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
       lock.lock();
     }
   }
@@ -95,7 +117,9 @@ class AuditWriter {
   store::Store& store_;
   std::optional<audit::NodeKey> key_;
   size_t every_;
-  size_t since_checkpoint_ = 0;
+  size_t since_checkpoint_ = 0;  // under mu_, as the rest
+  bool sign_due_ = false;
+  std::condition_variable sign_cv_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<audit::Entry> pending_;
@@ -103,6 +127,7 @@ class AuditWriter {
   std::vector<std::function<void(bool, int64_t)>> callbacks_;  // of Submit, for the entries in pending_
   std::vector<size_t> offsets_;  // per callback: the index in pending_ of its first entry
   bool stop_ = false;
+  std::thread signer_;  // Sign(), when there is a key
   std::thread thread_;  // last: starts after the members it uses
 };
 
