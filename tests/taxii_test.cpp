@@ -566,6 +566,32 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   EXPECT_NE(Http("GET", Coll(demo_) + "objects/?limit=1000", Analyst()).body.find("\"type\":\"note\""), std::string::npos);
 }
 
+// A partner's repeated read served from the response cache is audited as a repeat of the full
+// entry, in the audit chain alone: the repeat writes nothing to the objects' file (no release
+// history, no intents), so the state of the store (and every cached response) stays.
+TEST_F(TaxiiTest, RepeatsToAPartnerLeaveTheObjectsFileAlone) {
+  const std::string south = "identity--00000000-0000-4000-8000-000000000001";
+  ASSERT_TRUE(store_->PutPrincipal({"south", taxii::HashSecret(kPassword), {"demo"}, {}}).ok());
+  ASSERT_TRUE(store_->PutPartner({south, "Southland", "open", {"south"}, {"ct-europe"}}).ok());
+  ASSERT_TRUE(store_->PutAudience({"demo", {south}, {"ct-europe"}, "amber"}).ok());
+  HttpOptions who{std::string("south:") + kPassword, "", {"Accept: " + kTaxii}, ""};
+  const std::string page = Coll(demo_) + "objects/?limit=1000";
+  std::string first = Http("GET", page, who).body;
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Http("GET", page, who).body, first);  // first releases, then cached
+  const std::string state = store_->StateToken();
+  ASSERT_FALSE(state.empty());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Http("GET", page, who).body, first);
+  EXPECT_EQ(store_->StateToken(), state) << "a repeat wrote the objects' file";
+  auto log = store_->ReadAudit(0, 100000);
+  ASSERT_TRUE(log.ok());
+  ASSERT_GE(log->size(), 3u);
+  for (size_t k = log->size() - 3; k < log->size(); ++k) {
+    EXPECT_GT(audit::SameAsSeq((*log)[k].object_id), 0) << (*log)[k].object_id;
+    EXPECT_EQ((*log)[k].recipient, "south@" + south);
+  }
+  EXPECT_TRUE(audit::Verify(*log).ok);
+}
+
 // Permissions and partners are read once per state of the store (Service::PrincipalOf,
 // PartnersOf), not per request: a change must still apply to the very next request, whether
 // it revokes a read, grants one, or makes the principal act for a partner.
