@@ -32,7 +32,7 @@
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 14;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 15;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
                                    // 8: the person (STIX identity) a principal is; 9: objects.policy_json;
@@ -41,6 +41,9 @@ constexpr int kSchemaVersion = 14;  // 2: statuses, principals, tokens; 3: partn
                                    // 13: objects found by IdKey(id) (objects_id_key), not a (coll, id, version) index
                                    // 14: ids and derived ids found through id_index / id_index_new (id_lookup),
                                    //     not through indexes of the objects table
+                                   // 15: the audit chain's entries in <db>.audit-chain (audit_chain.h), moved
+                                   //     there on open (MoveLogTableLocked); an older tearline, which would
+                                   //     start a second chain in log.audit, refuses the database
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(

@@ -1236,7 +1236,7 @@ TEST(Store, MovesTheAuditLogOfASchema10Database) {
   EXPECT_EQ((*newest)[0].seq, 4);
   EXPECT_EQ((*newest)[1].seq, 5);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 14);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
   ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());
   EXPECT_EQ(s->ReadAudit(0, 10)->back().prev_hash, before.back().hash);
 }
@@ -1255,7 +1255,7 @@ TEST(Store, ASchema11DatabaseFindsDerivedIdsThroughTheIdIndex) {
   RawExec(db.path(), "DROP INDEX objects_derived_tail; CREATE INDEX objects_derived ON objects(coll, derived_id);"
                      "PRAGMA user_version=11;");
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 14);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_derived', 'objects_derived_tail')"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 2);
   Query q;
@@ -1283,7 +1283,7 @@ TEST(Store, ASchema12DatabaseGetsItsIdKeys) {
   RawExec(db.path(), "DROP INDEX objects_id_key; UPDATE objects SET id_key=0;"
                      "CREATE UNIQUE INDEX objects_key ON objects(coll, id, version); PRAGMA user_version=12;");
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 14);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_key', 'objects_id_key')"), 0);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id_key=0"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 4);
@@ -1318,7 +1318,7 @@ TEST(Store, ASchema13DatabaseGetsItsIdIndex) {
   }
   MakeSchema13(db.path());
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 14);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_id_key', 'objects_derived_tail')"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 8);
   VersionFilter all;
