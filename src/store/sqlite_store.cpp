@@ -568,21 +568,27 @@ class SqliteStore final : public Store {
   // Appends to the chain the intents it lacks (a transaction over the objects' file whose
   // chain part was lost: crash or failed write), then deletes the intents the chain now holds.
   // The chain is written and synced first: an intent is deleted only once its entry is durable
-  // there. Entries of the log's former table (log.audit, before the chain had a file of its
-  // own) move to the chain the same way. Opening a store whose chain lacks nothing writes
-  // nothing (CLI commands run beside a serving node). Outside any transaction, with mu_ held.
-  // (The former table's rows move in Init, MoveLogTableLocked.)
+  // there. Opening a store whose chain lacks nothing writes nothing (CLI commands run beside a
+  // serving node). Outside any transaction, with mu_ held.
   Status ReconcileLocked() {
-    auto lock = chain_->Acquire();
-    if (!lock.ok()) return lock.status();
-    auto missing = MissingIntentsLocked(*lock);
-    if (!missing.ok()) return missing.status();
-    if (!missing->empty()) {
-      if (auto st = chain_->Write(*lock, *missing); !st.ok()) return st;
-      if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
+    int64_t head;
+    bool appended;
+    {
+      // The chain's lock is released before the intents are deleted: a write to the objects'
+      // file waits for its lock, and a transaction in another process holds that lock while it
+      // waits for the chain's (CommitLocked).
+      auto lock = chain_->Acquire();
+      if (!lock.ok()) return lock.status();
+      auto missing = MissingIntentsLocked(*lock);
+      if (!missing.ok()) return missing.status();
+      appended = !missing->empty();
+      if (appended) {
+        if (auto st = chain_->Write(*lock, *missing); !st.ok()) return st;
+        if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
+      }
+      head = chain_->Head(*lock).first;
     }
-    const int64_t head = chain_->Head(*lock).first;
-    if (!missing->empty()) {
+    if (appended) {
       Stmt done(db_, "DELETE FROM audit_intents WHERE seq<=?");
       done.Bind(1, head);
       if (sqlite3_step(done.get()) != SQLITE_DONE) return Io("clear audit intents");
@@ -818,21 +824,20 @@ class SqliteStore final : public Store {
     return head;
   }
 
-  // Checkpoints live in the log's SQLite file alone: a file-backed store writes and reads them
-  // on a connection of their own, not the store's writer. The audit writer signs one every
+  // Checkpoints live in the log's SQLite file alone, written and read on its own connection,
+  // not the store's writer (OpenLogConnection). The audit writer signs one every
   // 1000 entries; behind the writer it waited for whole groups of Puts (std::mutex is not fair),
   // and every audited read waited behind it: reads under POSTs had a p99 of ~0.7 s (ninth
   // session).
   template <typename F>
   auto OnLog(F f) {
     std::lock_guard lock(log_mu_);
-    return f(log_db_, "main");
+    return f(log_db_);
   }
 
   Status PutCheckpoint(const Checkpoint& c) override {
-    return OnLog([&](sqlite3* db, const char* schema) {
-      Stmt s(db, std::string("INSERT OR REPLACE INTO ") + schema +
-                     ".checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
+    return OnLog([&](sqlite3* db) {
+      Stmt s(db, "INSERT OR REPLACE INTO checkpoints(seq, hash, time_us, public_key, signature) VALUES(?,?,?,?,?)");
       s.Bind(1, c.seq);
       s.Bind(2, c.hash);
       s.Bind(3, c.time_us);
@@ -844,11 +849,10 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Checkpoint>> ReadCheckpoints(size_t latest) override {
-    return OnLog([&](sqlite3* db, const char* schema) -> Result<std::vector<Checkpoint>> {
-      const std::string table = std::string(schema) + ".checkpoints";
-      Stmt s(db, latest == 0 ? "SELECT seq, hash, time_us, public_key, signature FROM " + table + " ORDER BY seq"
-                             : "SELECT * FROM (SELECT seq, hash, time_us, public_key, signature FROM " + table +
-                                   " ORDER BY seq DESC LIMIT ?) ORDER BY seq");
+    return OnLog([&](sqlite3* db) -> Result<std::vector<Checkpoint>> {
+      Stmt s(db, latest == 0 ? "SELECT seq, hash, time_us, public_key, signature FROM checkpoints ORDER BY seq"
+                             : "SELECT * FROM (SELECT seq, hash, time_us, public_key, signature FROM checkpoints "
+                               "ORDER BY seq DESC LIMIT ?) ORDER BY seq");
       if (latest > 0) s.Bind(1, static_cast<int64_t>(latest));
       std::vector<Checkpoint> out;
       int rc;
@@ -1357,7 +1361,7 @@ class SqliteStore final : public Store {
       }
       if (result.ok() && record->audit) {
         auto entries = record->audit(*result);
-        if (auto a = AppendAuditLocked(entries, {}, true); !a.ok()) result = a;
+        if (auto a = AppendAuditLocked(entries, {}); !a.ok()) result = a;
       }
     }
     return result;
@@ -1769,7 +1773,7 @@ class SqliteStore final : public Store {
     std::lock_guard lock(mu_);
     if (auto st = ReadyLocked(); !st.ok()) return st;
     if (!BeginLocked()) return Io("begin push record");
-    Status st = AppendAuditLocked(entries, releases, true);
+    Status st = AppendAuditLocked(entries, releases);
     if (st.ok()) st = MarkOutboxLocked(sent, "sent", "", 0);
     if (st.ok()) st = MarkOutboxLocked(failed, "failed", error, 0);
     if (!st.ok()) {
@@ -2064,7 +2068,7 @@ class SqliteStore final : public Store {
   Status AuditTransactionLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
                                 int64_t* unsynced_head) {
     if (!BeginLocked()) return Io("begin audit");
-    if (auto st = AppendAuditLocked(entries, releases, false); !st.ok()) {
+    if (auto st = AppendAuditLocked(entries, releases); !st.ok()) {
       RollbackLocked();
       return st;
     }
@@ -2145,10 +2149,8 @@ class SqliteStore final : public Store {
   // transaction commits, CommitLocked) and records the release history. The entries also go
   // into audit_intents, in the transaction: should the chain's write be lost after the
   // objects' file committed (a crash, a failed write), the next open or write appends them
-  // (ReconcileLocked). `main_too` is kept for the callers' sake: every transaction that comes
-  // here writes the objects' file now (entries alone take AppendChainOnly).
-  Status AppendAuditLocked(std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases,
-                           bool /*main_too*/) {
+  // (ReconcileLocked). (Entries alone, with no release history, take AppendChainOnly.)
+  Status AppendAuditLocked(const std::vector<audit::Entry>& entries, const std::vector<ReleaseRecord>& releases) {
     pending_.insert(pending_.end(), entries.begin(), entries.end());
     // The first form a recipient received stands (a recipient never gets both).
     Stmt& rel = Cached("INSERT OR IGNORE INTO releases(recipient, object_id, variant) VALUES(?,?,?)");
@@ -2194,13 +2196,7 @@ class SqliteStore final : public Store {
   // commit, the intents are reconciled before the next write.
   bool CommitLocked(int64_t* unsynced_head = nullptr) {
     chained_.clear();
-    if (pending_.empty()) {
-      if (!Exec("COMMIT")) {
-        reconcile_ = true;
-        return false;
-      }
-      return true;
-    }
+    if (pending_.empty()) return Exec("COMMIT");  // nothing for the chain
     auto lock = chain_->Acquire();
     if (!lock.ok()) return false;
     auto [seq, hash] = chain_->Head(*lock);
