@@ -166,40 +166,61 @@ Status AuditChain::TruncateLocked(uint64_t size) {
   return Status::Ok();
 }
 
-// The last complete record is found from the end: the trailer names where it starts. A torn
-// end (a crash during a write) is searched backward for the last complete record and cut off.
+// The last complete record is found from the end: the trailer names where it starts (two
+// reads of the file's end). A torn end (a crash during a write) is searched backward for the
+// last complete record and cut off.
 Status AuditChain::FindHeadLocked() {
   const uint64_t size = FileSize(fd_);
   const uint64_t h = kHeader.size();
   head_seq_ = 0;
   head_hash_ = audit::kGenesis;
   end_ = h;
-  if (size <= h) return size < h ? TruncateLocked(h) : Status::Ok();
-  // The end of the file, up to 64 MiB (a torn write is one batch of entries; a record is far
-  // smaller), read once; the last complete record in it is the head.
+  if (size < h) return Status::Io(path_ + ": shorter than its header; the chain file is damaged");
+  auto found = [&](const audit::Entry& e, uint64_t record_start, uint64_t record_end) {
+    head_seq_ = e.seq;
+    head_hash_ = e.hash;
+    end_ = record_end;
+    std::lock_guard i(index_mu_);
+    std::erase_if(index_, [&](const auto& point) { return point.second >= record_start; });  // after a cut
+    index_[e.seq] = record_start;
+  };
+  audit::Entry e;
+  size_t got;
+  // The usual case: the file ends with a complete record.
+  if (size >= h + kFrame) {
+    char trailer[8];
+    if (!PreadAll(fd_, trailer, sizeof trailer, size - 8)) return Errno("read the audit chain", path_);
+    const uint64_t n = Get32(trailer);
+    if (Get32(trailer + 4) == kTrailerMagic && n + kFrame <= size - h) {
+      std::string record(n + kFrame, '\0');
+      if (!PreadAll(fd_, record.data(), record.size(), size - record.size())) return Errno("read the audit chain", path_);
+      if (Parse(record.data(), record.size(), &e, &got) == Parsed::kOk && got == record.size()) {
+        found(e, size - record.size(), size);
+        return Status::Ok();
+      }
+    }
+  }
+  // A torn end: the end of the file, up to 64 MiB (a torn write is one batch of entries; a
+  // record is far smaller), read once; the last complete record in it is the head.
   const uint64_t window = std::min<uint64_t>(size - h, 64ull << 20);
   std::string buf(window, '\0');
   if (!PreadAll(fd_, buf.data(), buf.size(), size - window)) return Errno("read the audit chain", path_);
-  audit::Entry e;
   for (uint64_t end = window; end >= kFrame; --end) {
     const char* t = buf.data() + end - 8;
     if (Get32(t + 4) != kTrailerMagic) continue;
     const uint64_t n = Get32(t);
     if (n + kFrame > end) continue;
     const uint64_t start = end - kFrame - n;
-    size_t got;
     if (Parse(buf.data() + start, end - start, &e, &got) != Parsed::kOk || got != end - start) continue;
-    head_seq_ = e.seq;
-    head_hash_ = e.hash;
-    end_ = size - window + end;
-    {
-      std::lock_guard i(index_mu_);
-      index_[e.seq] = end_ - (end - start);
-    }
-    return end_ == size ? Status::Ok() : TruncateLocked(end_);
+    found(e, size - window + start, size - window + end);
+    return TruncateLocked(end_);
   }
-  if (window < size - h) return Status::Io(path_ + ": no complete entry in the last 64 MiB; the chain is damaged");
-  return TruncateLocked(h);  // nothing complete: a first write torn
+  if (window < size - h) return Status::Io(path_ + ": no complete entry in the last 64 MiB; the chain file is damaged");
+  {
+    std::lock_guard i(index_mu_);
+    index_.clear();
+  }
+  return size == h ? Status::Ok() : TruncateLocked(h);  // nothing complete: a first write torn
 }
 
 // Records other processes appended since end_ (under the lock, so a record that ends early is
