@@ -397,7 +397,8 @@ class SqliteStore final : public Store {
     }
   }
 
-  // Attaches the audit log's file as "log" to a connection.
+  // Attaches the audit log's file as "log" to the writer's connection while Init upgrades older
+  // layouts (detached at its end).
   bool AttachLog(sqlite3* db) const {
     Stmt a(db, "ATTACH DATABASE ? AS log");
     if (!a) return false;
@@ -1110,7 +1111,7 @@ class SqliteStore final : public Store {
   }
 
   // True when the group committed without syncing (early lock release: the syncer must make it
-  // durable before its Puts are answered; `head` the log's head it committed); false when it
+  // durable before its Puts are answered; `head` the last chain entry it wrote); false when it
   // is done (synced, or failed).
   bool RunGroup(const std::vector<PutJob*>& batch, int64_t* head, std::vector<PutJob*>* rest) {
     // Audit entries waiting for the writer go first (std::mutex is not fair: the committer,
@@ -2041,9 +2042,7 @@ class SqliteStore final : public Store {
 
   Status AppendAudit(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases, int64_t* first_seq) override {
     if (entries.empty() && releases.empty()) return Status::Ok();
-    if (releases.empty() && !reconcile_.load()) {
-      // Only the chain changes: its own lock, not the store's writer.
-      if (sync_failed_.load()) return Status::Io(sync_error_);
+    if (ChainOnly(releases)) {
       if (auto st = AppendChainOnly(entries); !st.ok()) return st;
       if (auto synced = chain_->Sync(); !synced.ok()) return FailSync(synced.status().message());
     } else {
@@ -2055,9 +2054,14 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  // Entries that go to the chain alone (no release history, no objects): written under the
-  // chain's lock; durable once synced.
+  // Whether entries with `releases` go to the chain alone (AppendChainOnly): no release history
+  // to record in the objects' file, and no intents left to reconcile first (that takes mu_).
+  bool ChainOnly(const std::vector<ReleaseRecord>& releases) const { return releases.empty() && !reconcile_.load(); }
+
+  // Entries that go to the chain alone: written under the chain's lock, not the store's writer;
+  // durable once synced.
   Status AppendChainOnly(std::vector<audit::Entry>& entries) {
+    if (sync_failed_.load()) return Status::Io(sync_error_);
     auto lock = chain_->Acquire();
     if (!lock.ok()) return lock.status();
     return chain_->Append(*lock, entries);
@@ -2108,8 +2112,8 @@ class SqliteStore final : public Store {
     if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
     int64_t head = 0;
     Status st;
-    if (releases.empty() && !reconcile_.load()) {
-      st = sync_failed_.load() ? Status::Io(sync_error_) : AppendChainOnly(entries);
+    if (ChainOnly(releases)) {
+      st = AppendChainOnly(entries);
       if (st.ok()) head = entries.back().seq;
     } else {
       {
@@ -3031,7 +3035,7 @@ class SqliteStore final : public Store {
   std::atomic<int> audit_waiting_{0};
   struct Unsynced {
     std::vector<PutJob*> jobs;
-    int64_t head;  // the log's head it committed
+    int64_t head;  // the last chain entry it wrote (0: none)
     bool main;     // it wrote to the objects' file (else only the log's)
   };
   std::vector<Unsynced> to_sync_;
@@ -3076,7 +3080,7 @@ class SqliteStore final : public Store {
   // For /metrics (MetricsText runs on other threads).
   std::atomic<uint64_t> id_merges_{0}, id_merge_us_{0};
   std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};
-  int64_t durable_seq_ = 0;  // the log's head at the last successful synced commit (intents up to it are done)
+  int64_t durable_seq_ = 0;  // the chain's head at the last synced write by a commit (intents up to it are done)
   std::atomic<int64_t> synced_seq_{0};  // the same for group commits, once the syncer has synced them
   std::atomic<bool> reconcile_{false};  // a commit failed: the chain may lack intents committed in main
   std::unique_ptr<detail::AuditChain> chain_;  // the audit chain's file (audit_chain.h)

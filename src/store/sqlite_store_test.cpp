@@ -949,7 +949,7 @@ TEST(Store, ALongGroupYieldsToWaitingAuditEntries) {
 }
 
 // The audit intents of a group committed without a sync stay until the syncer has synced it:
-// the next group must not delete them (the log's part of the first may not be on disk yet,
+// the next group must not delete them (the chain's part of the first may not be on disk yet,
 // while the main file's, objects and the intents' deletion, could reach it first).
 TEST(Store, IntentsOfAnUnsyncedGroupStayUntilItIsSynced) {
   TempDb db;

@@ -1,6 +1,7 @@
 // Group commit for the audit log (private to src/taxii): concurrent requests hand
-// their entries to one writer thread, which appends everything pending in one
-// transaction (Store::AppendAuditAsync); their completions run once it is durable. A
+// their entries to one writer thread, which appends everything pending in one write to the
+// audit chain (Store::AppendAuditAsync; with the release history of a partner's first releases,
+// one transaction); their completions run once it is durable. A
 // response leaves only after its release is durably audited (Response::defer), and the
 // fsync is shared by all requests waiting together (and with the store's group commits).
 #pragma once

@@ -329,6 +329,16 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   return true;
 }
 
+// With state_mu_ held: the memo as of `token`. Another token (in general a newer state;
+// tokens are not ordered, and a request still under an older one only costs the next request a
+// read) starts it over, so whatever is kept under a token was read by a request holding it.
+void Service::MemoForLocked(const std::string& token) {
+  if (state_ == token) return;
+  state_ = token;
+  state_principals_.clear();
+  state_partners_.reset();
+}
+
 Result<store::Principal> Service::PrincipalOf(const Caller& who, const std::string& name) {
   if (who.state.empty()) return store_.GetPrincipal(name);
   {
@@ -340,14 +350,7 @@ Result<store::Principal> Service::PrincipalOf(const Caller& who, const std::stri
   auto p = store_.GetPrincipal(name);
   if (!p.ok()) return p;
   std::lock_guard lock(state_mu_);
-  if (state_ != who.state) {
-    // Another token (in general a newer state; tokens are not ordered, and a request still
-    // under an older one only costs the next request a read): start over. Whatever is kept
-    // under a token was read by a request holding that token.
-    state_ = who.state;
-    state_principals_.clear();
-    state_partners_.reset();
-  }
+  MemoForLocked(who.state);
   if (state_principals_.size() < 1000) state_principals_.emplace(name, *p);
   return p;
 }
@@ -361,10 +364,7 @@ Result<std::vector<store::Partner>> Service::PartnersOf(const Caller& who) {
   auto list = store_.ListPartners();
   if (!list.ok()) return list;
   std::lock_guard lock(state_mu_);
-  if (state_ != who.state) {  // as in PrincipalOf
-    state_ = who.state;
-    state_principals_.clear();
-  }
+  MemoForLocked(who.state);
   state_partners_ = *list;
   return list;
 }

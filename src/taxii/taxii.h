@@ -168,6 +168,7 @@ class Service {
   // token (routes that are not cached, stores without tokens) they are read every time.
   Result<store::Principal> PrincipalOf(const Caller& who, const std::string& name);
   Result<std::vector<store::Partner>> PartnersOf(const Caller& who);
+  void MemoForLocked(const std::string& token);
 
   Config config_;
   std::string startup_error_;
