@@ -26,13 +26,14 @@
 
 #include "stix/id.h"
 #include "store/audit_chain.h"
+#include "store/recent_ids.h"
 #include "store/page_index.h"
 #include "store/store.h"
 
 namespace tearline::store {
 namespace {
 
-constexpr int kSchemaVersion = 15;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
+constexpr int kSchemaVersion = 16;  // 2: statuses, principals, tokens; 3: partners, audiences; 4: audit;
                                    // 5: object source and derived id, node meta, release history, checkpoints
                                    // 6: peers, outbox, pull cursors, object signatures; 7: parties, warnings;
                                    // 8: the person (STIX identity) a principal is; 9: objects.policy_json;
@@ -44,6 +45,8 @@ constexpr int kSchemaVersion = 15;  // 2: statuses, principals, tokens; 3: partn
                                    // 15: the audit chain's entries in <db>.audit-chain (audit_chain.h), moved
                                    //     there on open (MoveLogTableLocked); an older tearline, which would
                                    //     start a second chain in log.audit, refuses the database
+                                   // 16: id_index_new gone: the recent level of the id index is kept in
+                                   //     memory (id_recent, recent_ids.h); meta 'id_merged_pk', 'pk_high'
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS collections(
@@ -79,17 +82,17 @@ CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 -- of such an index and wrote it whole to the WAL (two indexes: ~20 MB per commit at 500,000
 -- objects, growing with the collection; docs/benchmarks.md, seventh session). The keys are
 -- kept in two levels instead, like a log-structured merge tree: new rows go into the small
--- id_index_new (the pages a commit dirties are few), which the writer merges into id_index in
--- one sorted pass when it has grown to about sqrt(size of id_index x 8192) entries
--- (MaybeMergeIdIndexLocked; every merge counts itself in meta 'id_merges', which the writers'
--- filters of id_index's keys depend on); id_lookup reads both. (coll, id, version) is unique by the store's
--- writes (PutLocked checks in the writing transaction), not by an index.
+-- the recent level (schema 16: in memory, the virtual table id_recent; recent_ids.h says how it
+-- stays right), which the writer merges into id_index in one sorted pass when it has grown to
+-- about sqrt(size of id_index x 131072) entries (MaybeMergeIdIndexLocked; meta 'id_merged_pk':
+-- every row up to that pk has its keys in id_index; every merge counts itself in meta
+-- 'id_merges', which the writers' filters of id_index's keys depend on); id_lookup reads both.
+-- (coll, id, version) is unique by the store's writes (PutLocked checks in the writing
+-- transaction), not by an index. A plain sqlite3 shell cannot read id_lookup (no id_recent).
 CREATE TABLE IF NOT EXISTS id_index(
   coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(coll, key, pk)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS id_index_new(
-  coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, PRIMARY KEY(coll, key, pk)) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS id_lookup AS
-  SELECT coll, key, pk FROM id_index UNION ALL SELECT coll, key, pk FROM id_index_new;
+  SELECT coll, key, pk FROM id_index UNION ALL SELECT coll, key, pk FROM id_recent;
 CREATE TABLE IF NOT EXISTS markings(id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS statuses(id TEXT PRIMARY KEY, owner TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS principals(
@@ -268,6 +271,7 @@ class Stmt {
     sqlite3_bind_text(s_, i, v.data() ? v.data() : "", static_cast<int>(v.size()), SQLITE_STATIC);
   }
   void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void BindNull(int i) { sqlite3_bind_null(s_, i); }
   // Text columns are read as blobs: sqlite3_column_text must NUL-terminate a value that still
   // points into the page, which costs SQLite a malloc and a copy per column (its bytes are the
   // same: every text is stored UTF-8). A std::string copy is made either way.
@@ -293,26 +297,18 @@ struct Reader {
   sqlite3* db = nullptr;
   std::mutex mu;
   std::unordered_map<std::string, Stmt> stmts;
+  std::unique_ptr<detail::RecentIds::Probe> probe;  // id_recent's statements on this connection
+  detail::IdRecentBinding binding;
   ~Reader() {
     stmts.clear();
+    probe.reset();
     sqlite3_close_v2(db);
   }
 };
 
-// The objects.id_key of an id (schema 13): FNV-1a 64 of its bytes, kept to 47 bits so SQLite
-// stores it in six bytes. Part of the file format: it must never change.
-int64_t IdKey(std::string_view id) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : id) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return static_cast<int64_t>(h & ((uint64_t{1} << 47) - 1));
-}
-
-// The id_index key of a derived (tear-line variant) id (schema 14): negative, never the key of
-// an id. Part of the file format.
-int64_t DerivedKey(std::string_view derived_id) { return -1 - IdKey(derived_id); }
+// The keys of ids and derived ids (part of the file format): recent_ids.h.
+using detail::DerivedKey;
+using detail::IdKey;
 
 // TEARLINE_SQL_PROFILE=1 in the environment: the writer connection's statements are timed
 // (sqlite3_trace_v2) and, when the store closes, the 25 costliest (total time, count) are
@@ -364,15 +360,19 @@ Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const 
 class SqliteStore final : public Store {
  public:
   SqliteStore(sqlite3* db, SqliteOptions opt, std::string path)
-      : db_(db), opt_(opt), path_(std::move(path)), rows_(opt.object_cache_bytes) {}
+      : db_(db), opt_(opt), path_(std::move(path)), rows_(opt.object_cache_bytes) {
+    BindIdRecent(db_, writer_probe_, writer_binding_);
+  }
   ~SqliteStore() override {
     StopCommitter();
     StopCheckpointer();
     state_stmt_ = Stmt();
+    state_probe_.reset();
     sqlite3_close_v2(state_db_);
     sqlite3_close_v2(log_db_);
     readers_.clear();
     stmts_.clear();
+    writer_probe_.reset();
     sqlite3_close_v2(db_);
     profile_.reset();  // prints, after the last statement
   }
@@ -380,6 +380,13 @@ class SqliteStore final : public Store {
   void ProfileSql() {
     profile_ = std::make_unique<SqlProfile>();
     profile_->Attach(db_);
+  }
+
+  // The recent level of the id index (id_recent, recent_ids.h) on connection `db`.
+  void BindIdRecent(sqlite3* db, std::unique_ptr<detail::RecentIds::Probe>& probe, detail::IdRecentBinding& binding) {
+    probe = std::make_unique<detail::RecentIds::Probe>(db);
+    binding = {&recent_, probe.get()};
+    detail::RegisterIdRecent(db, &binding);
   }
 
   //! Opens `n` extra read-only connections for queries (TAXII GETs run in parallel).
@@ -390,6 +397,7 @@ class SqliteStore final : public Store {
         return;  // fewer readers is only slower
       }
       sqlite3_busy_timeout(r->db, 5000);
+      BindIdRecent(r->db, r->probe, r->binding);
       // Memory-mapped reads: no pread copy per page (random lookups of referenced objects).
       sqlite3_exec(r->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384; PRAGMA mmap_size=4294967296;", nullptr, nullptr,
                    nullptr);
@@ -499,6 +507,15 @@ class SqliteStore final : public Store {
           return st;
         }
       }
+      // 16: the rows of id_index_new (14, 15) go into id_index; the view is made again over id_recent.
+      if (version >= 14 && version < 16 &&
+          sqlite3_exec(db_,
+                       "INSERT OR IGNORE INTO id_index(coll, key, pk) SELECT coll, key, pk FROM id_index_new "
+                       "ORDER BY coll, key, pk; DROP VIEW IF EXISTS id_lookup; DROP TABLE IF EXISTS id_index_new",
+                       nullptr, nullptr, &err) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Fail("merge the id index's new level", err);
+      }
       if (sqlite3_exec(db_, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("create schema", err);
@@ -543,6 +560,16 @@ class SqliteStore final : public Store {
           sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
           return Fail("drop the id indexes", err);
         }
+      }
+      // 16: every row stored so far has its keys in id_index (kept through 14 and 15, filled by
+      // FillIdIndex before): the merge point is the last of them.
+      if (version < 16 &&
+          sqlite3_exec(db_,
+                       "INSERT OR REPLACE INTO meta(key, value) VALUES('id_merged_pk', "
+                       "(SELECT coalesce(max(pk), 0) FROM objects))",
+                       nullptr, nullptr, &err) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Fail("set the id index's merge point", err);
       }
       std::string uv = "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT";
       if (sqlite3_exec(db_, uv.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("commit schema", err);
@@ -1156,6 +1183,11 @@ class SqliteStore final : public Store {
         return false;
       }
       SyncKeyFilterLocked();
+      if (!SyncRecentIdsLocked()) {
+        RollbackLocked();
+        for (PutJob* j : live) j->result = Io("read the recent ids");
+        return false;
+      }
       PutJob* failed = nullptr;
       const int64_t started = stix::NowMicros();
       size_t k = 0;
@@ -1196,52 +1228,61 @@ class SqliteStore final : public Store {
   }
 
   bool CountIdRowsLocked() {
-    Stmt c(db_, "SELECT (SELECT count(*) FROM id_index_new), (SELECT count(*) FROM id_index)");
+    Stmt c(db_, "SELECT count(*) FROM id_index");
     if (!c || sqlite3_step(c.get()) != SQLITE_ROW) return false;
-    id_rows_new_ = c.Int(0);
-    id_rows_main_ = c.Int(1);
+    id_rows_main_ = c.Int(0);
     id_counts_known_ = true;
     return true;
   }
 
-  // Inside the group's transaction: id_index_new goes into id_index once it has grown past the
-  // threshold (SqliteOptions::id_merge_threshold; the schema's comment says why two levels).
-  // With N rows in id_index and ~sqrt(8192 N) in the new level, a commit of a few thousand
-  // objects dirties the new level's pages (~100 at a million objects) and the merge, which
-  // rewrites id_index once per ~sqrt(8192 N)/2 objects, costs about as much again spread over
-  // the commits: a few MB per commit where the index of schema 13 made ~20 MB.
+  // Inside the group's transaction (SyncRecentIdsLocked done): the recent level goes into
+  // id_index once it has grown past the threshold (SqliteOptions::id_merge_threshold; the
+  // schema's comment says why two levels). With N rows in id_index, the merge rewrites most of
+  // its pages once per ~sqrt(131072 N)/2 objects stored (16 times the factor of schema 14, when
+  // the level was a table: in memory its size costs only the rows read when a process starts).
   Status MaybeMergeIdIndexLocked() {
     if (!id_counts_known_ && !CountIdRowsLocked()) return Io("count the id index");
     const int64_t threshold =
         opt_.id_merge_threshold > 0
             ? opt_.id_merge_threshold
-            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 8192.0)));
-    id_rows_new_seen_.store(id_rows_new_, std::memory_order_relaxed);
+            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 131072.0)));
     id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
-    if (id_rows_new_ < threshold) return Status::Ok();
+    if (!recent_synced_ || recent_.Above() < threshold) return Status::Ok();
     const int64_t started = stix::NowMicros();
     // The keys that move go into the writer's filter of the merged level first.
-    if (filter_valid_ && !AddKeysToFilterLocked("id_index_new")) filter_valid_ = false;
-    // In key order (the new level's own order): one pass over the pages of id_index.
-    Stmt& move = Cached("INSERT INTO id_index(coll, key, pk) SELECT coll, key, pk FROM id_index_new ORDER BY coll, key, pk");
-    Stmt& clear = Cached("DELETE FROM id_index_new");
+    if (filter_valid_) {
+      recent_.ForEachAbove([&](const detail::RecentIds::Entry& e) {
+        if (e.key >= 0) filter_.Add(e.coll, e.key);
+      });
+      if (filter_.Full()) filter_valid_ = false;
+    }
+    // In key order: one pass over the pages of id_index. Memory holds, above the merge point
+    // this transaction sees, every row up to the last pk given.
+    const int64_t to = std::max(recent_.Covered(), next_pk_ - 1);
+    Stmt& move = Cached("INSERT OR IGNORE INTO id_index(coll, key, pk) VALUES(?,?,?)");
+    Stmt& point = Cached("INSERT INTO meta(key, value) VALUES('id_merged_pk', ?1) "
+                         "ON CONFLICT(key) DO UPDATE SET value=?1");
     // Every merge counts (meta 'id_merges'): a writer whose filter predates a merge by another
     // process rebuilds it (SyncKeyFilterLocked).
     Stmt& count = Cached("INSERT INTO meta(key, value) VALUES('id_merges', '1') "
                          "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
-    move.Reset();
-    if (Step(move) != SQLITE_DONE) return Io("merge the id index");
-    const int64_t moved = sqlite3_changes(db_);
-    clear.Reset();
-    if (Step(clear) != SQLITE_DONE) return Io("merge the id index");
+    int64_t moved = 0;
+    for (const auto& e : recent_.Sorted(recent_merged_, to)) {
+      move.Reset();
+      move.Bind(1, e.coll);
+      move.Bind(2, e.key);
+      move.Bind(3, e.pk);
+      if (Step(move) != SQLITE_DONE) return Io("merge the id index");
+      moved += sqlite3_changes(db_);
+    }
+    point.Reset();
+    point.Bind(1, to);
+    if (Step(point) != SQLITE_DONE) return Io("merge the id index");
     count.Reset();
     if (Step(count) != SQLITE_DONE) return Io("count the merge");
     ++filter_merges_;  // the filter was in step with the file at BEGIN (SyncKeyFilterLocked)
-    // The new level's filter is read again at the next group (empty then; whole again if this
-    // transaction rolls back).
-    filter_new_valid_ = false;
+    merged_to_ = to;  // memory follows when the transaction commits
     id_rows_main_ += moved;
-    id_rows_new_ = 0;
     id_merges_.fetch_add(1, std::memory_order_relaxed);
     id_merge_us_.fetch_add(static_cast<uint64_t>(stix::NowMicros() - started), std::memory_order_relaxed);
     return Status::Ok();
@@ -1254,7 +1295,6 @@ class SqliteStore final : public Store {
   // leave their keys behind, which only costs a search. Otherwise (first use, a merge by
   // another process, a rolled back merge, a full filter) it is built again from id_index.
   void SyncKeyFilterLocked() {
-    SyncNewKeyFilterLocked();
     Stmt& merges = Cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'");
     merges.Reset();
     int rc = sqlite3_step(merges.get());
@@ -1268,47 +1308,20 @@ class SqliteStore final : public Store {
     filter_valid_ = false;
     if (!id_counts_known_ && !CountIdRowsLocked()) return;
     filter_.Reset(static_cast<size_t>(id_rows_main_) + 65536);  // id_index holds id and derived keys: 2x room
-    if (!AddKeysToFilterLocked("id_index")) return;
+    if (!AddKeysToFilterLocked()) return;
     filter_merges_ = now;
     filter_valid_ = true;
   }
 
-  // The same for the new level's id keys (filter_new_): this writer adds the keys it inserts,
-  // so the filter holds every key of id_index_new as long as no other connection committed
-  // (PRAGMA data_version, which counts only other connections' commits, is as it was after
-  // this writer's last group) and no merge or failed group intervened (filter_new_valid_).
-  // Otherwise it is read again from id_index_new (at most a merge threshold of rows; another
-  // process writing the same file costs that once per group after its commits).
-  void SyncNewKeyFilterLocked() {
-    Stmt& version = Cached("PRAGMA data_version");
-    version.Reset();
-    int rc = sqlite3_step(version.get());
-    const int64_t now = rc == SQLITE_ROW ? version.Int(0) : -1;
-    sqlite3_reset(version.get());
-    if (rc != SQLITE_ROW) {
-      filter_new_valid_ = false;
-      return;
-    }
-    if (filter_new_valid_ && now == filter_new_version_) return;
-    filter_new_valid_ = false;
-    if (!id_counts_known_ && !CountIdRowsLocked()) return;
-    filter_new_.Reset(static_cast<size_t>(std::max<int64_t>(id_rows_new_, opt_.id_merge_threshold)) + 2 * 65536);
-    if (!AddKeysToFilterLocked("id_index_new", filter_new_)) return;
-    filter_new_version_ = now;
-    filter_new_valid_ = true;
-  }
-
-  // The id keys (>= 0) of `table` (id_index or id_index_new) into `filter` (the merged
-  // level's by default); false if the read failed or the filter is full (it must then be
-  // built again).
-  bool AddKeysToFilterLocked(const std::string& table) { return AddKeysToFilterLocked(table, filter_); }
-  bool AddKeysToFilterLocked(const std::string& table, KeyFilter& filter) {
-    Stmt& keys = Cached("SELECT coll, key FROM " + table + " WHERE key >= 0");
+  // The id keys (>= 0) of id_index into the filter; false if the read failed or the filter is
+  // full (it must then be built again).
+  bool AddKeysToFilterLocked() {
+    Stmt& keys = Cached("SELECT coll, key FROM id_index WHERE key >= 0");
     keys.Reset();
     int rc;
-    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter.Add(keys.Int(0), keys.Int(1));
+    while ((rc = sqlite3_step(keys.get())) == SQLITE_ROW) filter_.Add(keys.Int(0), keys.Int(1));
     sqlite3_reset(keys.get());
-    return rc == SQLITE_DONE && !filter.Full();
+    return rc == SQLITE_DONE && !filter_.Full();
   }
 
   // One Put inside the group's transaction.
@@ -1453,20 +1466,26 @@ class SqliteStore final : public Store {
     if (rc != SQLITE_DONE) return fail("delete");
     sqlite3_reset(s.get());
     const size_t n = gone.size();
+    // The keys leave id_index now, the recent level once the transaction commits (CommittedLocked).
     Stmt& unkey = Cached("DELETE FROM id_index WHERE coll=?1 AND key IN (?2,?3) AND pk=?4");
-    Stmt& unkey_new = Cached("DELETE FROM id_index_new WHERE coll=?1 AND key IN (?2,?3) AND pk=?4");
+    int64_t highest = 0;
     for (const auto& [pk, derived] : gone) {
-      for (Stmt* u : {&unkey, &unkey_new}) {
-        u->Reset();
-        u->Bind(1, coll);
-        u->Bind(2, IdKey(id));
-        u->Bind(3, DerivedKey(derived));
-        u->Bind(4, pk);
-        if (Step(*u) != SQLITE_DONE) return fail("unindex deleted object");
-        if (u == &unkey_new) id_rows_new_ -= sqlite3_changes(db_);
-      }
+      unkey.Reset();
+      unkey.Bind(1, coll);
+      unkey.Bind(2, IdKey(id));
+      unkey.Bind(3, DerivedKey(derived));
+      unkey.Bind(4, pk);
+      if (Step(unkey) != SQLITE_DONE) return fail("unindex deleted object");
+      recent_removed_.push_back({coll, IdKey(id), pk});
+      if (!derived.empty()) recent_removed_.push_back({coll, DerivedKey(derived), pk});
+      highest = std::max(highest, pk);
     }
     if (n > 0) {
+      // A deleted pk is never given to another row (recent_ids.h): the highest one is kept.
+      Stmt high(db_, "INSERT INTO meta(key, value) VALUES('pk_high', ?1) "
+                     "ON CONFLICT(key) DO UPDATE SET value=max(CAST(value AS INTEGER), ?1)");
+      high.Bind(1, highest);
+      if (Step(high) != SQLITE_DONE) return fail("keep the highest deleted pk");
       // The last remaining version (if any) carries the flag again.
       Stmt flag(db_, "UPDATE objects SET latest=(version=(SELECT max(version) FROM objects x WHERE " + rows + ")) WHERE " + rows);
       flag.Bind(1, coll);
@@ -1479,6 +1498,7 @@ class SqliteStore final : public Store {
       if (Step(bump) != SQLITE_DONE) return fail("count delete");
     }
     if (!Exec("COMMIT")) return fail("commit delete");
+    CommittedLocked();
     return n;
   }
 
@@ -2183,11 +2203,46 @@ class SqliteStore final : public Store {
 
   bool BeginLocked() {
     pending_.clear();
+    recent_synced_ = false;
+    merged_to_ = 0;
+    recent_removed_.clear();
     return Exec("BEGIN IMMEDIATE");
   }
   void RollbackLocked() {
     pending_.clear();
     Exec("ROLLBACK");
+    if (recent_synced_) recent_.RolledBack();
+    recent_synced_ = false;
+    merged_to_ = 0;
+    recent_removed_.clear();
+  }
+  // After a COMMIT that succeeded: what the transaction did to the recent level of the id index.
+  void CommittedLocked() {
+    if (recent_synced_ || merged_to_ > 0 || !recent_removed_.empty()) recent_.Committed(merged_to_, recent_removed_);
+    recent_synced_ = false;
+    merged_to_ = 0;
+    recent_removed_.clear();
+  }
+
+  // In a write transaction that stores or finds rows by id: the recent level brought up to the
+  // transaction's snapshot (rows other processes stored), its merge point, and the pk of the
+  // next row: above every pk in the file and every pk ever deleted (meta 'pk_high'), so that a
+  // pk never names two objects (recent_ids.h). From here until the transaction ends the
+  // writer's rows go into recent_ as they are stored.
+  bool SyncRecentIdsLocked() {
+    if (recent_synced_) return true;
+    detail::RecentIds::View view;
+    if (!recent_.Sync(*writer_probe_, &view)) return false;
+    Stmt& high = Cached("SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='pk_high'), 0)");
+    high.Reset();
+    if (sqlite3_step(high.get()) != SQLITE_ROW) return false;
+    next_pk_ = std::max(view.max_pk, high.Int(0)) + 1;
+    next_pk_given_ = next_pk_ != view.max_pk + 1;
+    sqlite3_reset(high.get());
+    recent_merged_ = view.merged;
+    recent_.BeginWrite();
+    recent_synced_ = true;
+    return true;
   }
 
   // COMMIT of a write transaction. Entries queued by AppendAuditLocked are linked to the
@@ -2200,7 +2255,11 @@ class SqliteStore final : public Store {
   // commit, the intents are reconciled before the next write.
   bool CommitLocked(int64_t* unsynced_head = nullptr) {
     chained_.clear();
-    if (pending_.empty()) return Exec("COMMIT");  // nothing for the chain
+    if (pending_.empty()) {  // nothing for the chain
+      if (!Exec("COMMIT")) return false;
+      CommittedLocked();
+      return true;
+    }
     auto lock = chain_->Acquire();
     if (!lock.ok()) return false;
     auto [seq, hash] = chain_->Head(*lock);
@@ -2221,6 +2280,7 @@ class SqliteStore final : public Store {
       reconcile_ = true;
       return false;
     }
+    CommittedLocked();
     chained_ = std::move(pending_);
     pending_.clear();
     bool ok = chain_->Write(*lock, chained_).ok();
@@ -2341,16 +2401,18 @@ class SqliteStore final : public Store {
     // decide: the same version stored before makes a duplicate (same JSON) or a conflict, and
     // nothing is inserted. This check, inside the writing transaction, is what keeps
     // (coll, id, version) unique (no unique index on it since schema 13).
+    // The row's pk is given (SyncRecentIdsLocked: never one used before), and its id's and
+    // derived id's keys go into the recent level of the id index, in memory.
+    if (!SyncRecentIdsLocked()) return Io("read the recent ids");
+    // SQLite gives max(pk) + 1, next_pk_ unless the top rows were deleted: then the first row
+    // gets its pk given (the rows after it follow on).
     Stmt& insert = Cached(
         "INSERT INTO objects(coll,id,version,type,modified,spec_version,date_added,revoked,json,source,derived_id,policy_json,"
-        "latest,id_key) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    // The id's and the derived id's keys of the new row, in the small level of the id index.
-    Stmt& keys = Cached("INSERT INTO id_index_new(coll, key, pk) VALUES(?,?,?)");
+        "latest,id_key,pk) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     // The last version carries the `latest` flag: a new last version takes it from the previous
-    // one. The versions of an id: its rows' pks from each level (two plain searches: through
-    // the id_lookup view SQLite builds a temporary table per probe), then the rows.
+    // one. The versions of an id: its rows' pks from each level (a plain search of id_index,
+    // the recent level in memory), then the rows.
     Stmt& in_main = Cached("SELECT pk FROM id_index WHERE coll=? AND key=?");
-    Stmt& in_new = Cached("SELECT pk FROM id_index_new WHERE coll=? AND key=?");
     Stmt& version_of = Cached("SELECT version, latest FROM objects WHERE pk=? AND id=?");
     Stmt& unflag = Cached("UPDATE objects SET latest=0 WHERE pk=?");
     Stmt& existing = Cached("SELECT json FROM objects WHERE pk=?");
@@ -2367,19 +2429,18 @@ class SqliteStore final : public Store {
       int64_t same = -1;  // the pk of this very version, if stored
       flagged.clear();
       pks.clear();
-      for (Stmt* level : {&in_main, &in_new}) {
-        // The merged level is searched only if its filter may hold the key (a new id, the
-        // common case, is not there).
-        if (level == &in_main && filter_valid_ && !filter_.MayContain(coll, key)) continue;
-        if (level == &in_new && filter_new_valid_ && !filter_new_.MayContain(coll, key)) continue;
-        level->Reset();
-        level->Bind(1, coll);
-        level->Bind(2, key);
+      // The merged level is searched only if its filter may hold the key (a new id, the
+      // common case, is not there).
+      if (!filter_valid_ || filter_.MayContain(coll, key)) {
+        in_main.Reset();
+        in_main.Bind(1, coll);
+        in_main.Bind(2, key);
         int lrc;
-        while ((lrc = sqlite3_step(level->get())) == SQLITE_ROW) pks.push_back(level->Int(0));
-        sqlite3_reset(level->get());
+        while ((lrc = sqlite3_step(in_main.get())) == SQLITE_ROW) pks.push_back(in_main.Int(0));
+        sqlite3_reset(in_main.get());
         if (lrc != SQLITE_DONE) return Io("read stored versions");
       }
+      recent_.Find(coll, key, recent_merged_, &pks);
       for (int64_t pk : pks) {  // rows with the key: this id's, or another's with the same key
         version_of.Reset();
         version_of.Bind(1, pk);
@@ -2424,20 +2485,15 @@ class SqliteStore final : public Store {
       insert.Bind(12, views[k]);
       insert.Bind(13, int64_t{latest});
       insert.Bind(14, key);
+      const int64_t pk = next_pk_;
+      if (next_pk_given_) insert.Bind(15, pk);
+      else insert.BindNull(15);
       if (Step(insert) != SQLITE_DONE) return Io("insert object");
-      const int64_t pk = sqlite3_last_insert_rowid(db_);
-      for (int64_t k2 : {key, DerivedKey(derived[k])}) {
-        keys.Reset();
-        keys.Bind(1, coll);
-        keys.Bind(2, k2);
-        keys.Bind(3, pk);
-        if (Step(keys) != SQLITE_DONE) return Io("index object id");
-      }
-      id_rows_new_ += 2;
-      if (filter_new_valid_) {
-        filter_new_.Add(coll, key);  // only id keys are probed here, not derived ones
-        if (filter_new_.Full()) filter_new_valid_ = false;
-      }
+      if (sqlite3_last_insert_rowid(db_) != pk) return Io("insert object: unexpected pk");
+      ++next_pk_;
+      next_pk_given_ = false;
+      recent_.Add(coll, key, pk);
+      if (!derived[k].empty()) recent_.Add(coll, DerivedKey(derived[k]), pk);
       last = added;
       if (latest) {
         // Flag cleared on the previous last version (the new row keeps its own).
@@ -2599,6 +2655,7 @@ class SqliteStore final : public Store {
       return;
     }
     sqlite3_busy_timeout(state_db_, 5000);
+    BindIdRecent(state_db_, state_probe_, state_binding_);
     sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
   }
 
@@ -2630,7 +2687,7 @@ class SqliteStore final : public Store {
            std::to_string(static_cast<double>(id_merge_us_.load(std::memory_order_relaxed)) / 1e6) + "\n"
            "# HELP tearline_store_id_index_rows Rows of the id index's levels as the writer last counted them (before a merge).\n"
            "# TYPE tearline_store_id_index_rows gauge\n"
-           "tearline_store_id_index_rows{level=\"new\"} " + std::to_string(id_rows_new_seen_.load(std::memory_order_relaxed)) + "\n"
+           "tearline_store_id_index_rows{level=\"new\"} " + std::to_string(recent_.Above()) + "\n"
            "tearline_store_id_index_rows{level=\"merged\"} " + std::to_string(id_rows_main_seen_.load(std::memory_order_relaxed)) + "\n";
   }
 
@@ -2881,7 +2938,7 @@ class SqliteStore final : public Store {
                            // would build a temporary table per id for the IN list).
                            "SELECT o.date_added, o.latest FROM id_index l JOIN objects o ON o.pk=l.pk "
                            "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4 UNION ALL "
-                           "SELECT o.date_added, o.latest FROM id_index_new l JOIN objects o ON o.pk=l.pk "
+                           "SELECT o.date_added, o.latest FROM id_recent l JOIN objects o ON o.pk=l.pk "
                            "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4");
     fresh.Reset();
     fresh.Bind(1, coll);
@@ -3063,23 +3120,29 @@ class SqliteStore final : public Store {
   detail::RowCache rows_;
   std::atomic<uint64_t> pages_indexed_{0}, pages_sql_{0}, index_builds_{0}, row_hits_{0}, row_misses_{0};
   std::unique_ptr<SqlProfile> profile_;
-  // Rows in id_index_new and id_index, as this writer knows them (MaybeMergeIdIndexLocked):
-  // counted once, then kept; another process's writes make them low, which only delays a merge.
-  int64_t id_rows_new_ = 0, id_rows_main_ = 0;
+  // Rows in id_index, as this writer knows them (MaybeMergeIdIndexLocked): counted once, then
+  // kept; another process's merges make it low, which only delays a merge.
+  int64_t id_rows_main_ = 0;
   bool id_counts_known_ = false;
   // The id keys of id_index, for the write path's probe (SyncKeyFilterLocked): valid when in
   // step with meta 'id_merges' = filter_merges_.
   KeyFilter filter_;
   bool filter_valid_ = false;
   int64_t filter_merges_ = -1;
-  // The id keys of id_index_new (SyncNewKeyFilterLocked): valid while PRAGMA data_version is
-  // filter_new_version_ (no other connection committed) and no merge or failed group intervened.
-  KeyFilter filter_new_;
-  bool filter_new_valid_ = false;
-  int64_t filter_new_version_ = -1;
+  // The recent level of the id index (recent_ids.h), shared by the connections; the writer's
+  // view of it in the open write transaction (SyncRecentIdsLocked): the merge point, the pk of
+  // the next row, the keys of rows it deleted and the merge point it moved the level to (both
+  // applied to recent_ once the transaction commits).
+  detail::RecentIds recent_;
+  std::unique_ptr<detail::RecentIds::Probe> writer_probe_, state_probe_;
+  detail::IdRecentBinding writer_binding_, state_binding_;
+  bool recent_synced_ = false;
+  int64_t recent_merged_ = 0, next_pk_ = 1, merged_to_ = 0;
+  bool next_pk_given_ = false;  // next_pk_ is not what SQLite would give
+  std::vector<detail::RecentIds::Entry> recent_removed_;
   // For /metrics (MetricsText runs on other threads).
   std::atomic<uint64_t> id_merges_{0}, id_merge_us_{0};
-  std::atomic<int64_t> id_rows_new_seen_{0}, id_rows_main_seen_{0};
+  std::atomic<int64_t> id_rows_main_seen_{0};
   int64_t durable_seq_ = 0;  // the chain's head at the last synced write by a commit (intents up to it are done)
   std::atomic<int64_t> synced_seq_{0};  // the same for group commits, once the syncer has synced them
   std::atomic<bool> reconcile_{false};  // a commit failed: the chain may lack intents committed in main

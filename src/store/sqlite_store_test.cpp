@@ -14,6 +14,7 @@
 #include "stix/stix.h"
 #include "store/audit_chain.h"
 #include "store/page_index.h"
+#include "store/recent_ids.h"
 #include "store/store.h"
 
 namespace tearline::store {
@@ -104,7 +105,7 @@ int64_t IdLookupRowsOrMinusOne(const std::string& path) {
 
 // A fresh database taken back to schema 13's layout: id keys in an index of the objects table.
 void MakeSchema13(const std::string& path) {
-  RawExec(path, "DROP VIEW id_lookup; DROP TABLE id_index; DROP TABLE id_index_new;"
+  RawExec(path, "DROP VIEW id_lookup; DROP TABLE id_index; DELETE FROM meta WHERE key='id_merged_pk';"
                 "CREATE INDEX objects_id_key ON objects(coll, id_key);"
                 "CREATE INDEX objects_derived_tail ON objects(coll, substr(derived_id, -12)); PRAGMA user_version=13;");
 }
@@ -986,9 +987,12 @@ TEST(Store, IntentsOfAnUnsyncedGroupStayUntilItIsSynced) {
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM audit_intents WHERE seq=" + std::to_string(seq)), 0);
 }
 
+// A connection of the test's own, outside any store: id_recent (the recent level of the id
+// index) read from the file, as a tool would.
 int64_t RawInt(const std::string& path, const std::string& sql) {
   sqlite3* h = nullptr;
   EXPECT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+  EXPECT_TRUE(detail::RegisterIdRecent(h, nullptr));
   sqlite3_stmt* s = nullptr;
   EXPECT_EQ(sqlite3_prepare_v2(h, sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
   int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
@@ -1000,6 +1004,7 @@ int64_t RawInt(const std::string& path, const std::string& sql) {
 void RawExec(const std::string& path, const std::string& sql) {
   sqlite3* h = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+  ASSERT_TRUE(detail::RegisterIdRecent(h, nullptr));
   char* err = nullptr;
   ASSERT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
   sqlite3_close(h);
@@ -1236,7 +1241,7 @@ TEST(Store, MovesTheAuditLogOfASchema10Database) {
   EXPECT_EQ((*newest)[0].seq, 4);
   EXPECT_EQ((*newest)[1].seq, 5);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('audit','checkpoints')"), 0);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 16);
   ASSERT_TRUE(s->AppendAudit({Release("d")}).ok());
   EXPECT_EQ(s->ReadAudit(0, 10)->back().prev_hash, before.back().hash);
 }
@@ -1255,7 +1260,7 @@ TEST(Store, ASchema11DatabaseFindsDerivedIdsThroughTheIdIndex) {
   RawExec(db.path(), "DROP INDEX objects_derived_tail; CREATE INDEX objects_derived ON objects(coll, derived_id);"
                      "PRAGMA user_version=11;");
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 16);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_derived', 'objects_derived_tail')"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 2);
   Query q;
@@ -1283,7 +1288,7 @@ TEST(Store, ASchema12DatabaseGetsItsIdKeys) {
   RawExec(db.path(), "DROP INDEX objects_id_key; UPDATE objects SET id_key=0;"
                      "CREATE UNIQUE INDEX objects_key ON objects(coll, id, version); PRAGMA user_version=12;");
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 16);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_key', 'objects_id_key')"), 0);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id_key=0"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 4);
@@ -1318,7 +1323,7 @@ TEST(Store, ASchema13DatabaseGetsItsIdIndex) {
   }
   MakeSchema13(db.path());
   auto s = Open(db);
-  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 15);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 16);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name IN ('objects_id_key', 'objects_derived_tail')"), 0);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 8);
   VersionFilter all;
@@ -1359,7 +1364,7 @@ TEST(Store, TheIdIndexLevelsMergeAndStayWhole) {
   for (int n = 0; n < 12; ++n) ASSERT_TRUE(s->Put("c", Objects({Indicator(n, "2024-01-01T00:00:00.000Z")})).ok());
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 24);
   EXPECT_GE(RawInt(db.path(), "SELECT count(*) FROM id_index"), 10);
-  EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 10);
+  EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 10);
   EXPECT_NE(s->MetricsText().find("\ntearline_store_id_index_merges_total 2\n"), std::string::npos) << s->MetricsText();
   VersionFilter all;
   all.all = true;
@@ -1378,7 +1383,7 @@ TEST(Store, TheIdIndexLevelsMergeAndStayWhole) {
   for (int n = 8; n < 12; ++n) more.push_back(Indicator(n, "2024-01-02T00:00:00.000Z"));
   ASSERT_EQ(s->Put("c", Objects(second))->stored, 8u);
   ASSERT_EQ(s->Put("c", Objects(more))->stored, 4u);
-  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 8);
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 8);
   for (int n = 0; n < 12; n += 2) EXPECT_EQ(*s->Delete("c", "indicator--" + Uuid(n), all), 2u);
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 24);
   for (int n = 0; n < 12; ++n) {
@@ -1389,7 +1394,110 @@ TEST(Store, TheIdIndexLevelsMergeAndStayWhole) {
   s = Open(db, opt);
   for (int n = 20; n < 30; ++n) ASSERT_TRUE(s->Put("c", Objects({Indicator(n, "2024-01-01T00:00:00.000Z")})).ok());
   EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 44);
-  EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 10);
+  EXPECT_LT(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 10);
+}
+
+// Schema 16: a database of schema 15 (the recent level of the id index in the table
+// id_index_new) has those rows moved into id_index; everything is found as before, and the
+// level then lives in memory.
+TEST(Store, ASchema15DatabaseMovesItsNewLevelIntoTheIdIndex) {
+  TempDb db;
+  std::string node;
+  SqliteOptions never;
+  never.id_merge_threshold = 1000;
+  {
+    auto s = Open(db, never);
+    ASSERT_TRUE(s->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Indicator(1, "2024-01-02T00:00:00.000Z"),
+                                     Malware(2)}))
+                    .ok());
+    node = *s->NodeIdentity();
+  }
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index"), 0);
+  RawExec(db.path(),
+          "CREATE TABLE id_index_new(coll INTEGER NOT NULL, key INTEGER NOT NULL, pk INTEGER NOT NULL, "
+          "PRIMARY KEY(coll, key, pk)) WITHOUT ROWID; INSERT INTO id_index_new SELECT coll, key, pk FROM id_recent;"
+          "DROP VIEW id_lookup; CREATE VIEW id_lookup AS SELECT coll, key, pk FROM id_index UNION ALL "
+          "SELECT coll, key, pk FROM id_index_new; DELETE FROM meta WHERE key='id_merged_pk'; PRAGMA user_version=15;");
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 6);
+  auto s = Open(db, never);
+  EXPECT_EQ(RawInt(db.path(), "PRAGMA user_version"), 16);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM sqlite_master WHERE name='id_index_new'"), 0);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index"), 6);
+  EXPECT_EQ(RawInt(db.path(), "SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merged_pk'"),
+            RawInt(db.path(), "SELECT max(pk) FROM objects"));
+  EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 6);
+  VersionFilter all;
+  all.all = true;
+  const std::string ind = "indicator--" + Uuid(1);
+  EXPECT_EQ(Versions(*s, all, ind).size(), 2u);
+  EXPECT_EQ(Versions(*s, all, stix::DerivedId(ind, node)).size(), 2u);
+  EXPECT_EQ(s->Put("c", Objects({Malware(2)}))->duplicates, 1u);
+  ASSERT_EQ(s->Put("c", Objects({Malware(3)}))->stored, 1u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 2);  // the new row's keys, in memory only
+  EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 8);
+}
+
+// A pk is never given to a second row (recent_ids.h): another handle whose memory still holds
+// the keys of a row deleted at the top of the table would otherwise take a new row under the
+// same pk for one it already knows, and miss it: here, storing a version twice.
+TEST(Store, APkIsNeverGivenToASecondRow) {
+  TempDb db;
+  auto a = Open(db);
+  auto b = Open(db);
+  ASSERT_EQ(a->Put("c", Objects({Malware(1), Malware(2)}))->stored, 2u);
+  const int64_t top = RawInt(db.path(), "SELECT max(pk) FROM objects");
+  VersionFilter all;
+  all.all = true;
+  ASSERT_EQ(*b->Delete("c", "malware--" + Uuid(2), all), 1u);
+  ASSERT_EQ(b->Put("c", Objects({Malware(3)}))->stored, 1u);
+  EXPECT_GT(RawInt(db.path(), "SELECT pk FROM objects WHERE id='malware--" + Uuid(3) + "'"), top);
+  auto again = a->Put("c", Objects({Malware(3)}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 1u) << "a stored a version b had stored";
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id='malware--" + Uuid(3) + "'"), 1);
+  EXPECT_EQ(Versions(*a, all, "malware--" + Uuid(3)).size(), 1u);
+  EXPECT_EQ(Versions(*a, all, "malware--" + Uuid(2)).size(), 0u);
+}
+
+// A read snapshot that lasts across two merges still finds the rows that were in the recent
+// level when it began: memory no longer holds them (it keeps only what is above the merge
+// before last), they are read from the objects table.
+TEST(Store, AnOldSnapshotFindsItsRecentRowsAfterTwoMerges) {
+  TempDb db;
+  SqliteOptions opt;
+  opt.id_merge_threshold = 4;  // a Put of two or more objects merges
+  opt.read_connections = 2;
+  auto s = Open(db, opt);
+  const std::string node = *s->NodeIdentity();
+  ASSERT_EQ(s->Put("c", Objects({Malware(1), Malware(2)}))->stored, 2u);  // merged
+  ASSERT_EQ(s->Put("c", Objects({Malware(3)}))->stored, 1u);  // recent: two keys
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 2);
+  const std::string id = "malware--" + Uuid(3);
+  Query q;
+  q.collection = "c";
+  q.ids = {id};
+  VersionFilter all;
+  all.all = true;
+  q.versions = all;
+  {
+    auto scope = s->ReadSnapshot();
+    ASSERT_NE(scope, nullptr);
+    ASSERT_EQ(s->Query(q)->objects.size(), 1u);  // the snapshot begins
+    for (int n = 10; n < 16; n += 2) ASSERT_EQ(s->Put("c", Objects({Malware(n), Malware(n + 1)}))->stored, 2u);
+    EXPECT_GE(RawInt(db.path(), "SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'"), 4);
+    auto page = s->Query(q);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    EXPECT_EQ(page->objects.size(), 1u) << "a row of the snapshot's recent level was lost";
+    q.ids = {stix::DerivedId(id, node)};
+    EXPECT_EQ(s->Query(q)->objects.size(), 1u);
+    q.ids = {"malware--" + Uuid(10)};
+    EXPECT_EQ(s->Query(q)->objects.size(), 0u);  // stored after the snapshot began
+  }
+  q.ids = {id};
+  EXPECT_EQ(s->Query(q)->objects.size(), 1u);
+  q.ids = {"malware--" + Uuid(10)};
+  EXPECT_EQ(s->Query(q)->objects.size(), 1u);
+  EXPECT_EQ(IdLookupRowsOrMinusOne(db.path()), 18);
 }
 
 // The writer skips searching the merged level for keys its filter does not hold; a merge by
@@ -1406,7 +1514,7 @@ TEST(Store, AMergeByAnotherWriterIsSeenByTheKeyFilter) {
   for (int n = 0; n < 5; ++n) five.push_back(Indicator(n, "2024-01-01T00:00:00.000Z"));
   ASSERT_EQ(a->Put("c", Objects(five))->stored, 5u);  // a's filter: id_index empty
   ASSERT_EQ(b->Put("c", Objects({Malware(100)}))->stored, 1u);  // b merges a's keys too
-  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_index_new"), 0);
+  ASSERT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_recent"), 0);
   auto again = a->Put("c", Objects(five));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->duplicates, 5u);
@@ -1417,9 +1525,9 @@ TEST(Store, AMergeByAnotherWriterIsSeenByTheKeyFilter) {
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE latest=1"), 6);
 }
 
-// The writer's filter of the new level's keys (a new id skips the search of id_index_new) is
-// read again when another connection has committed: a version another writer stored is found.
-TEST(Store, AVersionStoredByAnotherWriterIsSeenByTheNewLevelsFilter) {
+// The recent level of the id index is in each process's memory: a writer catches up with the
+// rows another writer (another process, or handle) stored: a version stored there is found.
+TEST(Store, AVersionStoredByAnotherWriterIsSeenInTheRecentLevel) {
   TempDb db;
   auto a = Open(db);
   auto b = Open(db);
@@ -1431,11 +1539,11 @@ TEST(Store, AVersionStoredByAnotherWriterIsSeenByTheNewLevelsFilter) {
   EXPECT_EQ(again->stored, 0u);
   auto newer = b->Put("c", Objects({Indicator(1, "2024-01-02T00:00:00.000Z")}));
   ASSERT_EQ(newer->stored, 1u);
-  // a sees b's new version too (its filter predates b's commits): one latest version.
+  // a sees b's new version too (its memory predates b's commits): one latest version.
   EXPECT_EQ(a->Put("c", Objects({Indicator(1, "2024-01-02T00:00:00.000Z")}))->duplicates, 1u);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE id='indicator--" + Uuid(1) + "'"), 2);
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE latest=1"), 2);
-  // The same writer: its own keys are in its filter (versions within one Put and across Puts).
+  // The same writer: its own keys are in its memory (versions within one Put and across Puts).
   auto both = a->Put("c", Objects({Indicator(2, "2024-01-01T00:00:00.000Z"), Indicator(2, "2024-01-03T00:00:00.000Z")}));
   ASSERT_EQ(both->stored, 2u);
   EXPECT_EQ(a->Put("c", Objects({Indicator(2, "2024-01-01T00:00:00.000Z")}))->duplicates, 1u);
