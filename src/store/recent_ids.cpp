@@ -1,6 +1,7 @@
 #include "store/recent_ids.h"
 
 #include <algorithm>
+#include <climits>
 #include <mutex>
 #include <string>
 
@@ -19,10 +20,11 @@ int64_t DerivedKey(std::string_view derived_id) { return -1 - IdKey(derived_id);
 
 namespace {
 
-// The snapshot's merge point and highest pk; the rows of a pk range with their keys.
+// The snapshot's merge points and highest pk; the rows of a pk range with their keys.
 constexpr const char* kProbeSql[] = {
-    "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merged_pk'), 0), "
-    "(SELECT coalesce(max(pk), 0) FROM objects)",
+    "SELECT coalesce((SELECT value FROM meta WHERE key='id_merged_pk'), '0'), "
+    "(SELECT coalesce(max(pk), 0) FROM objects), "
+    "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='deletes'), 0)",
     "SELECT pk, coll, id_key, derived_id FROM objects WHERE pk > ?1 AND pk <= ?2 ORDER BY pk",
 };
 
@@ -46,6 +48,36 @@ bool ReadRows(sqlite3_stmt* s, int64_t after, int64_t upto, Fn&& fn) {
 
 }  // namespace
 
+bool RecentIds::ParsePoints(std::string_view text, Points* out) {
+  std::vector<int64_t> v;
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string_view::npos) j = text.size();
+    std::string_view part = text.substr(i, j - i);
+    if (part.empty() || part.size() > 19) return false;
+    int64_t n = 0;
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + (c - '0');
+    }
+    v.push_back(n);
+    i = j + 1;
+  }
+  if (v.size() == 1) v.assign(kSlices, v[0]);
+  if (v.size() != kSlices) return false;
+  std::copy(v.begin(), v.end(), out->begin());
+  return true;
+}
+
+std::string RecentIds::FormatPoints(const Points& p) {
+  std::string out;
+  for (int i = 0; i < kSlices; ++i) out += (i ? "," : "") + std::to_string(p[static_cast<size_t>(i)]);
+  return out;
+}
+
+int64_t RecentIds::View::Lowest() const { return *std::min_element(merged.begin(), merged.end()); }
+
 RecentIds::Probe::~Probe() {
   for (auto* s : stmts_) sqlite3_finalize(s);
 }
@@ -65,69 +97,106 @@ bool RecentIds::Sync(Probe& probe, View* view) {
     sqlite3_reset(s);
     return false;
   }
-  view->merged = sqlite3_column_int64(s, 0);
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  const bool parsed = text && ParsePoints(text, &view->merged);
   view->max_pk = sqlite3_column_int64(s, 1);
+  view->deletes = sqlite3_column_int64(s, 2);
   sqlite3_reset(s);
-  int64_t from;
-  {
-    std::shared_lock lock(mu_);
-    const bool behind = covered_ < 0 || (!writing_ && view->max_pk > covered_);
-    if (!behind && view->merged <= last_merge_) return true;
-    from = covered_ < 0 ? view->merged : covered_;
-  }
-  // Rows another process stored (or, the first time, those above the merge point) are read
-  // without the lock, then added: a thread that added them meanwhile leaves nothing to do.
-  std::vector<Entry> rows;
-  if (view->max_pk > from) {
-    sqlite3_stmt* r = probe.Get(1);
-    if (!r || !ReadRows(r, from, view->max_pk, [&](const Entry& e) { rows.push_back(e); })) return false;
-  }
-  std::unique_lock lock(mu_);
-  if (covered_ < 0) covered_ = floor_ = last_merge_ = highest_ = from;
-  if (!writing_ && view->max_pk > covered_) {
-    for (const Entry& e : rows) {
-      if (e.pk > covered_) AddLocked(e.coll, e.key, e.pk);
+  if (!parsed) return false;
+  while (true) {
+    int64_t from;
+    bool rebuild;
+    {
+      std::shared_lock lock(mu_);
+      // Rows deleted by another process: memory is read again (a merge must not move their
+      // keys into id_index). Its own deletes are taken out as they commit (Committed).
+      rebuild = !writing_ && covered_ >= 0 && view->deletes > deletes_;
+      const bool behind = covered_ < 0 || (!writing_ && view->max_pk > covered_);
+      bool newer = false;
+      for (int i = 0; i < kSlices; ++i) newer |= view->merged[static_cast<size_t>(i)] > slices_[static_cast<size_t>(i)].last_merge;
+      if (!behind && !newer && !rebuild) return true;
+      from = covered_ < 0 || rebuild ? view->Lowest() : covered_;
     }
-    covered_ = view->max_pk;
-    highest_ = std::max(highest_, covered_);
+    // Rows another process stored (or, when memory is read whole, those above the lowest merge
+    // point) are read without the lock, then added: a thread that added them meanwhile leaves
+    // nothing to do.
+    std::vector<Entry> rows;
+    if (view->max_pk > from) {
+      sqlite3_stmt* r = probe.Get(1);
+      if (!r || !ReadRows(r, from, view->max_pk, [&](const Entry& e) { rows.push_back(e); })) return false;
+    }
+    std::unique_lock lock(mu_);
+    if (rebuild && !writing_ && view->deletes > deletes_) {
+      for (Slice& sl : slices_) sl = Slice();
+      covered_ = -1;
+    }
+    if (covered_ < 0) {
+      if (from != view->Lowest()) continue;  // emptied by another thread meanwhile: read whole
+      deletes_ = std::max(deletes_, view->deletes);
+      covered_ = highest_ = from;
+      for (int i = 0; i < kSlices; ++i) {
+        auto& sl = slices_[static_cast<size_t>(i)];
+        sl.floor = sl.last_merge = view->merged[static_cast<size_t>(i)];
+      }
+    } else if (from > covered_) {
+      continue;  // cannot happen (covered_ only grows while memory is not emptied); read again
+    }
+    if (!writing_ && view->max_pk > covered_) {
+      for (const Entry& e : rows) {
+        if (e.pk > covered_ && e.pk > slices_[static_cast<size_t>(SliceOf(e.key))].floor) AddLocked(e.coll, e.key, e.pk);
+      }
+      covered_ = view->max_pk;
+      highest_ = std::max(highest_, covered_);
+    }
+    NoteMergeLocked(view->merged);
+    return true;
   }
-  NoteMergeLocked(view->merged);
-  return true;
 }
 
-void RecentIds::Find(int64_t coll, int64_t key, int64_t merged, std::vector<int64_t>* out) const {
+void RecentIds::Find(int64_t coll, int64_t key, const View& view, std::vector<int64_t>* out) const {
+  const auto slice = static_cast<size_t>(SliceOf(key));
   std::shared_lock lock(mu_);
-  auto [b, e] = map_.equal_range({coll, key});
-  for (auto it = b; it != e; ++it) {
-    if (it->second > merged) out->push_back(it->second);
-  }
+  slices_[slice].ForKey(coll, key, [&](int64_t pk) {
+    if (pk > view.merged[slice]) out->push_back(pk);
+  });
 }
 
 bool RecentIds::Collect(Probe& probe, const View& view, bool coll_set, int64_t coll, bool key_set, int64_t key,
                         std::vector<Entry>* out) const {
   auto wanted = [&](const Entry& e) { return (!coll_set || e.coll == coll) && (!key_set || e.key == key); };
-  int64_t floor;
+  Points floors;
   {
     std::shared_lock lock(mu_);
-    floor = floor_;
-    const int64_t above = std::max(view.merged, floor_);
-    if (coll_set && key_set) {
-      auto [b, e] = map_.equal_range({coll, key});
-      for (auto it = b; it != e; ++it) {
-        if (it->second > above) out->push_back({coll, key, it->second});
-      }
-    } else {
-      for (const auto& [k, pk] : map_) {
-        Entry e{k.first, k.second, pk};
-        if (pk > above && wanted(e)) out->push_back(e);
+    for (int i = 0; i < kSlices; ++i) {
+      const auto si = static_cast<size_t>(i);
+      floors[si] = slices_[si].floor;
+      if (key_set && SliceOf(key) != i) continue;
+      const Slice& sl = slices_[si];
+      const int64_t above = std::max(view.merged[si], sl.floor);
+      if (coll_set && key_set) {
+        sl.ForKey(coll, key, [&](int64_t pk) {
+          if (pk > above) out->push_back({coll, key, pk});
+        });
+      } else {
+        sl.ForAll([&](const Entry& e) {
+          if (e.pk > above && wanted(e)) out->push_back(e);
+        });
       }
     }
   }
-  if (view.merged >= floor) return true;
-  // A snapshot older than the merge before last: the range memory dropped, from the objects.
+  // A snapshot older than a slice's merge before last: the range memory dropped, from the objects.
+  int64_t from = INT64_MAX, to = 0;
+  for (int i = 0; i < kSlices; ++i) {
+    const auto si = static_cast<size_t>(i);
+    if ((key_set && SliceOf(key) != i) || view.merged[si] >= floors[si]) continue;
+    from = std::min(from, view.merged[si]);
+    to = std::max(to, floors[si]);
+  }
+  if (from >= to) return true;
   sqlite3_stmt* r = probe.Get(1);
-  return r && ReadRows(r, view.merged, floor, [&](const Entry& e) {
-           if (wanted(e)) out->push_back(e);
+  return r && ReadRows(r, from, to, [&](const Entry& e) {
+           const auto si = static_cast<size_t>(SliceOf(e.key));
+           if (e.pk > view.merged[si] && e.pk <= floors[si] && wanted(e)) out->push_back(e);
          });
 }
 
@@ -141,56 +210,50 @@ void RecentIds::Add(int64_t coll, int64_t key, int64_t pk) {
   AddLocked(coll, key, pk);
 }
 
-void RecentIds::Committed(int64_t merged_to, const std::vector<Entry>& removed) {
+void RecentIds::Committed(const Points* merged, const std::vector<Entry>& removed, int64_t deletes) {
   std::unique_lock lock(mu_);
   writing_ = false;
+  deletes_ = std::max(deletes_, deletes);
   covered_ = std::max(covered_, highest_);
   for (const Entry& r : removed) {
-    auto [b, e] = map_.equal_range({r.coll, r.key});
-    for (auto it = b; it != e; ++it) {
-      if (it->second != r.pk) continue;
-      if (r.pk > last_merge_) --above_;
-      map_.erase(it);
-      break;
-    }
+    Slice& sl = slices_[static_cast<size_t>(SliceOf(r.key))];
+    if (sl.Remove(r.coll, r.key, r.pk) && r.pk > sl.last_merge) --sl.above;
   }
-  NoteMergeLocked(merged_to);
+  if (merged) NoteMergeLocked(*merged);
 }
 
 void RecentIds::RolledBack() {
   std::unique_lock lock(mu_);
   writing_ = false;
   if (highest_ <= covered_) return;
-  std::erase_if(map_, [&](const auto& kv) { return kv.second > covered_; });
+  for (Slice& sl : slices_) {
+    sl.DropAbove(covered_);
+    Recount(sl);
+  }
   highest_ = covered_;
-  RecountLocked();
-}
-
-bool RecentIds::Writing() const {
-  std::shared_lock lock(mu_);
-  return writing_;
 }
 
 int64_t RecentIds::Above() const {
   std::shared_lock lock(mu_);
-  return above_;
+  int64_t n = 0;
+  for (const Slice& sl : slices_) n += sl.above;
+  return n;
 }
 
-void RecentIds::ForEachAbove(const std::function<void(const Entry&)>& fn) const {
+int64_t RecentIds::AboveIn(int slice) const {
   std::shared_lock lock(mu_);
-  for (const auto& [k, pk] : map_) {
-    if (pk > last_merge_) fn({k.first, k.second, pk});
-  }
+  return slices_[static_cast<size_t>(slice)].above;
 }
 
-std::vector<RecentIds::Entry> RecentIds::Sorted(int64_t merged, int64_t upto) const {
+std::vector<RecentIds::Entry> RecentIds::Sorted(int slice, int64_t merged, int64_t upto) const {
   std::vector<Entry> out;
   {
     std::shared_lock lock(mu_);
-    out.reserve(static_cast<size_t>(above_));
-    for (const auto& [k, pk] : map_) {
-      if (pk > merged && pk <= upto) out.push_back({k.first, k.second, pk});
-    }
+    const Slice& sl = slices_[static_cast<size_t>(slice)];
+    out.reserve(static_cast<size_t>(sl.above));
+    sl.ForAll([&](const Entry& e) {
+      if (e.pk > merged && e.pk <= upto) out.push_back(e);
+    });
   }
   std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
     return a.coll != b.coll ? a.coll < b.coll : a.key != b.key ? a.key < b.key : a.pk < b.pk;
@@ -203,30 +266,121 @@ int64_t RecentIds::Covered() const {
   return covered_;
 }
 
-int64_t RecentIds::Highest() const {
-  std::shared_lock lock(mu_);
-  return highest_;
-}
-
 void RecentIds::AddLocked(int64_t coll, int64_t key, int64_t pk) {
-  map_.emplace(std::make_pair(coll, key), pk);
+  Slice& sl = slices_[static_cast<size_t>(SliceOf(key))];
+  sl.Add(coll, key, pk);
   highest_ = std::max(highest_, pk);
-  if (pk > last_merge_) ++above_;
+  if (pk > sl.last_merge) ++sl.above;
 }
 
-// A merge point newer than the last one seen: entries up to the last one go (snapshots between
-// the two still find theirs in memory; older ones read the dropped range from the objects).
-void RecentIds::NoteMergeLocked(int64_t merged) {
-  if (merged <= last_merge_) return;
-  floor_ = last_merge_;
-  last_merge_ = merged;
-  std::erase_if(map_, [&](const auto& kv) { return kv.second <= floor_; });
-  RecountLocked();
+// Merge points newer than the last ones seen: a slice's entries up to its last one go
+// (snapshots between the two still find theirs in memory; older ones read the dropped range
+// from the objects).
+void RecentIds::NoteMergeLocked(const Points& merged) {
+  for (int i = 0; i < kSlices; ++i) {
+    Slice& sl = slices_[static_cast<size_t>(i)];
+    const int64_t m = merged[static_cast<size_t>(i)];
+    if (m <= sl.last_merge) continue;
+    sl.floor = sl.last_merge;
+    sl.last_merge = m;
+    sl.KeepAbove(sl.floor);
+    Recount(sl);
+  }
 }
 
-void RecentIds::RecountLocked() {
-  above_ = 0;
-  for (const auto& kv : map_) above_ += kv.second > last_merge_;
+void RecentIds::Recount(Slice& sl) { sl.above = sl.CountAbove(sl.last_merge); }
+
+// ---- Slice ----
+
+namespace {
+size_t HashKey(int64_t coll, int64_t key) {
+  uint64_t h = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(coll) * 0xC2B2AE3D27D4EB4Full;
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+}  // namespace
+
+int32_t RecentIds::Slice::Head(int64_t coll, int64_t key) const {
+  if (slots_.empty()) return -1;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = HashKey(coll, key) & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (!s.used) return -1;  // the end of the probe
+    if (s.coll == coll && s.key == key) return s.head;
+  }
+}
+
+RecentIds::Slice::Slot& RecentIds::Slice::SlotFor(int64_t coll, int64_t key) {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = HashKey(coll, key) & mask;; i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (!s.used || (s.coll == coll && s.key == key)) return s;
+  }
+}
+
+void RecentIds::Slice::Rehash(size_t capacity) {
+  slots_.assign(capacity, Slot{0, 0, -1, false});
+  used_ = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    Item& it = items_[i];
+    Slot& s = SlotFor(it.coll, it.key);
+    if (!s.used) ++used_;
+    s.used = true;
+    s.coll = it.coll;
+    s.key = it.key;
+    it.prev = s.head;
+    s.head = static_cast<int32_t>(i);
+  }
+}
+
+void RecentIds::Slice::Add(int64_t coll, int64_t key, int64_t pk) {
+  if ((used_ + 1) * 2 > slots_.size()) {
+    items_.push_back({coll, key, pk, -1, false});  // linked by the rehash
+    Rehash(std::max<size_t>(64, slots_.size() * 2));
+    return;
+  }
+  Slot& s = SlotFor(coll, key);
+  if (!s.used) ++used_;
+  s.used = true;
+  s.coll = coll;
+  s.key = key;
+  items_.push_back({coll, key, pk, s.head, false});
+  s.head = static_cast<int32_t>(items_.size() - 1);
+}
+
+bool RecentIds::Slice::Remove(int64_t coll, int64_t key, int64_t pk) {
+  for (int32_t i = Head(coll, key); i >= 0; i = items_[static_cast<size_t>(i)].prev) {
+    Item& it = items_[static_cast<size_t>(i)];
+    if (it.pk == pk && !it.dead) {
+      it.dead = true;
+      return true;
+    }
+  }
+  return false;
+}
+
+void RecentIds::Slice::DropAbove(int64_t pk) {
+  while (!items_.empty() && items_.back().pk > pk) {
+    const Item it = items_.back();
+    items_.pop_back();
+    SlotFor(it.coll, it.key).head = it.prev;  // it was its key's last entry
+  }
+}
+
+void RecentIds::Slice::KeepAbove(int64_t pk) {
+  std::vector<Item> kept;
+  for (const Item& it : items_) {
+    if (it.pk > pk && !it.dead) kept.push_back(it);
+  }
+  items_ = std::move(kept);
+  size_t cap = 64;
+  while (cap < items_.size() * 2 + 2) cap *= 2;
+  Rehash(cap);
+}
+
+int64_t RecentIds::Slice::CountAbove(int64_t pk) const {
+  int64_t n = 0;
+  for (const Item& it : items_) n += it.pk > pk && !it.dead;
+  return n;
 }
 
 // ---- the virtual table id_recent(coll, key, pk) ----

@@ -563,13 +563,22 @@ class SqliteStore final : public Store {
       }
       // 16: every row stored so far has its keys in id_index (kept through 14 and 15, filled by
       // FillIdIndex before): the merge point is the last of them.
-      if (version < 16 &&
-          sqlite3_exec(db_,
-                       "INSERT OR REPLACE INTO meta(key, value) VALUES('id_merged_pk', "
-                       "(SELECT coalesce(max(pk), 0) FROM objects))",
-                       nullptr, nullptr, &err) != SQLITE_OK) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        return Fail("set the id index's merge point", err);
+      if (version < 16) {
+        Stmt top(db_, "SELECT coalesce(max(pk), 0) FROM objects");
+        Stmt set(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES('id_merged_pk', ?)");
+        if (!top || !set || sqlite3_step(top.get()) != SQLITE_ROW) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Io("set the id index's merge points");
+        }
+        detail::RecentIds::Points points;
+        points.fill(top.Int(0));
+        top = Stmt();
+        const std::string text = detail::RecentIds::FormatPoints(points);
+        set.Bind(1, text);
+        if (sqlite3_step(set.get()) != SQLITE_DONE) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          return Io("set the id index's merge points");
+        }
       }
       std::string uv = "PRAGMA user_version=" + std::to_string(kSchemaVersion) + "; COMMIT";
       if (sqlite3_exec(db_, uv.c_str(), nullptr, nullptr, &err) != SQLITE_OK) return Fail("commit schema", err);
@@ -1249,16 +1258,27 @@ class SqliteStore final : public Store {
     id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
     if (!recent_synced_ || recent_.Above() < threshold) return Status::Ok();
     const int64_t started = stix::NowMicros();
+    // One slice of the key space per merge, the one with the most keys: a group of Puts waits
+    // for 1/kSlices of the pages of id_index, not for all of them.
+    // Ties go round, from the slice after the last one merged (no slice waits forever).
+    constexpr int kSlices = detail::RecentIds::kSlices;
+    int slice = (last_slice_ + 1) % kSlices;
+    for (int n = 1; n < kSlices; ++n) {
+      const int i = (last_slice_ + 1 + n) % kSlices;
+      if (recent_.AboveIn(i) > recent_.AboveIn(slice)) slice = i;
+    }
+    last_slice_ = slice;
+    // In key order: one pass over the slice's pages of id_index. Memory holds, above the merge
+    // point this transaction sees, every row up to the last pk given.
+    const int64_t to = std::max(recent_.Covered(), next_pk_ - 1);
+    const auto moving = recent_.Sorted(slice, recent_view_.merged[static_cast<size_t>(slice)], to);
     // The keys that move go into the writer's filter of the merged level first.
     if (filter_valid_) {
-      recent_.ForEachAbove([&](const detail::RecentIds::Entry& e) {
+      for (const auto& e : moving) {
         if (e.key >= 0) filter_.Add(e.coll, e.key);
-      });
+      }
       if (filter_.Full()) filter_valid_ = false;
     }
-    // In key order: one pass over the pages of id_index. Memory holds, above the merge point
-    // this transaction sees, every row up to the last pk given.
-    const int64_t to = std::max(recent_.Covered(), next_pk_ - 1);
     Stmt& move = Cached("INSERT OR IGNORE INTO id_index(coll, key, pk) VALUES(?,?,?)");
     Stmt& point = Cached("INSERT INTO meta(key, value) VALUES('id_merged_pk', ?1) "
                          "ON CONFLICT(key) DO UPDATE SET value=?1");
@@ -1267,7 +1287,7 @@ class SqliteStore final : public Store {
     Stmt& count = Cached("INSERT INTO meta(key, value) VALUES('id_merges', '1') "
                          "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
     int64_t moved = 0;
-    for (const auto& e : recent_.Sorted(recent_merged_, to)) {
+    for (const auto& e : moving) {
       move.Reset();
       move.Bind(1, e.coll);
       move.Bind(2, e.key);
@@ -1275,13 +1295,16 @@ class SqliteStore final : public Store {
       if (Step(move) != SQLITE_DONE) return Io("merge the id index");
       moved += sqlite3_changes(db_);
     }
+    merged_points_ = recent_view_.merged;
+    merged_points_[static_cast<size_t>(slice)] = to;
+    const std::string points = detail::RecentIds::FormatPoints(merged_points_);
     point.Reset();
-    point.Bind(1, to);
+    point.Bind(1, points);
     if (Step(point) != SQLITE_DONE) return Io("merge the id index");
     count.Reset();
     if (Step(count) != SQLITE_DONE) return Io("count the merge");
     ++filter_merges_;  // the filter was in step with the file at BEGIN (SyncKeyFilterLocked)
-    merged_to_ = to;  // memory follows when the transaction commits
+    merged_ = true;  // memory follows when the transaction commits
     id_rows_main_ += moved;
     id_merges_.fetch_add(1, std::memory_order_relaxed);
     id_merge_us_.fetch_add(static_cast<uint64_t>(stix::NowMicros() - started), std::memory_order_relaxed);
@@ -1494,8 +1517,10 @@ class SqliteStore final : public Store {
       if (Step(flag) != SQLITE_DONE) return fail("flag last version");
       // A delete changes the collection's generation (what caches derived from it is stale).
       Stmt bump(db_, "INSERT INTO meta(key, value) VALUES('deletes', '1') "
-                     "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1");
-      if (Step(bump) != SQLITE_DONE) return fail("count delete");
+                     "ON CONFLICT(key) DO UPDATE SET value=CAST(value AS INTEGER)+1 RETURNING CAST(value AS INTEGER)");
+      if (Step(bump) != SQLITE_ROW) return fail("count delete");
+      recent_deletes_ = bump.Int(0);  // this process's own delete: its keys leave memory at the commit
+      sqlite3_reset(bump.get());
     }
     if (!Exec("COMMIT")) return fail("commit delete");
     CommittedLocked();
@@ -2204,8 +2229,9 @@ class SqliteStore final : public Store {
   bool BeginLocked() {
     pending_.clear();
     recent_synced_ = false;
-    merged_to_ = 0;
+    merged_ = false;
     recent_removed_.clear();
+    recent_deletes_ = 0;
     return Exec("BEGIN IMMEDIATE");
   }
   void RollbackLocked() {
@@ -2213,15 +2239,19 @@ class SqliteStore final : public Store {
     Exec("ROLLBACK");
     if (recent_synced_) recent_.RolledBack();
     recent_synced_ = false;
-    merged_to_ = 0;
+    merged_ = false;
     recent_removed_.clear();
+    recent_deletes_ = 0;
   }
   // After a COMMIT that succeeded: what the transaction did to the recent level of the id index.
   void CommittedLocked() {
-    if (recent_synced_ || merged_to_ > 0 || !recent_removed_.empty()) recent_.Committed(merged_to_, recent_removed_);
+    if (recent_synced_ || merged_ || !recent_removed_.empty()) {
+      recent_.Committed(merged_ ? &merged_points_ : nullptr, recent_removed_, recent_deletes_);
+    }
     recent_synced_ = false;
-    merged_to_ = 0;
+    merged_ = false;
     recent_removed_.clear();
+    recent_deletes_ = 0;
   }
 
   // In a write transaction that stores or finds rows by id: the recent level brought up to the
@@ -2231,7 +2261,7 @@ class SqliteStore final : public Store {
   // writer's rows go into recent_ as they are stored.
   bool SyncRecentIdsLocked() {
     if (recent_synced_) return true;
-    detail::RecentIds::View view;
+    detail::RecentIds::View& view = recent_view_;
     if (!recent_.Sync(*writer_probe_, &view)) return false;
     Stmt& high = Cached("SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='pk_high'), 0)");
     high.Reset();
@@ -2239,7 +2269,6 @@ class SqliteStore final : public Store {
     next_pk_ = std::max(view.max_pk, high.Int(0)) + 1;
     next_pk_given_ = next_pk_ != view.max_pk + 1;
     sqlite3_reset(high.get());
-    recent_merged_ = view.merged;
     recent_.BeginWrite();
     recent_synced_ = true;
     return true;
@@ -2440,7 +2469,7 @@ class SqliteStore final : public Store {
         sqlite3_reset(in_main.get());
         if (lrc != SQLITE_DONE) return Io("read stored versions");
       }
-      recent_.Find(coll, key, recent_merged_, &pks);
+      recent_.Find(coll, key, recent_view_, &pks);
       for (int64_t pk : pks) {  // rows with the key: this id's, or another's with the same key
         version_of.Reset();
         version_of.Bind(1, pk);
@@ -3137,7 +3166,12 @@ class SqliteStore final : public Store {
   std::unique_ptr<detail::RecentIds::Probe> writer_probe_, state_probe_;
   detail::IdRecentBinding writer_binding_, state_binding_;
   bool recent_synced_ = false;
-  int64_t recent_merged_ = 0, next_pk_ = 1, merged_to_ = 0;
+  detail::RecentIds::View recent_view_;
+  detail::RecentIds::Points merged_points_{};
+  int64_t next_pk_ = 1;
+  bool merged_ = false;
+  int last_slice_ = -1;  // the slice the last merge moved
+  int64_t recent_deletes_ = 0;
   bool next_pk_given_ = false;  // next_pk_ is not what SQLite would give
   std::vector<detail::RecentIds::Entry> recent_removed_;
   // For /metrics (MetricsText runs on other threads).
