@@ -95,11 +95,18 @@ std::string NewUuid4() {
 std::string Uuid5(std::string_view ns, std::string_view name) {
   std::array<unsigned char, 16> nsb{};
   if (!ParseUuidBytes(ns, &nsb)) throw std::invalid_argument("bad namespace uuid");
-  std::string input(reinterpret_cast<const char*>(nsb.data()), nsb.size());
-  input.append(name);
+  // SHA-1 fetched from OpenSSL's provider once (EVP_sha1() looked it up on every call: half
+  // the cost of a derived id, computed for every object stored), one context per thread.
+  static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  struct Ctx {
+    EVP_MD_CTX* p = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(p); }
+  };
+  thread_local Ctx ctx;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr) != 1) {
+  if (!sha1 || !ctx.p || EVP_DigestInit_ex(ctx.p, sha1, nullptr) != 1 || EVP_DigestUpdate(ctx.p, nsb.data(), nsb.size()) != 1 ||
+      EVP_DigestUpdate(ctx.p, name.data(), name.size()) != 1 || EVP_DigestFinal_ex(ctx.p, digest, &len) != 1) {
     throw std::runtime_error("SHA-1 failed");
   }
   std::array<unsigned char, 16> b{};
