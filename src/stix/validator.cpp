@@ -335,7 +335,10 @@ std::string PolicyView(std::string_view text) {
     if (!keep && !HoldsRefs(v)) continue;
     out += out.size() > 1 ? "," : "";
     json::AppendQuoted(out, k);
-    out += ":" + json::Compact(v);
+    out += ':';
+    std::string_view str;
+    if (!v.get(str)) json::AppendQuoted(out, str);  // most kept members are strings
+    else out += json::Compact(v);
   }
   return out + "}";
 }

@@ -373,7 +373,7 @@ void RecentIds::Slice::KeepAbove(int64_t pk) {
   }
   items_ = std::move(kept);
   size_t cap = 64;
-  while (cap < items_.size() * 2 + 2) cap *= 2;
+  while (cap < items_.size() * 4 + 2) cap *= 2;  // room to grow before the next rehash
   Rehash(cap);
 }
 

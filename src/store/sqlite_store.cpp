@@ -84,7 +84,7 @@ CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 -- kept in two levels instead, like a log-structured merge tree: new rows go into the small
 -- the recent level (schema 16: in memory, the virtual table id_recent; recent_ids.h says how it
 -- stays right), which the writer merges into id_index in one sorted pass when it has grown to
--- about sqrt(size of id_index x 131072) entries (MaybeMergeIdIndexLocked; meta 'id_merged_pk':
+-- about sqrt(size of id_index x 32768) entries (MaybeMergeIdIndexLocked; meta 'id_merged_pk':
 -- every row up to that pk has its keys in id_index; every merge counts itself in meta
 -- 'id_merges', which the writers' filters of id_index's keys depend on); id_lookup reads both.
 -- (coll, id, version) is unique by the store's writes (PutLocked checks in the writing
@@ -1247,14 +1247,15 @@ class SqliteStore final : public Store {
   // Inside the group's transaction (SyncRecentIdsLocked done): the recent level goes into
   // id_index once it has grown past the threshold (SqliteOptions::id_merge_threshold; the
   // schema's comment says why two levels). With N rows in id_index, the merge rewrites most of
-  // its pages once per ~sqrt(131072 N)/2 objects stored (16 times the factor of schema 14, when
-  // the level was a table: in memory its size costs only the rows read when a process starts).
+  // its pages once per ~sqrt(32768 N)/2 objects stored (4 times the factor of schema 14, when
+  // the level was a table: in memory its size costs the rows a process reads when it starts,
+  // about as many objects as the level has keys).
   Status MaybeMergeIdIndexLocked() {
     if (!id_counts_known_ && !CountIdRowsLocked()) return Io("count the id index");
     const int64_t threshold =
         opt_.id_merge_threshold > 0
             ? opt_.id_merge_threshold
-            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 131072.0)));
+            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
     id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
     if (!recent_synced_ || recent_.Above() < threshold) return Status::Ok();
     const int64_t started = stix::NowMicros();

@@ -443,7 +443,7 @@ struct SqliteOptions {
   //! are walked in memory and their rows kept. 0: every page is an SQL query.
   size_t object_cache_bytes = size_t{256} << 20;
   //! When the writer merges the recent level of the id lookup (in memory, schema 16) into
-  //! id_index: 0, when the recent level has max(65536, sqrt(id_index rows x 131072)) entries
+  //! id_index: 0, when the recent level has max(65536, sqrt(id_index rows x 32768)) entries
   //! (two per stored version); N > 0, when it has N (tests).
   int64_t id_merge_threshold = 0;
   //! Test seam: every fdatasync of the write-ahead logs after a group commit fails.
