@@ -142,11 +142,18 @@ bool RecentIds::Sync(Probe& probe, View* view) {
       continue;  // cannot happen (covered_ only grows while memory is not emptied); read again
     }
     if (!writing_ && view->max_pk > covered_) {
-      for (const Entry& e : rows) {
-        if (e.pk > covered_ && e.pk > slices_[static_cast<size_t>(SliceOf(e.key))].floor) AddLocked(e.coll, e.key, e.pk);
+      if (view->deletes < deletes_) {
+        // A snapshot older than a delete memory knows of: the rows it holds above what memory
+        // covers were deleted since (top rows: a newer snapshot's highest pk is lower). Kept
+        // out of memory (a merge would index them), read for this snapshot only (Collect).
+        view->read_above = covered_;
+      } else {
+        for (const Entry& e : rows) {
+          if (e.pk > covered_ && e.pk > slices_[static_cast<size_t>(SliceOf(e.key))].floor) AddLocked(e.coll, e.key, e.pk);
+        }
+        covered_ = view->max_pk;
+        highest_ = std::max(highest_, covered_);
       }
-      covered_ = view->max_pk;
-      highest_ = std::max(highest_, covered_);
     }
     NoteMergeLocked(view->merged);
     return true;
@@ -192,12 +199,20 @@ bool RecentIds::Collect(Probe& probe, const View& view, bool coll_set, int64_t c
     from = std::min(from, view.merged[si]);
     to = std::max(to, floors[si]);
   }
-  if (from >= to) return true;
   sqlite3_stmt* r = probe.Get(1);
-  return r && ReadRows(r, from, to, [&](const Entry& e) {
-           const auto si = static_cast<size_t>(SliceOf(e.key));
-           if (e.pk > view.merged[si] && e.pk <= floors[si] && wanted(e)) out->push_back(e);
-         });
+  if (from < to && !(r && ReadRows(r, from, to, [&](const Entry& e) {
+        const auto si = static_cast<size_t>(SliceOf(e.key));
+        if (e.pk > view.merged[si] && e.pk <= floors[si] && wanted(e)) out->push_back(e);
+      }))) {
+    return false;
+  }
+  // Rows of an old snapshot kept out of memory (Sync).
+  if (view.read_above < view.max_pk && !(r && ReadRows(r, view.read_above, view.max_pk, [&](const Entry& e) {
+        if (e.pk > view.merged[static_cast<size_t>(SliceOf(e.key))] && wanted(e)) out->push_back(e);
+      }))) {
+    return false;
+  }
+  return true;
 }
 
 void RecentIds::BeginWrite() {

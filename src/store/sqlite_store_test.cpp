@@ -1535,6 +1535,68 @@ TEST(Store, AnOldSnapshotFindsItsRecentRowsAfterTwoMerges) {
   EXPECT_GE(IdLookupRowsOrMinusOne(db.path()), 0);
 }
 
+// Readers find every stored object by id and by derived id while the writer of the same
+// handle stores more and merges slices all the time, and while another handle (as another
+// process would) stores and deletes: the recent level's memory is shared by the threads, read
+// in each reader's snapshot, merged and dropped under them.
+TEST(Store, IdLookupsFindEveryStoredObjectWhileSlicesMerge) {
+  TempDb db;
+  SqliteOptions opt;
+  opt.id_merge_threshold = 16;
+  opt.read_connections = 3;
+  auto s = Open(db, opt);
+  auto other = Open(db, opt);
+  const std::string node = *s->NodeIdentity();
+  std::atomic<int> stored{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> lookups{0};
+  ASSERT_EQ(s->Put("c", Objects({Malware(0)}))->stored, 1u);
+  stored = 1;
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      while (!stop.load()) {
+        const int n = static_cast<int>(rng() % static_cast<unsigned>(stored.load()));
+        const std::string id = "malware--" + Uuid(n);
+        Query q;
+        q.collection = "c";
+        q.ids = {t == 2 ? stix::DerivedId(id, node) : id};
+        auto scope = t == 1 ? s->ReadSnapshot() : nullptr;
+        auto page = s->Query(q);
+        if (!page.ok()) {
+          ADD_FAILURE() << page.status().message();
+          return;
+        }
+        if (page->objects.size() != 1u) {
+          ADD_FAILURE() << "not found: " << id << " (" << n << " of " << stored.load() << ")";
+          return;
+        }
+        ++lookups;
+      }
+    });
+  }
+  // Another handle stores and deletes objects of its own meanwhile (their pks interleave).
+  std::thread deleter([&] {
+    VersionFilter all;
+    all.all = true;
+    for (int n = 0; n < 60 && !stop.load(); ++n) {
+      ASSERT_TRUE(other->Put("c", Objects({Malware(100000 + n)})).ok());
+      if (n % 3 == 0) ASSERT_TRUE(other->Delete("c", "malware--" + Uuid(100000 + n), all).ok());
+    }
+  });
+  for (int n = 1; n < 400; n += 4) {
+    ASSERT_EQ(s->Put("c", Objects({Malware(n), Malware(n + 1), Malware(n + 2), Malware(n + 3)}))->stored, 4u);
+    stored = n + 4;
+  }
+  stop = true;
+  deleter.join();
+  for (auto& r : readers) r.join();
+  EXPECT_GT(lookups.load(), 100);
+  EXPECT_GE(IdLookupRowsOrMinusOne(db.path()), 0);
+  EXPECT_GT(RawInt(db.path(), "SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'"), 10);
+}
+
 // The writer skips searching the merged level for keys its filter does not hold; a merge by
 // another process (or handle) on the same file moves keys the filter never saw into that level,
 // so the filter is built again: versions stored before are still found, never stored twice.
