@@ -103,6 +103,14 @@ bool RecentIds::Sync(Probe& probe, View* view) {
   view->deletes = sqlite3_column_int64(s, 2);
   sqlite3_reset(s);
   if (!parsed) return false;
+  {
+    // A snapshot older than a delete memory already reflects: memory lacks rows this snapshot
+    // still holds, so it reads the recent level from the objects table (Collect). Only reads
+    // that overlap a delete pay that.
+    std::shared_lock lock(mu_);
+    view->stale = covered_ >= 0 && view->deletes < deletes_;
+    if (view->stale) return true;
+  }
   while (true) {
     int64_t from;
     bool rebuild;
@@ -143,10 +151,10 @@ bool RecentIds::Sync(Probe& probe, View* view) {
     }
     if (!writing_ && view->max_pk > covered_) {
       if (view->deletes < deletes_) {
-        // A snapshot older than a delete memory knows of: the rows it holds above what memory
-        // covers were deleted since (top rows: a newer snapshot's highest pk is lower). Kept
-        // out of memory (a merge would index them), read for this snapshot only (Collect).
-        view->read_above = covered_;
+        // A snapshot older than a delete memory knows of (below): the rows it holds above what
+        // memory covers were deleted since (top rows: a newer snapshot's highest pk is lower),
+        // and must not go into memory (a merge would index them).
+        view->stale = true;
       } else {
         for (const Entry& e : rows) {
           if (e.pk > covered_ && e.pk > slices_[static_cast<size_t>(SliceOf(e.key))].floor) AddLocked(e.coll, e.key, e.pk);
@@ -171,6 +179,12 @@ void RecentIds::Find(int64_t coll, int64_t key, const View& view, std::vector<in
 bool RecentIds::Collect(Probe& probe, const View& view, bool coll_set, int64_t coll, bool key_set, int64_t key,
                         std::vector<Entry>* out) const {
   auto wanted = [&](const Entry& e) { return (!coll_set || e.coll == coll) && (!key_set || e.key == key); };
+  if (view.stale) {  // the whole level from the objects table (Sync)
+    sqlite3_stmt* r = probe.Get(1);
+    return r && ReadRows(r, view.Lowest(), view.max_pk, [&](const Entry& e) {
+             if (e.pk > view.merged[static_cast<size_t>(SliceOf(e.key))] && wanted(e)) out->push_back(e);
+           });
+  }
   Points floors;
   {
     std::shared_lock lock(mu_);
@@ -203,12 +217,6 @@ bool RecentIds::Collect(Probe& probe, const View& view, bool coll_set, int64_t c
   if (from < to && !(r && ReadRows(r, from, to, [&](const Entry& e) {
         const auto si = static_cast<size_t>(SliceOf(e.key));
         if (e.pk > view.merged[si] && e.pk <= floors[si] && wanted(e)) out->push_back(e);
-      }))) {
-    return false;
-  }
-  // Rows of an old snapshot kept out of memory (Sync).
-  if (view.read_above < view.max_pk && !(r && ReadRows(r, view.read_above, view.max_pk, [&](const Entry& e) {
-        if (e.pk > view.merged[static_cast<size_t>(SliceOf(e.key))] && wanted(e)) out->push_back(e);
       }))) {
     return false;
   }

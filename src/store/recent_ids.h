@@ -25,8 +25,9 @@
 //   missing range read from the objects table instead.
 // - Rows another process deleted make memory be read again (their keys must not be merged
 //   into id_index); this process's own deletes take their keys out as they commit. A snapshot
-//   older than the last delete memory knows of never adds rows to memory (its rows above what
-//   memory covers may be deleted top rows): it reads them for itself.
+//   older than the last delete memory reflects neither uses memory (it lacks rows the snapshot
+//   still holds) nor adds to it (they may be deleted top rows): it reads the level from the
+//   objects table for itself.
 // - A pk is never used twice (meta 'pk_high' remembers the highest pk deleted; the writer
 //   stores rows above it), so an entry never points at a different object than it was made for.
 #pragma once
@@ -69,7 +70,7 @@ class RecentIds {
     Points merged{};     // meta 'id_merged_pk'
     int64_t max_pk = 0;  // the highest pk in objects
     int64_t deletes = 0;  // meta 'deletes': counts the transactions that deleted rows
-    int64_t read_above = INT64_MAX;  // rows above it (to max_pk) are read from the objects, not memory (Sync)
+    bool stale = false;   // older than a delete memory reflects: the level is read from the objects (Sync)
     int64_t Lowest() const;
   };
   // Statements one connection uses for Sync and Collect (prepared on first use).

@@ -1535,6 +1535,44 @@ TEST(Store, AnOldSnapshotFindsItsRecentRowsAfterTwoMerges) {
   EXPECT_GE(IdLookupRowsOrMinusOne(db.path()), 0);
 }
 
+// A read snapshot still finds, by id, an object deleted after it began (by this handle or by
+// another), though memory no longer holds its keys; a read after the delete does not.
+TEST(Store, ASnapshotFindsByIdWhatWasDeletedAfterItBegan) {
+  TempDb db;
+  SqliteOptions opt;
+  opt.read_connections = 2;
+  auto s = Open(db, opt);
+  auto other = Open(db, opt);
+  ASSERT_EQ(s->Put("c", Objects({Malware(1), Malware(2), Malware(3)}))->stored, 3u);
+  VersionFilter all;
+  all.all = true;
+  auto found = [&](int n) {
+    Query q;
+    q.collection = "c";
+    q.ids = {"malware--" + Uuid(n)};
+    auto page = s->Query(q);
+    EXPECT_TRUE(page.ok()) << page.status().message();
+    return page.ok() ? page->objects.size() : size_t{99};
+  };
+  {
+    auto scope = s->ReadSnapshot();
+    ASSERT_NE(scope, nullptr);
+    ASSERT_EQ(found(1), 1u);  // the snapshot begins
+    ASSERT_EQ(*s->Delete("c", "malware--" + Uuid(1), all), 1u);      // this handle
+    ASSERT_EQ(*other->Delete("c", "malware--" + Uuid(3), all), 1u);  // another (the top row)
+    ASSERT_EQ(s->Put("c", Objects({Malware(4)}))->stored, 1u);      // memory reads the file again
+    EXPECT_EQ(found(1), 1u);
+    EXPECT_EQ(found(3), 1u);
+    EXPECT_EQ(found(2), 1u);
+    EXPECT_EQ(found(4), 0u);
+  }
+  EXPECT_EQ(found(1), 0u);
+  EXPECT_EQ(found(3), 0u);
+  EXPECT_EQ(found(2), 1u);
+  EXPECT_EQ(found(4), 1u);
+  EXPECT_GE(IdLookupRowsOrMinusOne(db.path()), 0);
+}
+
 // Readers find every stored object by id and by derived id while the writer of the same
 // handle stores more and merges slices all the time, and while another handle (as another
 // process would) stores and deletes: the recent level's memory is shared by the threads, read
