@@ -81,12 +81,13 @@ CREATE INDEX IF NOT EXISTS objects_type ON objects(coll, type, date_added);
 -- row at a random place, so a group commit of a few thousand objects dirtied nearly every page
 -- of such an index and wrote it whole to the WAL (two indexes: ~20 MB per commit at 500,000
 -- objects, growing with the collection; docs/benchmarks.md, seventh session). The keys are
--- kept in two levels instead, like a log-structured merge tree: new rows go into the small
--- the recent level (schema 16: in memory, the virtual table id_recent; recent_ids.h says how it
--- stays right), which the writer merges into id_index in one sorted pass when it has grown to
--- about sqrt(size of id_index x 32768) entries (MaybeMergeIdIndexLocked; meta 'id_merged_pk':
--- every row up to that pk has its keys in id_index; every merge counts itself in meta
--- 'id_merges', which the writers' filters of id_index's keys depend on); id_lookup reads both.
+-- kept in two levels instead, like a log-structured merge tree: id_index, and the keys of new
+-- rows in the recent level (schema 16: in memory, the virtual table id_recent; recent_ids.h says how it
+-- stays right), which the writer merges into id_index one key-range slice at a time, in key
+-- order, while it holds about sqrt(size of id_index x 32768) entries (MaybeMergeIdIndexLocked;
+-- meta 'id_merged_pk', one pk per slice: every row up to it has its keys of that slice in
+-- id_index; every merge counts itself in meta 'id_merges', which the writers' filters of
+-- id_index's keys depend on); id_lookup reads both.
 -- (coll, id, version) is unique by the store's writes (PutLocked checks in the writing
 -- transaction), not by an index. A plain sqlite3 shell cannot read id_lookup (no id_recent).
 CREATE TABLE IF NOT EXISTS id_index(
