@@ -507,7 +507,8 @@ int Filter(sqlite3_vtab_cursor* base, int idx, const char*, int argc, sqlite3_va
   if ((!c->synced && !c->ids->Sync(*c->probe, &c->view)) ||
       !c->ids->Collect(*c->probe, c->view, coll_set, coll, key_set, key, &c->rows)) {
     sqlite3_free(v->zErrMsg);
-    v->zErrMsg = sqlite3_mprintf("id_recent: cannot read the objects: %s", sqlite3_errmsg(v->db));
+    v->zErrMsg = sqlite3_mprintf("id_recent: cannot read the recent ids (meta 'id_merged_pk' malformed, or: %s)",
+                                 sqlite3_errmsg(v->db));
     return SQLITE_ERROR;
   }
   c->synced = true;

@@ -1535,6 +1535,26 @@ TEST(Store, AnOldSnapshotFindsItsRecentRowsAfterTwoMerges) {
   EXPECT_GE(IdLookupRowsOrMinusOne(db.path()), 0);
 }
 
+// A damaged merge point (meta 'id_merged_pk') is an error for every lookup by id and for
+// every write that needs them, never a silent miss; nothing is stored.
+TEST(Store, ADamagedMergePointIsAnErrorNotAMiss) {
+  TempDb db;
+  {
+    auto s = Open(db);
+    ASSERT_EQ(s->Put("c", Objects({Malware(1)}))->stored, 1u);
+  }
+  RawExec(db.path(), "UPDATE meta SET value='12,x' WHERE key='id_merged_pk'");
+  auto s = Open(db);
+  Query q;
+  q.collection = "c";
+  q.ids = {"malware--" + Uuid(1)};
+  auto page = s->Query(q);
+  ASSERT_FALSE(page.ok());
+  EXPECT_NE(page.status().message().find("id_merged_pk"), std::string::npos) << page.status().message();
+  EXPECT_FALSE(s->Put("c", Objects({Malware(2)})).ok());
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects"), 1);
+}
+
 // A read snapshot still finds, by id, an object deleted after it began (by this handle or by
 // another), though memory no longer holds its keys; a read after the delete does not.
 TEST(Store, ASnapshotFindsByIdWhatWasDeletedAfterItBegan) {
