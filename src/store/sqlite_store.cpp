@@ -1187,6 +1187,7 @@ class SqliteStore final : public Store {
     // runs again without it (each pass drops at least one Put: failures are rare, and an I/O
     // error that fails them all ends in as many short passes).
     std::vector<PutJob*> live = batch;
+    WarmRecentIdsLocked();
     while (true) {
       if (!BeginLocked()) {
         for (PutJob* j : live) j->result = Io("begin transaction");
@@ -1453,6 +1454,7 @@ class SqliteStore final : public Store {
     // One transaction: the rows, the `latest` flag passed back to the version left, and the
     // delete counter change together (a reader, or a crash, never sees an object without its
     // last version flagged, or rows gone under an unchanged counter: the page index trusts it).
+    WarmRecentIdsLocked();
     if (!BeginLocked()) return Io("begin delete");
     auto fail = [&](const char* what) -> Result<size_t> {
       Status st = Io(what);
@@ -2254,6 +2256,18 @@ class SqliteStore final : public Store {
     merged_ = false;
     recent_removed_.clear();
     recent_deletes_ = 0;
+  }
+
+  // Before the first write transaction of this process that needs ids: the recent level read
+  // from the file outside it (up to ~sqrt(32768 x id_index rows) rows), so that a CLI command
+  // beside a busy server does not hold the write lock while it reads them (the transaction
+  // then reads only what was stored since). Errors are left to the transaction's own read.
+  void WarmRecentIdsLocked() {
+    if (recent_.Covered() >= 0) return;
+    if (!Exec("BEGIN")) return;  // one read snapshot for the probe and the rows
+    detail::RecentIds::View view;
+    (void)recent_.Sync(*writer_probe_, &view);
+    Exec("COMMIT");
   }
 
   // In a write transaction that stores or finds rows by id: the recent level brought up to the
