@@ -316,8 +316,11 @@ void RecentIds::Recount(Slice& sl) { sl.above = sl.CountAbove(sl.last_merge); }
 // ---- Slice ----
 
 namespace {
+// Over the key and the slot's 32 bits of the collection (Slot): entries that share a slot
+// must share its probe sequence.
 size_t HashKey(int64_t coll, int64_t key) {
-  uint64_t h = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(coll) * 0xC2B2AE3D27D4EB4Full;
+  const auto c = static_cast<uint32_t>(static_cast<int32_t>(coll));
+  uint64_t h = static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ull ^ uint64_t{c} * 0xC2B2AE3D27D4EB4Full;
   return static_cast<size_t>(h ^ (h >> 29));
 }
 }  // namespace
@@ -327,8 +330,8 @@ int32_t RecentIds::Slice::Head(int64_t coll, int64_t key) const {
   const size_t mask = slots_.size() - 1;
   for (size_t i = HashKey(coll, key) & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (!s.used) return -1;  // the end of the probe
-    if (s.coll == coll && s.key == key) return s.head;
+    if (s.head == kFree) return -1;  // the end of the probe
+    if (s.key == key && s.coll == static_cast<int32_t>(coll)) return s.head;
   }
 }
 
@@ -336,19 +339,21 @@ RecentIds::Slice::Slot& RecentIds::Slice::SlotFor(int64_t coll, int64_t key) {
   const size_t mask = slots_.size() - 1;
   for (size_t i = HashKey(coll, key) & mask;; i = (i + 1) & mask) {
     Slot& s = slots_[i];
-    if (!s.used || (s.coll == coll && s.key == key)) return s;
+    if (s.head == kFree || (s.key == key && s.coll == static_cast<int32_t>(coll))) return s;
   }
 }
 
 void RecentIds::Slice::Rehash(size_t capacity) {
-  slots_.assign(capacity, Slot{0, 0, -1, false});
+  slots_.assign(capacity, Slot{0, 0, kFree});
   used_ = 0;
   for (size_t i = 0; i < items_.size(); ++i) {
     Item& it = items_[i];
     Slot& s = SlotFor(it.coll, it.key);
-    if (!s.used) ++used_;
-    s.used = true;
-    s.coll = it.coll;
+    if (s.head == kFree) {
+      ++used_;
+      s.head = -1;
+    }
+    s.coll = static_cast<int32_t>(it.coll);
     s.key = it.key;
     it.prev = s.head;
     s.head = static_cast<int32_t>(i);
@@ -362,9 +367,11 @@ void RecentIds::Slice::Add(int64_t coll, int64_t key, int64_t pk) {
     return;
   }
   Slot& s = SlotFor(coll, key);
-  if (!s.used) ++used_;
-  s.used = true;
-  s.coll = coll;
+  if (s.head == kFree) {
+    ++used_;
+    s.head = -1;
+  }
+  s.coll = static_cast<int32_t>(coll);
   s.key = key;
   items_.push_back({coll, key, pk, s.head, false});
   s.head = static_cast<int32_t>(items_.size() - 1);
@@ -373,7 +380,7 @@ void RecentIds::Slice::Add(int64_t coll, int64_t key, int64_t pk) {
 bool RecentIds::Slice::Remove(int64_t coll, int64_t key, int64_t pk) {
   for (int32_t i = Head(coll, key); i >= 0; i = items_[static_cast<size_t>(i)].prev) {
     Item& it = items_[static_cast<size_t>(i)];
-    if (it.pk == pk && !it.dead) {
+    if (it.pk == pk && !it.dead && it.coll == coll && it.key == key) {
       it.dead = true;
       return true;
     }

@@ -133,7 +133,8 @@ class RecentIds {
     template <typename Fn>
     void ForKey(int64_t coll, int64_t key, Fn&& fn) const {
       for (int32_t i = Head(coll, key); i >= 0; i = items_[static_cast<size_t>(i)].prev) {
-        if (!items_[static_cast<size_t>(i)].dead) fn(items_[static_cast<size_t>(i)].pk);
+        const Item& it = items_[static_cast<size_t>(i)];
+        if (!it.dead && it.coll == coll && it.key == key) fn(it.pk);
       }
     }
     template <typename Fn>
@@ -157,11 +158,14 @@ class RecentIds {
       int32_t prev;  // the previous entry of the same key, -1 for none
       bool dead;     // its row was deleted
     };
+    // 16 bytes: the collection's pk kept to 32 bits (two collections whose pks agree there share
+    // a slot's chain; ForKey and Remove compare the entries' whole keys).
     struct Slot {
-      int64_t coll, key;
-      int32_t head;  // the key's last entry, -1 for none
-      bool used;     // false: free (ends a probe)
+      int64_t key;
+      int32_t coll;
+      int32_t head;  // the key's last entry, -1 for none, kFree: a free slot (ends a probe)
     };
+    static constexpr int32_t kFree = INT32_MIN;
     int32_t Head(int64_t coll, int64_t key) const;
     Slot& SlotFor(int64_t coll, int64_t key);  // the key's slot, or the free one it would take
     void Rehash(size_t capacity);
