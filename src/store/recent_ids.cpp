@@ -343,38 +343,30 @@ RecentIds::Slice::Slot& RecentIds::Slice::SlotFor(int64_t coll, int64_t key) {
   }
 }
 
-void RecentIds::Slice::Rehash(size_t capacity) {
-  slots_.assign(capacity, Slot{0, 0, kFree});
-  used_ = 0;
-  for (size_t i = 0; i < items_.size(); ++i) {
-    Item& it = items_[i];
-    Slot& s = SlotFor(it.coll, it.key);
-    if (s.head == kFree) {
-      ++used_;
-      s.head = -1;
-    }
-    s.coll = static_cast<int32_t>(it.coll);
-    s.key = it.key;
-    it.prev = s.head;
-    s.head = static_cast<int32_t>(i);
-  }
-}
-
-void RecentIds::Slice::Add(int64_t coll, int64_t key, int64_t pk) {
-  if ((used_ + 1) * 2 > slots_.size()) {
-    items_.push_back({coll, key, pk, -1, false});  // linked by the rehash
-    Rehash(std::max<size_t>(64, slots_.size() * 2));
-    return;
-  }
-  Slot& s = SlotFor(coll, key);
+// items_[i] becomes its key's last entry.
+void RecentIds::Slice::Link(size_t i) {
+  Item& it = items_[i];
+  Slot& s = SlotFor(it.coll, it.key);
   if (s.head == kFree) {
     ++used_;
     s.head = -1;
   }
-  s.coll = static_cast<int32_t>(coll);
-  s.key = key;
-  items_.push_back({coll, key, pk, s.head, false});
-  s.head = static_cast<int32_t>(items_.size() - 1);
+  s.coll = static_cast<int32_t>(it.coll);
+  s.key = it.key;
+  it.prev = s.head;
+  s.head = static_cast<int32_t>(i);
+}
+
+void RecentIds::Slice::Rehash(size_t capacity) {
+  slots_.assign(capacity, Slot{0, 0, kFree});
+  used_ = 0;
+  for (size_t i = 0; i < items_.size(); ++i) Link(i);
+}
+
+void RecentIds::Slice::Add(int64_t coll, int64_t key, int64_t pk) {
+  items_.push_back({coll, key, pk, -1, false});
+  if ((used_ + 1) * 2 > slots_.size()) Rehash(std::max<size_t>(64, slots_.size() * 2));  // links it too
+  else Link(items_.size() - 1);
 }
 
 bool RecentIds::Slice::Remove(int64_t coll, int64_t key, int64_t pk) {
@@ -427,6 +419,10 @@ struct Cursor : sqlite3_vtab_cursor {
   size_t at = 0;
   bool synced = false;
   RecentIds::View view;
+  // A stale snapshot's whole level, read from the file once per statement (not once per value
+  // of an IN list: each read is up to the level's size in rows).
+  std::vector<RecentIds::Entry> file_rows;
+  bool file_loaded = false;
   // Without a binding: the cursor's own (its statements finalized when it closes).
   std::unique_ptr<RecentIds> own_ids;
   std::unique_ptr<RecentIds::Probe> own_probe;
@@ -511,14 +507,23 @@ int Filter(sqlite3_vtab_cursor* base, int idx, const char*, int argc, sqlite3_va
   const bool coll_set = idx & 1, key_set = idx & 2;
   const int64_t coll = coll_set ? vals[0] : 0, key = key_set ? vals[coll_set ? 1 : 0] : 0;
   // One snapshot per statement: the repeated filters of an IN list share it.
-  if ((!c->synced && !c->ids->Sync(*c->probe, &c->view)) ||
-      !c->ids->Collect(*c->probe, c->view, coll_set, coll, key_set, key, &c->rows)) {
+  bool ok = c->synced || c->ids->Sync(*c->probe, &c->view);
+  c->synced = ok;
+  if (ok && c->view.stale) {
+    if (!c->file_loaded) ok = c->ids->Collect(*c->probe, c->view, false, 0, false, 0, &c->file_rows);
+    c->file_loaded = ok;
+    for (const auto& e : c->file_rows) {
+      if ((!coll_set || e.coll == coll) && (!key_set || e.key == key)) c->rows.push_back(e);
+    }
+  } else if (ok) {
+    ok = c->ids->Collect(*c->probe, c->view, coll_set, coll, key_set, key, &c->rows);
+  }
+  if (!ok) {
     sqlite3_free(v->zErrMsg);
     v->zErrMsg = sqlite3_mprintf("id_recent: cannot read the recent ids (meta 'id_merged_pk' malformed, or: %s)",
                                  sqlite3_errmsg(v->db));
     return SQLITE_ERROR;
   }
-  c->synced = true;
   return SQLITE_OK;
 }
 

@@ -168,6 +168,7 @@ class RecentIds {
     static constexpr int32_t kFree = INT32_MIN;
     int32_t Head(int64_t coll, int64_t key) const;
     Slot& SlotFor(int64_t coll, int64_t key);  // the key's slot, or the free one it would take
+    void Link(size_t i);
     void Rehash(size_t capacity);
     std::vector<Item> items_;
     std::vector<Slot> slots_;

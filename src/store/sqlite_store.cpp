@@ -368,7 +368,6 @@ class SqliteStore final : public Store {
     StopCommitter();
     StopCheckpointer();
     state_stmt_ = Stmt();
-    state_probe_.reset();
     sqlite3_close_v2(state_db_);
     sqlite3_close_v2(log_db_);
     readers_.clear();
@@ -2257,19 +2256,22 @@ class SqliteStore final : public Store {
   }
 
   // BEGIN IMMEDIATE for a transaction that stores or finds rows by id. The recent level is
-  // brought up to date outside the write lock first, and again every 50 ms while another process
-  // holds the lock: a CLI command beside a busy server would otherwise read, inside its
-  // transaction, every row stored while it started and waited (~0.3 s at a million objects),
-  // and the server's groups would wait for that. Inside, only what was stored since is read.
-  // Read errors are left to the transaction's own read (SyncRecentIdsLocked).
+  // brought up to date outside the write lock when this process has not read it yet, and every
+  // 50 ms while another process holds the lock: a CLI command beside a busy server would
+  // otherwise read, inside its transaction, every row stored while it started and waited (~0.3 s
+  // at a million objects), and the server's groups would wait for that. Inside, only what was
+  // stored since is read. (Uncontended, nothing is read twice.) Read errors are left to the
+  // transaction's own read (SyncRecentIdsLocked).
   bool BeginWithIdsLocked() {
     const int64_t deadline = stix::NowMicros() + 5'000'000;  // SQLite's busy wait, as elsewhere
+    bool warm = recent_.Covered() < 0;
     while (true) {
-      if (Exec("BEGIN")) {  // one read snapshot for the probe and the rows
+      if (warm && Exec("BEGIN")) {  // one read snapshot for the probe and the rows
         detail::RecentIds::View view;
         (void)recent_.Sync(*writer_probe_, &view);
         Exec("COMMIT");
       }
+      warm = true;  // from here on: another process holds the lock
       sqlite3_busy_timeout(db_, 50);
       const bool ok = BeginLocked();
       const int code = sqlite3_errcode(db_);
@@ -2708,7 +2710,6 @@ class SqliteStore final : public Store {
       return;
     }
     sqlite3_busy_timeout(state_db_, 5000);
-    BindIdRecent(state_db_, state_probe_, state_binding_);
     sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
   }
 
@@ -3187,8 +3188,8 @@ class SqliteStore final : public Store {
   // the next row, the keys of rows it deleted and the merge point it moved the level to (both
   // applied to recent_ once the transaction commits).
   detail::RecentIds recent_;
-  std::unique_ptr<detail::RecentIds::Probe> writer_probe_, state_probe_;
-  detail::IdRecentBinding writer_binding_, state_binding_;
+  std::unique_ptr<detail::RecentIds::Probe> writer_probe_;
+  detail::IdRecentBinding writer_binding_;
   bool recent_synced_ = false;
   detail::RecentIds::View recent_view_;
   detail::RecentIds::Points merged_points_{};

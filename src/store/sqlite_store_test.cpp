@@ -1585,6 +1585,12 @@ TEST(Store, ASnapshotFindsByIdWhatWasDeletedAfterItBegan) {
     EXPECT_EQ(found(3), 1u);
     EXPECT_EQ(found(2), 1u);
     EXPECT_EQ(found(4), 0u);
+    Query both;  // several ids: the stale snapshot reads the level once for all of them
+    both.collection = "c";
+    both.ids = {"malware--" + Uuid(1), "malware--" + Uuid(3), "malware--" + Uuid(2)};
+    auto page = s->Query(both);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    EXPECT_EQ(page->objects.size(), 3u);
   }
   EXPECT_EQ(found(1), 0u);
   EXPECT_EQ(found(3), 0u);
