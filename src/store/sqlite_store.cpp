@@ -544,7 +544,7 @@ class SqliteStore final : public Store {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return Fail("drop the moved audit tables", err);
       }
-      if (auto st = EnsureNodeIdentity(); !st.ok()) {
+      if (auto st = EnsureNodeIdentity(version > 0 && version < 5); !st.ok()) {
         sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return st;
       }
@@ -739,8 +739,9 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  // Inside the schema transaction: the node's identity, and derived ids of rows stored before v5.
-  Status EnsureNodeIdentity() {
+  // Inside the schema transaction: the node's identity, and (`fill`) derived ids of rows stored
+  // before v5. Since then an empty derived id means the version cannot have a variant (Prepare).
+  Status EnsureNodeIdentity(bool fill) {
     Stmt ins(db_, "INSERT OR IGNORE INTO meta(key, value) VALUES('node_identity', ?)");
     std::string id = "identity--" + stix::NewUuid4();
     ins.Bind(1, id);
@@ -748,6 +749,7 @@ class SqliteStore final : public Store {
     Stmt n(db_, "SELECT value FROM meta WHERE key='node_identity'");
     if (!n || sqlite3_step(n.get()) != SQLITE_ROW) return Io("read node identity");
     std::string node = n.Text(0);
+    if (!fill) return Status::Ok();
     Stmt sel(db_, "SELECT pk, id FROM objects WHERE derived_id=''");
     Stmt upd(db_, "UPDATE objects SET derived_id=? WHERE pk=?");
     std::vector<std::pair<int64_t, std::string>> rows;
@@ -980,13 +982,36 @@ class SqliteStore final : public Store {
 
   // Each object's derived id and policy view, computed by the caller before joining a group, so
   // the group's serial work is the inserts.
+  //
+  // A derived id is kept (column and id index) only for a version that may be released under
+  // it (MayHaveVariant), so only such versions are found by a variant id (match[id]).
   void Prepare(PutJob& job) const {
     job.derived.reserve(job.objects.size());
     job.views.reserve(job.objects.size());
     for (const auto& o : job.objects) {
-      job.derived.push_back(stix::DerivedId(o.id, node_identity_));
+      job.derived.push_back(MayHaveVariant(o.json) ? stix::DerivedId(o.id, node_identity_) : std::string());
       job.views.push_back(stix::PolicyView(o.json));
     }
+  }
+  // True when a version may leave under its derived id: as a tear-line variant (it carries
+  // tearline's extension: the Releaser's step 4), or republished because a reference in it was
+  // rewritten or removed for a recipient (policy/render.cpp: any `*_ref` / `*_refs` member at
+  // any depth but `object_marking_refs` and granular markings). A version with neither (an
+  // indicator, an observable without references) never does: no derived id, no key, half the
+  // id index's merges for such objects. The test is on the compact JSON's text, erring only
+  // towards a key too many (the same text in a string value, a granular marking's marking_ref).
+  // Rows stored before keep theirs (a superset).
+  static bool MayHaveVariant(std::string_view json) {
+    if (json.find(stix::kTearlineExtensionId) != std::string_view::npos) return true;
+    constexpr std::string_view kMarkings = "\"object_marking_refs";
+    for (size_t p = json.find("_ref"); p != std::string_view::npos; p = json.find("_ref", p + 4)) {
+      size_t end = p + 4;
+      if (end < json.size() && json[end] == 's') ++end;
+      if (json.substr(end, 2) != "\":") continue;  // not the end of a member name
+      if (end >= kMarkings.size() && json.substr(end - kMarkings.size(), kMarkings.size()) == kMarkings) continue;
+      return true;
+    }
+    return false;
   }
 
   // Group commit: one thread takes every Put waiting, stores them in one transaction (RunGroup)

@@ -49,15 +49,21 @@ std::string Uuid(int n) {
   return buf;
 }
 
-std::string Indicator(int n, const std::string& modified, const std::string& name = "x") {
+// tearline's extension: a version carrying it may be released as a tear-line variant, so the
+// store keeps its derived id (the objects below carry it unless `plain`).
+const std::string kExt = R"(,"extensions":{"extension-definition--5d8a3c1e-7b2f-4c6a-9e41-0f3b8d27a6c5":{"extension_type":"property-extension","min_full_tier":1}})";
+
+std::string Indicator(int n, const std::string& modified, const std::string& name = "x", bool plain = false) {
   return R"({"type":"indicator","spec_version":"2.1","id":"indicator--)" + Uuid(n) +
          R"(","created":"2024-01-01T00:00:00.000Z","modified":")" + modified + R"(","name":")" + name +
-         R"(","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z"})";
+         R"(","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z")" +
+         (plain ? "" : kExt) + "}";
 }
 
-std::string Malware(int n) {
+std::string Malware(int n, bool plain = false) {
   return R"({"type":"malware","spec_version":"2.1","id":"malware--)" + Uuid(n) +
-         R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","is_family":false})";
+         R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","is_family":false)" +
+         (plain ? "" : kExt) + "}";
 }
 
 std::vector<stix::Object> Objects(const std::vector<std::string>& jsons) {
@@ -174,10 +180,52 @@ TEST(Store, UpgradesAnOldSchemaInPlace) {
   EXPECT_TRUE(s->AppendAudit({{0, 1, "r", "o", "v", "release", "why", "", ""}}).ok());
 }
 
+// A version leaves under its derived id only as a tear-line variant (it carries tearline's
+// extension) or republished with a reference rewritten (policy/render.cpp), so only a version
+// with the extension or a reference (marking references aside) keeps a derived id and its key:
+// one with neither is not found by a variant id it can never be released under; a later
+// version that can be is.
+TEST(Store, OnlyAVersionThatCanBeAVariantKeepsItsDerivedId) {
+  TempDb db;
+  auto s = Open(db);
+  const std::string node = *s->NodeIdentity();
+  std::string by_creator = Malware(3, true), marked = Malware(4, true);
+  by_creator.insert(by_creator.size() - 1, R"(,"created_by_ref":"identity--)" + Uuid(9) + "\"");
+  marked.insert(marked.size() - 1, R"(,"object_marking_refs":["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"])");
+  ASSERT_EQ(s->Put("c", Objects({Malware(1, true), Malware(2), by_creator, marked}))->stored, 4u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE derived_id=''"), 2);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_lookup"), 6) << "four ids, two derived ids";
+  auto by = [&](const std::string& id) {
+    Query q;
+    q.collection = "c";
+    q.ids = {id};
+    q.versions.all = true;
+    auto page = s->Query(q);
+    EXPECT_TRUE(page.ok());
+    return page.ok() ? page->objects.size() : size_t{99};
+  };
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(2), node)), 1u);
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(3), node)), 1u);
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(4), node)), 0u);
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(1), node)), 0u);
+  EXPECT_EQ(by("malware--" + Uuid(1)), 1u);
+  // A new version with the extension: the id's versions are found by the variant id.
+  std::string v2 = Malware(1);
+  v2.replace(v2.find("\"modified\":\"2024-01-01"), 22, "\"modified\":\"2024-02-01");
+  ASSERT_EQ(s->Put("c", Objects({v2}))->stored, 1u);
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(1), node)), 2u);
+  // Deleting the versions takes every key with them.
+  VersionFilter all;
+  all.all = true;
+  EXPECT_EQ(*s->Delete("c", "malware--" + Uuid(1), all), 2u);
+  EXPECT_EQ(by(stix::DerivedId("malware--" + Uuid(1), node)), 0u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_lookup"), 5);
+}
+
 TEST(Store, IdempotentPutsAndConflicts) {
   TempDb db;
   auto s = Open(db);
-  auto objs = Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Malware(2)});
+  auto objs = Objects({Indicator(1, "2024-01-01T00:00:00.000Z"), Malware(2, true)});
   auto r1 = s->Put("c", objs);
   ASSERT_TRUE(r1.ok());
   EXPECT_EQ(r1->stored, 2u);
