@@ -222,6 +222,29 @@ TEST(Store, OnlyAVersionThatCanBeAVariantKeepsItsDerivedId) {
   EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_lookup"), 5);
 }
 
+// The policy view is kept only where it spares most of the object (Prepare); otherwise the
+// manifest's decision reads the JSON itself. Either way PolicyViews gives what decides.
+TEST(Store, APolicyViewIsKeptOnlyWhereItSparesMostOfTheObject) {
+  TempDb db;
+  auto s = Open(db);
+  std::string big = Malware(2, true);
+  big.insert(big.size() - 1, R"(,"description":")" + std::string(3000, 'd') + "\"");
+  auto put = s->Put("c", Objects({Malware(1, true), big}));
+  ASSERT_TRUE(put.ok());
+  ASSERT_EQ(put->stored, 2u);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM objects WHERE policy_json=''"), 1);
+  auto views = s->PolicyViews("c", put->date_added);
+  ASSERT_TRUE(views.ok());
+  ASSERT_EQ(views->size(), 2u);
+  std::map<std::string, std::string> by_id;
+  for (const auto& [added, v] : *views) by_id[v.first] = v.second;
+  const std::string small_json = Objects({Malware(1, true)})[0].json;
+  EXPECT_EQ(by_id["malware--" + Uuid(1)], small_json) << "the JSON when no view is kept";
+  const std::string& view = by_id["malware--" + Uuid(2)];
+  EXPECT_EQ(view, stix::PolicyView(Objects({big})[0].json));
+  EXPECT_EQ(view.find("description"), std::string::npos);
+}
+
 TEST(Store, IdempotentPutsAndConflicts) {
   TempDb db;
   auto s = Open(db);
