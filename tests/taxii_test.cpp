@@ -356,6 +356,20 @@ TEST_F(TaxiiTest, AddObjectsAndStatus) {
   // The same object again: a success (idempotent), stored once.
   auto again = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + good + "]}");
   EXPECT_NE(again.body.find("\"success_count\":1"), std::string::npos);
+  // Each item names the object and its version; a duplicate says so, a conflict is a failure.
+  const std::string item = R"({"id":"malware--5687c175-5926-4090-8ce9-6d0162364995","version":"2024-01-15T09:30:00.000Z")";
+  EXPECT_NE(r.body.find("\"successes\":[" + item + "}]"), std::string::npos) << r.body;
+  EXPECT_NE(again.body.find("\"successes\":[" + item + ",\"message\":\"already stored\"}]"), std::string::npos) << again.body;
+  std::string changed = good;
+  changed.insert(changed.size() - 1, ",\"description\":\"changed\"");
+  std::string other = R"({"type":"malware","spec_version":"2.1","id":"malware--5687c175-5926-4090-8ce9-6d0162364996",)"
+                      R"("created":"2024-01-15T09:30:00.000Z","modified":"2024-01-15T09:30:00.000Z","is_family":false})";
+  auto conflict = Http("POST", Coll(inbox_) + "objects/", post, "{\"objects\":[" + other + "," + changed + "]}");
+  EXPECT_NE(conflict.body.find("\"success_count\":1,\"successes\":[{\"id\":\"malware--5687c175-5926-4090-8ce9-6d0162364996\""),
+            std::string::npos) << conflict.body;
+  EXPECT_NE(conflict.body.find("\"failure_count\":1,\"failures\":[" + item +
+                               ",\"message\":\"a different object with this id and modified is already stored; the stored one stands\"}]"),
+            std::string::npos) << conflict.body;
   // Statuses survive a restart.
   Stop();
   Start(MakeConfig(dir_.path() + "/t.db"), false);

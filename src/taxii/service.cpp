@@ -891,6 +891,11 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         bool from_peer = false;
         std::map<size_t, std::pair<std::string, std::string>> rejected;   // index -> (id, message)
         std::string status_id, body, collection, recipient;
+        // Built before the Put, on this thread: the parts of the status and of the ingest entry
+        // for every object stored (the usual outcome), so the group commit, which runs the
+        // callbacks below, only copies them. item_end[k]: where object k's status item ends.
+        std::string stored_items, stored_ids;
+        std::vector<size_t> item_end;
         std::optional<policy::PartnerRecipient> partner;
         std::vector<std::string> targets;
         store::IngestRecord record;
@@ -934,21 +939,34 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       store::IngestRecord& record = st->record;
       record.status_id = st->status_id;
       record.status_owner = who.principal.name;
+      st->item_end.reserve(st->vr.objects.size());
+      st->stored_items.reserve(st->vr.objects.size() * 96);
+      for (const auto& o : st->vr.objects) {
+        Json j;
+        j.Open().Str("id", o.id);
+        if (!o.modified.empty()) j.Str("version", o.modified);
+        st->stored_items += j.Take();  // an open item: "}" or a message and "}" follow
+        st->item_end.push_back(st->stored_items.size());
+        if (!st->stored_ids.empty()) st->stored_ids += '\n';
+        st->stored_ids.append(o.id).append("@").append(o.modified);
+      }
       record.status = [st](const store::PutResult& put) {
         std::string successes, failures;
+        successes.reserve(st->stored_items.size() + st->vr.objects.size() + 2);
         size_t n_ok = 0, n_fail = 0;
+        size_t begin = 0;
         for (size_t k = 0; k < st->vr.objects.size(); ++k) {
-          const auto& o = st->vr.objects[k];
-          Json j;
-          j.Open().Str("id", o.id);
-          if (!o.modified.empty()) j.Str("version", o.modified);
+          std::string_view item(st->stored_items.data() + begin, st->item_end[k] - begin);
+          begin = st->item_end[k];
           if (put.outcomes[k] == store::PutOutcome::kConflict) {
-            j.Str("message", "a different object with this id and modified is already stored; the stored one stands");
-            failures += (failures.empty() ? "" : ",") + j.Close().Take();
+            if (!failures.empty()) failures += ',';
+            failures.append(item).append(
+                ",\"message\":\"a different object with this id and modified is already stored; the stored one stands\"}");
             ++n_fail;
           } else {
-            if (put.outcomes[k] == store::PutOutcome::kDuplicate) j.Str("message", "already stored");
-            successes += (successes.empty() ? "" : ",") + j.Close().Take();
+            if (!successes.empty()) successes += ',';
+            successes.append(item);
+            successes += put.outcomes[k] == store::PutOutcome::kDuplicate ? ",\"message\":\"already stored\"}" : "}";
             ++n_ok;
           }
         }
@@ -978,9 +996,13 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         // Ingest is audited: who sent which versions, and what became of them; and refusals.
         std::vector<audit::Entry> entries;
         std::string ids, refused;
-        for (size_t k = 0; k < st->vr.objects.size(); ++k) {
-          if (put.outcomes[k] != store::PutOutcome::kStored) continue;
-          ids += (ids.empty() ? "" : "\n") + st->vr.objects[k].id + "@" + st->vr.objects[k].modified;
+        if (put.stored == st->vr.objects.size()) {
+          ids = st->stored_ids;
+        } else {
+          for (size_t k = 0; k < st->vr.objects.size(); ++k) {
+            if (put.outcomes[k] != store::PutOutcome::kStored) continue;
+            ids += (ids.empty() ? "" : "\n") + st->vr.objects[k].id + "@" + st->vr.objects[k].modified;
+          }
         }
         entries.push_back({0, NowMicros(), st->recipient, ids, std::to_string(put.stored) + " objects", "ingest",
                            "TAXII add objects to " + st->collection + ": " + std::to_string(put.stored) + " stored, " +
