@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cctype>
+#include <chrono>
 #include <stdexcept>
 
 namespace tearline::stix {
@@ -82,6 +83,17 @@ bool SplitId(std::string_view id, IdParts* parts) {
   parts->type = id.substr(0, p);
   parts->uuid = id.substr(p + 2);
   return true;
+}
+
+std::string NewUuid7() {
+  std::array<unsigned char, 16> b{};
+  if (RAND_bytes(b.data() + 6, 10) != 1) throw std::runtime_error("RAND_bytes failed");
+  const uint64_t ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  b[6] = (b[6] & 0x0F) | 0x70;
+  b[8] = (b[8] & 0x3F) | 0x80;
+  return FormatUuid(b);
 }
 
 std::string NewUuid4() {

@@ -30,6 +30,11 @@ bool SplitId(std::string_view id, IdParts* parts);
 //! Random UUIDv4 as text.
 std::string NewUuid4();
 
+//! A new random UUIDv7 (RFC 9562 §5.7): the Unix time in milliseconds in its first 48 bits,
+//! then random bits; ids made later sort after earlier ones (within a millisecond, in any
+//! order). For keys of our own that a B-tree should receive in order (TAXII status ids).
+std::string NewUuid7();
+
 //! Name-based UUIDv5 (SHA-1) in `namespace_uuid` (canonical text form).
 std::string Uuid5(std::string_view namespace_uuid, std::string_view name);
 

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 namespace tearline::stix {
 namespace {
 
@@ -23,6 +27,23 @@ TEST(Id, NewUuid4IsV4AndUnique) {
   auto a = NewUuid4(), b = NewUuid4();
   EXPECT_EQ(UuidVersion(a), 4);
   EXPECT_NE(a, b);
+}
+
+// UUIDv7 (RFC 9562 §5.7): version 7, variant 10, the time in milliseconds first, so ids made
+// in a later millisecond sort after; a known time gives its known prefix.
+TEST(Id, NewUuid7IsV7AndOrderedByTime) {
+  auto a = NewUuid7();
+  EXPECT_EQ(UuidVersion(a), 7);
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos) << a;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%012llx", static_cast<unsigned long long>(ms));
+  const std::string now = std::string(hex, 8) + "-" + std::string(hex + 8, 4);
+  EXPECT_LE(a.substr(0, 13), now);
+  EXPECT_GE(a.substr(0, 13), now.substr(0, 9)) << "the same hour or so";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  auto b = NewUuid7();
+  EXPECT_LT(a, b);
 }
 
 TEST(Id, Names) {
