@@ -1043,6 +1043,15 @@ class SqliteStore final : public Store {
       pthread_setname_np(pthread_self(), "tl-commit");  // top -H, perf
       std::unique_lock q(group_mu_);
       while (true) {
+        if (group_.empty() && !group_stop_) {
+          // Idle: a merge that is nearly due runs now rather than inside a later group.
+          q.unlock();
+          {
+            std::lock_guard lock(mu_);
+            IdleMergeLocked();
+          }
+          q.lock();
+        }
         group_cv_.wait(q, [&] { return group_stop_ || !group_.empty(); });
         if (group_.empty()) return;  // stopping, nothing left
         std::vector<PutJob*> batch, rest;
@@ -1210,12 +1219,33 @@ class SqliteStore final : public Store {
     return early && committed;
   }
 
+  // The committer found no Put waiting: if the recent level holds half the merge threshold or
+  // more, one slice is merged now in a transaction of its own (not synced: it acknowledges
+  // nothing, and the next group's sync covers it), so the groups that follow seldom merge.
+  // Puts arriving meanwhile wait for it as they would for a group's merge. False if nothing was
+  // due or it failed (a failed merge changes nothing: rolled back, tried again later).
+  bool IdleMergeLocked() {
+    // Only with the automatic threshold: a fixed one (tests) merges exactly at it, in groups.
+    if (opt_.id_merge_threshold > 0 || recent_.Above() < 32768) return false;  // memory as of the last commit
+    if (!id_counts_known_ && !CountIdRowsLocked()) return false;
+    const int64_t threshold =
+        std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
+    if (recent_.Above() < threshold / 2) return false;
+    if (auto st = ReadyLocked(); !st.ok()) return false;
+    if (wal_main_ >= 0 && !SyncCommitsLocked(false)) return false;
+    const uint64_t merges = id_merges_.load(std::memory_order_relaxed);
+    const bool ok = RunGroupLocked({}, nullptr, nullptr, true);
+    if (wal_main_ >= 0) SyncCommitsLocked(true);
+    return ok && id_merges_.load(std::memory_order_relaxed) > merges;
+  }
+
   // `rest` (optional): when audit entries are waiting for the writer and the group has run for
   // kYieldToAuditUs, the Puts not yet run are left out of this transaction and returned there
   // (an audited read then waits for a few ms of a group, not for a whole one: ~25 ms under
   // POSTs; docs/benchmarks.md, eighth session).
   static constexpr int64_t kYieldToAuditUs = 5000;
-  bool RunGroupLocked(const std::vector<PutJob*>& batch, int64_t* unsynced_head, std::vector<PutJob*>* rest = nullptr) {
+  bool RunGroupLocked(const std::vector<PutJob*>& batch, int64_t* unsynced_head, std::vector<PutJob*>* rest = nullptr,
+                      bool idle = false) {
     // One transaction for the group, without a savepoint per Put: a savepoint makes SQLite copy
     // every page a Put touches first (16 KiB each, the random-key indexes touch one per object)
     // into a sub-journal, ~20% of POST throughput (TEARLINE_SQL_PROFILE statement times, A/B in
@@ -1259,7 +1289,7 @@ class SqliteStore final : public Store {
       for (PutJob* j : live) j->result = Status::Io("not run");  // set again by the next pass
       if (live.empty()) return false;
     }
-    Status merged = MaybeMergeIdIndexLocked();
+    Status merged = MaybeMergeIdIndexLocked(idle);
     bool inject = opt_.fail_write_step >= 0 && write_steps_++ == opt_.fail_write_step;
     if (!merged.ok() || inject || !CommitLocked(unsynced_head)) {
       Status st = merged.ok() ? Io("commit") : merged;
@@ -1287,14 +1317,17 @@ class SqliteStore final : public Store {
   // its pages once per ~sqrt(32768 N)/2 objects stored (4 times the factor of schema 14, when
   // the level was a table: in memory its size costs the rows a process reads when it starts,
   // about as many objects as the level has keys).
-  Status MaybeMergeIdIndexLocked() {
+  //
+  // `idle`: the committer has no Put waiting (IdleMergeLocked): a slice is merged from half the
+  // threshold on, so under a steady load most merges run between groups, off the Puts' path.
+  Status MaybeMergeIdIndexLocked(bool idle = false) {
     if (!id_counts_known_ && !CountIdRowsLocked()) return Io("count the id index");
     const int64_t threshold =
         opt_.id_merge_threshold > 0
             ? opt_.id_merge_threshold
             : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
     id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
-    if (!recent_synced_ || recent_.Above() < threshold) return Status::Ok();
+    if (!recent_synced_ || recent_.Above() < (idle ? threshold / 2 : threshold)) return Status::Ok();
     const int64_t started = stix::NowMicros();
     // One slice of the key space per merge, the one with the most keys: a group of Puts waits
     // for 1/kSlices of the pages of id_index, not for all of them.

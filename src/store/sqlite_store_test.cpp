@@ -1553,6 +1553,36 @@ TEST(Store, APkIsNeverGivenToASecondRow) {
 // A read snapshot that lasts across two merges still finds the rows that were in the recent
 // level when it began: memory no longer holds them (it keeps only what is above the merge
 // before last), they are read from the objects table.
+// With the automatic threshold, a writer with no Put waiting merges a slice once the recent
+// level holds half of it (here 32,768 of 65,536 keys): no group of Puts has to, and every
+// object is still found by id.
+TEST(Store, AnIdleWriterMergesTheRecentLevelBeforeAGroupMust) {
+  TempDb db;
+  auto s = Open(db);
+  int n = 0;
+  while (n < 33000) {
+    std::vector<std::string> jsons;
+    for (int k = 0; k < 1000; ++k) jsons.push_back(Malware(++n, true));  // one key each
+    ASSERT_EQ(s->Put("c", Objects(jsons))->stored, 1000u);
+  }
+  int64_t merges = 0;
+  for (int wait = 0; wait < 500 && merges == 0; ++wait) {
+    merges = RawInt(db.path(), "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key='id_merges'), 0)");
+    if (merges == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(merges, 1) << "no merge between groups";
+  EXPECT_GT(RawInt(db.path(), "SELECT count(*) FROM id_index"), 0);
+  EXPECT_EQ(RawInt(db.path(), "SELECT count(*) FROM id_lookup"), 33000);
+  for (int k : {1, 777, 16500, 32999, 33000}) {
+    Query q;
+    q.collection = "c";
+    q.ids = {"malware--" + Uuid(k)};
+    auto page = s->Query(q);
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(page->objects.size(), 1u) << k;
+  }
+}
+
 TEST(Store, AnOldSnapshotFindsItsRecentRowsAfterTwoMerges) {
   TempDb db;
   SqliteOptions opt;

@@ -444,7 +444,8 @@ struct SqliteOptions {
   size_t object_cache_bytes = size_t{256} << 20;
   //! When the writer merges the recent level of the id lookup (in memory, schema 16) into
   //! id_index: 0, when the recent level has max(65536, sqrt(id_index rows x 32768)) entries
-  //! (two per stored version); N > 0, when it has N (tests).
+  //! (an id key per stored version, a derived key for some); from half that many when the
+  //! writer has no Put waiting (a merge between groups); N > 0, when it has N, only in groups (tests).
   int64_t id_merge_threshold = 0;
   //! Test seam: every fdatasync of the write-ahead logs after a group commit fails.
   bool fail_sync = false;
