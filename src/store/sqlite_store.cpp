@@ -1043,7 +1043,7 @@ class SqliteStore final : public Store {
       pthread_setname_np(pthread_self(), "tl-commit");  // top -H, perf
       std::unique_lock q(group_mu_);
       while (true) {
-        if (group_.empty() && !group_stop_) {
+        if (group_.empty() && !group_stop_ && opt_.id_merge_threshold == 0 && recent_.Above() >= 32768) {
           // Idle: a merge that is nearly due runs now rather than inside a later group.
           q.unlock();
           {
