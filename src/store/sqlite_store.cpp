@@ -1228,9 +1228,7 @@ class SqliteStore final : public Store {
     // Only with the automatic threshold: a fixed one (tests) merges exactly at it, in groups.
     if (opt_.id_merge_threshold > 0 || recent_.Above() < 32768) return false;  // memory as of the last commit
     if (!id_counts_known_ && !CountIdRowsLocked()) return false;
-    const int64_t threshold =
-        std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
-    if (recent_.Above() < threshold / 2) return false;
+    if (recent_.Above() < MergeThresholdLocked() / 2) return false;
     if (auto st = ReadyLocked(); !st.ok()) return false;
     if (wal_main_ >= 0 && !SyncCommitsLocked(false)) return false;
     const uint64_t merges = id_merges_.load(std::memory_order_relaxed);
@@ -1320,12 +1318,14 @@ class SqliteStore final : public Store {
   //
   // `idle`: the committer has no Put waiting (IdleMergeLocked): a slice is merged from half the
   // threshold on, so under a steady load most merges run between groups, off the Puts' path.
+  int64_t MergeThresholdLocked() const {
+    return opt_.id_merge_threshold > 0
+               ? opt_.id_merge_threshold
+               : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
+  }
   Status MaybeMergeIdIndexLocked(bool idle = false) {
     if (!id_counts_known_ && !CountIdRowsLocked()) return Io("count the id index");
-    const int64_t threshold =
-        opt_.id_merge_threshold > 0
-            ? opt_.id_merge_threshold
-            : std::max<int64_t>(65536, static_cast<int64_t>(std::sqrt(static_cast<double>(id_rows_main_) * 32768.0)));
+    const int64_t threshold = MergeThresholdLocked();
     id_rows_main_seen_.store(id_rows_main_, std::memory_order_relaxed);
     if (!recent_synced_ || recent_.Above() < (idle ? threshold / 2 : threshold)) return Status::Ok();
     const int64_t started = stix::NowMicros();
