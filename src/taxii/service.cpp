@@ -781,6 +781,17 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
                                             bodies && for_partner ? &why : nullptr);
       if (!released.ok()) return released.status();
       auto& objs = *released;
+      if (out.objects.empty() && !peer_partner && query.ids.empty()) {
+        // Nothing to filter out (the usual page): the store's page becomes the response's as it
+        // is, without moving each object into a second vector.
+        if (objs.size() > limit + 1) objs.resize(limit + 1);
+        if (why.size() > objs.size()) why.resize(objs.size());
+        out.objects = std::move(objs);
+        out.decisions = std::move(why);
+        if (out.objects.size() > limit || !page->more) break;
+        query.cursor = page->next;
+        continue;
+      }
       for (size_t k = 0; k < objs.size() && out.objects.size() <= limit; ++k) {
         // A partner node never gets back what it sent us (federation loops).
         if (peer_partner && objs[k].Source() == partner->identity) continue;
