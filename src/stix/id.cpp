@@ -85,24 +85,23 @@ bool SplitId(std::string_view id, IdParts* parts) {
   return true;
 }
 
-std::string NewUuid7() {
-  std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data() + 6, 10) != 1) throw std::runtime_error("RAND_bytes failed");
-  const uint64_t ms = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
-  b[6] = (b[6] & 0x0F) | 0x70;
+// Random bytes from `from` on, then the version nibble and the RFC 4122 variant.
+static std::string RandomUuid(std::array<unsigned char, 16> b, size_t from, unsigned char version) {
+  if (RAND_bytes(b.data() + from, static_cast<int>(b.size() - from)) != 1) throw std::runtime_error("RAND_bytes failed");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | (version << 4));
   b[8] = (b[8] & 0x3F) | 0x80;
   return FormatUuid(b);
 }
 
-std::string NewUuid4() {
+std::string NewUuid7() {
   std::array<unsigned char, 16> b{};
-  if (RAND_bytes(b.data(), 16) != 1) throw std::runtime_error("RAND_bytes failed");
-  b[6] = (b[6] & 0x0F) | 0x40;
-  b[8] = (b[8] & 0x3F) | 0x80;
-  return FormatUuid(b);
+  const uint64_t ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(ms >> (8 * (5 - i)));
+  return RandomUuid(b, 6, 7);
 }
+
+std::string NewUuid4() { return RandomUuid({}, 0, 4); }
 
 std::string Uuid5(std::string_view ns, std::string_view name) {
   std::array<unsigned char, 16> nsb{};

@@ -1043,7 +1043,7 @@ class SqliteStore final : public Store {
       pthread_setname_np(pthread_self(), "tl-commit");  // top -H, perf
       std::unique_lock q(group_mu_);
       while (true) {
-        if (group_.empty() && !group_stop_ && opt_.id_merge_threshold == 0 && recent_.Above() >= 32768) {
+        if (group_.empty() && !group_stop_ && IdleMergeMayBeDue()) {
           // Idle: a merge that is nearly due runs now rather than inside a later group.
           q.unlock();
           {
@@ -1224,9 +1224,11 @@ class SqliteStore final : public Store {
   // nothing, and the next group's sync covers it), so the groups that follow seldom merge.
   // Puts arriving meanwhile wait for it as they would for a group's merge. False if nothing was
   // due or it failed (a failed merge changes nothing: rolled back, tried again later).
+  // Without the writer's lock (memory as of the last commit): only with the automatic threshold
+  // (a fixed one, in tests, merges exactly at it, in groups), and half its least value reached.
+  bool IdleMergeMayBeDue() const { return opt_.id_merge_threshold == 0 && recent_.Above() >= 65536 / 2; }
   bool IdleMergeLocked() {
-    // Only with the automatic threshold: a fixed one (tests) merges exactly at it, in groups.
-    if (opt_.id_merge_threshold > 0 || recent_.Above() < 32768) return false;  // memory as of the last commit
+    if (!IdleMergeMayBeDue()) return false;
     if (!id_counts_known_ && !CountIdRowsLocked()) return false;
     if (recent_.Above() < MergeThresholdLocked() / 2) return false;
     if (auto st = ReadyLocked(); !st.ok()) return false;

@@ -788,17 +788,15 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         if (why.size() > objs.size()) why.resize(objs.size());
         out.objects = std::move(objs);
         out.decisions = std::move(why);
-        if (out.objects.size() > limit || !page->more) break;
-        query.cursor = page->next;
-        continue;
-      }
-      for (size_t k = 0; k < objs.size() && out.objects.size() <= limit; ++k) {
-        // A partner node never gets back what it sent us (federation loops).
-        if (peer_partner && objs[k].Source() == partner->identity) continue;
-        // match[id] names what the recipient knows: the original id or the variant id.
-        if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].Id()) == query.ids.end()) continue;
-        out.objects.push_back(std::move(objs[k]));
-        if (k < why.size()) out.decisions.push_back(std::move(why[k]));
+      } else {
+        for (size_t k = 0; k < objs.size() && out.objects.size() <= limit; ++k) {
+          // A partner node never gets back what it sent us (federation loops).
+          if (peer_partner && objs[k].Source() == partner->identity) continue;
+          // match[id] names what the recipient knows: the original id or the variant id.
+          if (!query.ids.empty() && std::find(query.ids.begin(), query.ids.end(), objs[k].Id()) == query.ids.end()) continue;
+          out.objects.push_back(std::move(objs[k]));
+          if (k < why.size()) out.decisions.push_back(std::move(why[k]));
+        }
       }
       if (out.objects.size() > limit || !page->more) break;
       query.cursor = page->next;
@@ -902,10 +900,10 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         bool from_peer = false;
         std::map<size_t, std::pair<std::string, std::string>> rejected;   // index -> (id, message)
         std::string status_id, body, collection, recipient;
-        // Built before the Put, on this thread: the parts of the status and of the ingest entry
-        // for every object stored (the usual outcome), so the group commit, which runs the
-        // callbacks below, only copies them. item_end[k]: where object k's status item ends.
-        std::string stored_items, stored_ids;
+        // Built before the Put, on this thread: each object's status item without its end, so
+        // the group commit, which runs the status callback below, only copies them.
+        // item_end[k]: where object k's item ends in stored_items.
+        std::string stored_items;
         std::vector<size_t> item_end;
         std::optional<policy::PartnerRecipient> partner;
         std::vector<std::string> targets;
@@ -960,8 +958,6 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         if (!o.modified.empty()) j.Str("version", o.modified);
         st->stored_items += j.Take();  // an open item: "}" or a message and "}" follow
         st->item_end.push_back(st->stored_items.size());
-        if (!st->stored_ids.empty()) st->stored_ids += '\n';
-        st->stored_ids.append(o.id).append("@").append(o.modified);
       }
       record.status = [st](const store::PutResult& put) {
         std::string successes, failures;
@@ -1009,13 +1005,11 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         // Ingest is audited: who sent which versions, and what became of them; and refusals.
         std::vector<audit::Entry> entries;
         std::string ids, refused;
-        if (put.stored == st->vr.objects.size()) {
-          ids = st->stored_ids;
-        } else {
-          for (size_t k = 0; k < st->vr.objects.size(); ++k) {
-            if (put.outcomes[k] != store::PutOutcome::kStored) continue;
-            ids += (ids.empty() ? "" : "\n") + st->vr.objects[k].id + "@" + st->vr.objects[k].modified;
-          }
+        ids.reserve(st->vr.objects.size() * 72);
+        for (size_t k = 0; k < st->vr.objects.size(); ++k) {
+          if (put.outcomes[k] != store::PutOutcome::kStored) continue;
+          if (!ids.empty()) ids += '\n';
+          ids.append(st->vr.objects[k].id).append("@").append(st->vr.objects[k].modified);
         }
         entries.push_back({0, NowMicros(), st->recipient, ids, std::to_string(put.stored) + " objects", "ingest",
                            "TAXII add objects to " + st->collection + ": " + std::to_string(put.stored) + " stored, " +
