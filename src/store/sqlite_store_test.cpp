@@ -1241,6 +1241,7 @@ TEST(Store, StateTokenMovesWithEveryChangeToTheObjects) {
   auto s = Open(db);
   std::string t0 = s->StateToken();
   ASSERT_FALSE(t0.empty());
+  EXPECT_EQ(t0[0], 'w') << "read from the WAL-index header, not by a query: " << t0;
   EXPECT_EQ(s->StateToken(), t0);
   ASSERT_TRUE(s->AppendAudit({Release("x")}).ok());
   EXPECT_EQ(s->StateToken(), t0) << "an audit entry is not a change of the objects";
@@ -1747,7 +1748,9 @@ TEST(Store, IdLookupsFindEveryStoredObjectWhileSlicesMerge) {
     all.all = true;
     for (int n = 0; n < 60 && !stop.load(); ++n) {
       ASSERT_TRUE(other->Put("c", Objects({Malware(100000 + n)})).ok());
-      if (n % 3 == 0) ASSERT_TRUE(other->Delete("c", "malware--" + Uuid(100000 + n), all).ok());
+      if (n % 3 == 0) {
+        ASSERT_TRUE(other->Delete("c", "malware--" + Uuid(100000 + n), all).ok());
+      }
     }
   });
   for (int n = 1; n < 400; n += 4) {
