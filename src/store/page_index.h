@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -140,8 +141,9 @@ struct CollectionIndex {
 class RowCache {
  public:
   //! Slots are sized for rows of ~512 bytes on average: fewer rows than slots, for most data.
+  //! (A power of two: the slot is a mask, not a division, per row.)
   explicit RowCache(size_t bytes) : budget_(bytes / kShards) {
-    const size_t slots = std::max<size_t>(1024, budget_ / 512);
+    const size_t slots = std::bit_ceil(std::max<size_t>(1024, budget_ / 512));
     for (auto& s : shards_) s.slots.resize(budget_ > 0 ? slots : 0);
   }
 
@@ -204,7 +206,7 @@ class RowCache {
     size_t bytes = 0;
   };
   static size_t ShardOf(int64_t pk) { return static_cast<size_t>(pk) % kShards; }
-  static size_t SlotOf(const Shard& s, int64_t pk) { return (static_cast<size_t>(pk) / kShards) % s.slots.size(); }
+  static size_t SlotOf(const Shard& s, int64_t pk) { return (static_cast<size_t>(pk) / kShards) & (s.slots.size() - 1); }
   static size_t Bytes(const StoredObject& o) {
     return sizeof(StoredObject) + 96 + o.id.size() + o.type.size() + o.modified.size() + o.version.size() +
            o.spec_version.size() + o.json.size() + o.source.size();

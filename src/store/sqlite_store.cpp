@@ -3199,13 +3199,20 @@ class SqliteStore final : public Store {
     Stmt& row = CachedOn(db, stmts,
                          "SELECT id, type, modified, version, spec_version, date_added, source, json FROM objects WHERE pk=?");
     Stmt& held = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
+    uint64_t hits = 0;  // counted once per page: the counters' line is shared by every HTTP thread
+    struct Count {
+      std::atomic<uint64_t>& to;
+      uint64_t& n;
+      ~Count() { to.fetch_add(n, std::memory_order_relaxed); }
+    } count_hits{row_hits_, hits};
     for (const auto& e : picked) {
       if (page.objects.size() == q.limit) {
         page.more = true;
         break;
       }
       auto cached = rows_.Find(now->deletes, e.pk);
-      (cached ? row_hits_ : row_misses_).fetch_add(1, std::memory_order_relaxed);
+      if (cached) ++hits;
+      else row_misses_.fetch_add(1, std::memory_order_relaxed);
       if (!cached || cached->date_added != e.date_added) {
         row.Reset();
         row.Bind(1, e.pk);
