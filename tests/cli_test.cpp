@@ -219,11 +219,15 @@ TEST(CliServe, ConfigCheckServeAndGracefulStop) {
   std::string script = Bin() + " serve --config " + cfg + " > " + tmp.path() + "/out 2>&1 & pid=$!; " +
                        "for i in $(seq 50); do grep -q serving " + tmp.path() + "/out && break; sleep 0.1; done; " +
                        "url=$(grep -o 'http://[^ ]*' " + tmp.path() + "/out); " +
-                       "curl -s -o /dev/null -w '%{http_code}\\n' $url; kill -TERM $pid; wait $pid; echo exit=$?";
+                       "curl -s -o /dev/null -w '%{http_code}\\n' $url; sleep 1.5; " +
+                       "echo logged=$(grep -c ' GET /taxii2/ 401 ' " + tmp.path() + "/out); " +
+                       "kill -TERM $pid; wait $pid; echo exit=$?";
   WriteFile(tmp.path() + "/run.sh", script + "\n");
   EXPECT_EQ(RunCommand("bash " + tmp.path() + "/run.sh", &out), 0) << out;
   EXPECT_NE(out.find("401"), std::string::npos) << out;  // discovery is private by default
   EXPECT_NE(out.find("exit=0"), std::string::npos) << out;
+  // The access line is written while the node runs (gathered for at most a second when idle).
+  EXPECT_NE(out.find("logged=1"), std::string::npos) << out;
   EXPECT_EQ(RunCommand(Bin() + " serve --config " + tmp.path() + "/bad.toml", &out), 2);
 }
 
