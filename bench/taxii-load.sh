@@ -42,6 +42,8 @@ log_format = "json"
 threads = ${THREADS:-0}
 [database]
 path = "$DB"
+[audit]
+checkpoint_every = ${CHECKPOINT_EVERY:-1000}
 [[api_roots]]
 path = "api"
   [[api_roots.collections]]
