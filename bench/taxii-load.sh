@@ -8,6 +8,8 @@
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
 # TEARLINE=path runs that binary (default build/tearline), e.g. an older build for an A/B in one run.
 # THREADS=N sets [server] threads (default 0: the server's own default).
+# CHECKPOINT_EVERY=N sets [audit] checkpoint_every (default 1000, the server's default: a signed
+# checkpoint of the audit chain every 1000 audited releases).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
 #   by type (first and random pages), GET one object, GET manifest, POST 100-object envelopes.
