@@ -4,8 +4,6 @@
 // whose sync the syncer thread makes before their Puts are answered (StartCommitter).
 #include <fcntl.h>
 #include <pthread.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <sqlite3.h>
 
@@ -369,7 +367,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override {
     StopCommitter();
     StopCheckpointer();
-    UnmapWalIndexHeader();
+    shm_ = nullptr;  // the state connection's mapping, gone with it
     state_stmt_ = Stmt();
     sqlite3_close_v2(state_db_);
     sqlite3_close_v2(log_db_);
@@ -2712,7 +2710,7 @@ class SqliteStore final : public Store {
   }
 
   // The token of the last commit to the objects' WAL, from its wal-index header in the "-shm"
-  // file, mapped read-only (https://sqlite.org/walformat.html, 2.1 "The WAL-Index Header"; a
+  // file as SQLite maps it (https://sqlite.org/walformat.html, 2.1 "The WAL-Index Header"; a
   // stable format: SQLite versions in different processes share it). The header is two copies
   // of 48 bytes; a commit (by any connection, in any process) increments iChange and rewrites
   // them, the second copy first; a reader takes them when both agree, as SQLite's own readers
@@ -2817,29 +2815,28 @@ class SqliteStore final : public Store {
     }
     sqlite3_busy_timeout(state_db_, 5000);
     sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
-    MapWalIndexHeader(path);
+    MapWalIndexHeader();
   }
 
-  // Maps the first 96 bytes of the objects' "-shm" file (the two header copies) for
-  // WalHeaderToken. SQLite truncates that file only when a connection opens it with no other
-  // connection holding it (the first one); this store's connections hold it from its first
-  // read until they close, after the mapping is gone (~SqliteStore). A file shorter than the
-  // headers, or none (not in WAL mode): nothing mapped.
-  void MapWalIndexHeader(const std::string& path) {
-    sqlite3_exec(state_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);  // holds the -shm
-    int fd = ::open((path + "-shm").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_size >= 96) {
-      void* p = ::mmap(nullptr, 96, PROT_READ, MAP_SHARED, fd, 0);
-      if (p != MAP_FAILED) shm_ = static_cast<const volatile uint32_t*>(p);
+  // The objects' wal-index header for WalHeaderToken: the state connection's own mapping of
+  // the "-shm" file's first region, from SQLite's VFS (xShmMap of its file, which returns the
+  // region the connection mapped on its first read). Not a mapping of our own: opening and
+  // closing another descriptor of that file would drop every POSIX lock this process holds on
+  // it (fcntl locks are per process and file), and another process would then take the
+  // wal-index for one nobody uses and rebuild it under our readers. The region lives until the
+  // connection closes (~SqliteStore forgets it first). None (no WAL, another VFS): nothing mapped.
+  void MapWalIndexHeader() {
+    if (sqlite3_exec(state_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) return;
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(state_db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || !file ||
+        !file->pMethods || file->pMethods->iVersion < 2 || !file->pMethods->xShmMap) {
+      return;
     }
-    ::close(fd);
-    if (shm_ && WalHeaderToken().empty()) UnmapWalIndexHeader();  // not a header we know
-  }
-  void UnmapWalIndexHeader() {
-    if (shm_) ::munmap(const_cast<uint32_t*>(shm_), 96);
-    shm_ = nullptr;
+    void volatile* region = nullptr;
+    constexpr int kRegion = 32768;  // the wal-index's region size (WALINDEX_PGSZ)
+    if (file->pMethods->xShmMap(file, 0, kRegion, 0, &region) != SQLITE_OK || !region) return;
+    shm_ = static_cast<const volatile uint32_t*>(region);
+    if (WalHeaderToken().empty()) shm_ = nullptr;  // not a header we know
   }
 
   std::string MetricsText() override {

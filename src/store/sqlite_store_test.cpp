@@ -1,5 +1,8 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <filesystem>
@@ -1254,6 +1257,36 @@ TEST(Store, StateTokenMovesWithEveryChangeToTheObjects) {
   RawExec(db.path(), "UPDATE principals SET can_read='' WHERE name='nobody'");  // another connection, no row
   RawExec(db.path(), "INSERT INTO meta(key, value) VALUES('test', 'x')");
   EXPECT_NE(s->StateToken(), t2) << "a commit by another connection";
+}
+
+// The store's connections keep their POSIX locks on the objects' wal-index ("-shm") while it
+// is open: another process sees the shared lock SQLite's connections hold on its DMS byte
+// (offset 128 in SQLite's unix VFS), so it cannot take the file for unused and rebuild it
+// under our readers. (Reading the WAL-index header through a descriptor of our own once closed
+// one, which dropped every lock of the process on the file: fcntl locks are per process.)
+TEST(Store, ItsConnectionsKeepTheirLocksOnTheWalIndex) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_FALSE(s->StateToken().empty());
+  ASSERT_TRUE(s->Put("c", Objects({Malware(1)})).ok());
+  const std::string shm = db.path() + "-shm";
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // only async-signal-safe calls here
+    int fd = ::open(shm.c_str(), O_RDWR);
+    if (fd < 0) _exit(2);
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 128;
+    probe.l_len = 1;
+    if (fcntl(fd, F_GETLK, &probe) != 0) _exit(3);
+    _exit(probe.l_type == F_UNLCK ? 1 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no lock held on the wal-index's DMS byte";
 }
 
 // A transaction over the objects' file and the chain is atomic per file only: if the chain's
