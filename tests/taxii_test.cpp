@@ -1097,8 +1097,8 @@ TEST_F(TaxiiTest, RepeatedReadsAreServedFreshAndEachIsAudited) {
 
 }  // namespace
 // The audit writer signs a checkpoint every N entries on a thread of its own (a checkpoint
-// syncs and commits: the batches of entries behind it waited); every one of them verifies with
-// the node's key, and the last head is signed when the writer stops.
+// commits: the batches of entries behind it waited), of the newest entry already synced; every
+// one of them verifies with the node's key, and the last head is signed when the writer stops.
 TEST(AuditWriter, SignsCheckpointsOffTheWritersThread) {
   test::TempDir dir;
   auto store = store::OpenSqlite(dir.path() + "/a.db");

@@ -114,6 +114,7 @@ Result<std::unique_ptr<AuditChain>> AuditChain::Open(const std::string& path) {
   if (!lock.ok()) return lock.status();
   std::lock_guard i(c->index_mu_);
   c->synced_seq_ = c->written_seq_ = c->head_seq_;  // what a crash left in the file stays
+  c->synced_hash_ = c->written_hash_ = c->head_hash_;
   return c;
 }
 
@@ -247,7 +248,7 @@ Status AuditChain::CatchUpLocked() {
   end_ += at;
   {
     std::lock_guard i(index_mu_);
-    written_seq_ = std::max(written_seq_, head_seq_);
+    NoteWrittenLocked();
   }
   return end_ == size ? Status::Ok() : TruncateLocked(end_);
 }
@@ -308,27 +309,46 @@ Status AuditChain::Write(const Lock&, const std::vector<audit::Entry>& entries) 
   head_seq_ = entries.back().seq;
   head_hash_ = entries.back().hash;
   std::lock_guard i(index_mu_);
-  written_seq_ = std::max(written_seq_, head_seq_);
-  if (fd_ < 0) synced_seq_ = written_seq_;
+  NoteWrittenLocked();
+  if (fd_ < 0) {
+    synced_seq_ = written_seq_;
+    synced_hash_ = written_hash_;
+  }
   return Status::Ok();
+}
+
+void AuditChain::NoteWrittenLocked() {
+  if (head_seq_ < written_seq_) return;
+  written_seq_ = head_seq_;
+  written_hash_ = head_hash_;
 }
 
 Result<int64_t> AuditChain::Sync() {
   int64_t seq;
+  std::string hash;
   {
     std::lock_guard i(index_mu_);
     seq = written_seq_;
     if (fd_ < 0 || seq <= synced_seq_) return synced_seq_;
+    hash = written_hash_;
   }
   if (::fdatasync(fd_) != 0) return Errno("sync the audit chain", path_);
   std::lock_guard i(index_mu_);
-  synced_seq_ = std::max(synced_seq_, seq);
+  if (seq > synced_seq_) {
+    synced_seq_ = seq;
+    synced_hash_ = std::move(hash);
+  }
   return synced_seq_;
 }
 
 int64_t AuditChain::synced_seq() const {
   std::lock_guard i(index_mu_);
   return synced_seq_;
+}
+
+std::pair<int64_t, std::string> AuditChain::SyncedHead() const {
+  std::lock_guard i(index_mu_);
+  return {synced_seq_, synced_hash_};
 }
 
 Result<std::vector<audit::Entry>> AuditChain::Read(int64_t after, size_t limit) {

@@ -74,6 +74,8 @@ class AuditChain {
   Result<int64_t> Sync();
   //! The highest seq known durable (by Sync, or found in the file when opened).
   int64_t synced_seq() const;
+  //! That entry's (seq, hash) ((0, genesis) when none): a head to sign without syncing.
+  std::pair<int64_t, std::string> SyncedHead() const;
 
   //! Entries with seq > after, in order, at most `limit` (what is complete in the file now).
   //! Invalid when the file holds something that is not a record where one should start.
@@ -84,6 +86,7 @@ class AuditChain {
   Status FindHeadLocked();                 // from the end of the file; cuts a torn tail
   Status CatchUpLocked();                  // what others appended since end_
   Status TruncateLocked(uint64_t size);
+  void NoteWrittenLocked();                // under index_mu_ and the lock: the head is written
 
   std::string path_;
   int fd_ = -1;
@@ -96,7 +99,9 @@ class AuditChain {
   mutable std::mutex index_mu_;
   std::map<int64_t, uint64_t> index_;  // seq -> offset of its record, a few known points (Read)
   int64_t synced_seq_ = 0;             // under index_mu_
+  std::string synced_hash_ = audit::kGenesis;   // under index_mu_: synced_seq_'s hash
   int64_t written_seq_ = 0;            // under index_mu_: the head as last written
+  std::string written_hash_ = audit::kGenesis;  // under index_mu_: written_seq_'s hash
 };
 
 }  // namespace tearline::store::detail

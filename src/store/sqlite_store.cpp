@@ -863,6 +863,7 @@ class SqliteStore final : public Store {
     if (auto synced = chain_->Sync(); !synced.ok()) return synced.status();
     return head;
   }
+  Result<std::pair<int64_t, std::string>> AuditSyncedHead() override { return chain_->SyncedHead(); }
 
   // Checkpoints live in the log's SQLite file alone, written and read on its own connection,
   // not the store's writer (OpenLogConnection). The audit writer signs one every

@@ -947,6 +947,43 @@ TEST(Store, AuditEntriesAreAcknowledgedOnlyOnceSyncedWithoutHoldingTheWriter) {
   EXPECT_FALSE(s->AppendAudit({{0, 1, "r", "o4", "v", "release", "why", "", ""}}).ok()) << "writes refused after a failed sync";
 }
 
+// The periodic checkpoint signs the newest entry already durable (no sync of its own beside the
+// syncer's): while a sync is pending it is the entry before; AuditHead (the checkpoint on
+// shutdown, the CLI) syncs and names the newest.
+TEST(Store, TheSyncedHeadLagsTheHeadUntilTheSyncerHasSyncedIt) {
+  TempDb db;
+  SqliteOptions slow;
+  slow.sync_delay_ms = 400;
+  auto s = Open(db, slow);
+  ASSERT_TRUE(s->AppendAudit({{0, 1, "r", "o1", "v", "release", "why", "", ""}}).ok());  // synced when it returns
+  auto before = s->AuditSyncedHead();
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->first, 1);
+  std::atomic<int> answered{0};
+  s->AppendAuditAsync({{0, 2, "r", "o2", "v", "release", "why", "", ""}}, {}, [&](Status st, int64_t) {
+    EXPECT_TRUE(st.ok()) << st.message();
+    ++answered;
+  });
+  EXPECT_EQ(s->AuditSyncedHead()->first, 1) << "the second entry is written, not yet synced";
+  EXPECT_EQ(s->AuditSyncedHead()->second, before->second);
+  std::string err;
+  auto key = audit::LoadOrCreateKey(db.path() + ".key", &err);
+  ASSERT_TRUE(key) << err;
+  EXPECT_EQ(*WriteCheckpoint(*s, *key, /*sync=*/false), 1);
+  for (int i = 0; i < 400 && answered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(answered.load(), 1);
+  auto after = s->AuditSyncedHead();
+  EXPECT_EQ(after->first, 2);
+  EXPECT_EQ(after->second, s->ReadAudit(0, 10)->back().hash);
+  EXPECT_EQ(*WriteCheckpoint(*s, *key, /*sync=*/false), 2);
+  auto chain = s->ReadAudit(0, 10);
+  auto cps = s->ReadCheckpoints();
+  ASSERT_TRUE(chain.ok() && cps.ok());
+  ASSERT_EQ(cps->size(), 2u);
+  auto r = audit::Verify(*chain, *cps, key->public_hex);
+  EXPECT_TRUE(r.ok) << r.message;
+}
+
 // An audit batch waiting for the writer goes before the next group of Puts: while Puts keep
 // arriving (each group holding the writer 30 ms), it is committed within a group or two, not
 // after the stream of Puts. (Under the benchmark's load std::mutex alone let the committer

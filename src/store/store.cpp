@@ -80,8 +80,8 @@ uint64_t QueryFingerprint(const Query& q) {
   return h;
 }
 
-Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key) {
-  auto head = store.AuditHead();
+Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key, bool sync) {
+  auto head = sync ? store.AuditHead() : store.AuditSyncedHead();
   if (!head.ok()) return head.status();
   if (head->first == 0) return int64_t{0};
   auto cps = store.ReadCheckpoints(1);

@@ -421,8 +421,12 @@ class Store {
   virtual Status RecordPush(std::vector<audit::Entry> entries, std::vector<ReleaseRecord> releases,
                             const std::vector<int64_t>& sent, const std::vector<int64_t>& failed,
                             std::string_view error) = 0;
-  //! The newest audit entry's (seq, hash); (0, genesis) when empty.
+  //! The newest audit entry's (seq, hash); (0, genesis) when empty. Durable when returned (a
+  //! sync of the chain if needed).
   virtual Result<std::pair<int64_t, std::string>> AuditHead() = 0;
+  //! The newest entry known durable already (no sync of its own; it may lag AuditHead by the
+  //! entries a sync has not covered yet).
+  virtual Result<std::pair<int64_t, std::string>> AuditSyncedHead() { return AuditHead(); }
   virtual Status PutCheckpoint(const Checkpoint& c) = 0;
   //! The signed checkpoints in seq order: all of them, or the `latest` newest (a node writes one
   //! every thousand entries: signing the next must not read them all).
@@ -460,8 +464,9 @@ struct SqliteOptions {
 Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, SqliteOptions options = {});
 
 //! Signs the audit chain's head with `key` and stores the checkpoint, unless the head is
-//! already covered. Returns the checkpointed seq (0: empty log).
-Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key);
+//! already covered. Returns the checkpointed seq (0: empty log). With `sync` false it signs
+//! the newest entry already durable (AuditSyncedHead) instead of syncing the chain for it.
+Result<int64_t> WriteCheckpoint(Store& store, const audit::NodeKey& key, bool sync = true);
 
 //! The audit log's own database file beside the store: "<database_path>.audit". It holds the
 //! signed checkpoints (and, before the chain file, the chain's entries: moved out when opened).

@@ -35,8 +35,13 @@ class AuditWriter {
     cv_.notify_all();
     sign_cv_.notify_all();
     thread_.join();
+    {
+      // The batches' completions use this writer (Durable): wait for the last of them.
+      std::unique_lock lock(mu_);
+      durable_cv_.wait(lock, [&] { return in_flight_ == 0; });
+    }
     if (signer_.joinable()) signer_.join();
-    if (key_) (void)store::WriteCheckpoint(store_, *key_);
+    if (key_) (void)store::WriteCheckpoint(store_, *key_);  // syncs: the last head is signed
   }
 
   //! Queues `entries` (and `releases`, the release history written in the same transaction)
@@ -79,29 +84,41 @@ class AuditWriter {
       callbacks.swap(callbacks_);
       std::vector<size_t> offsets;
       offsets.swap(offsets_);
+      ++in_flight_;
       lock.unlock();
-      size_t n = batch.size();
+      const size_t n = batch.size();
       // The callbacks run once the batch is durable (on the store's syncer thread): this thread
       // goes on with the next batch meanwhile.
       store_.AppendAuditAsync(std::move(batch), std::move(releases),
-                              [callbacks = std::move(callbacks), offsets = std::move(offsets)](Status st, int64_t first) {
+                              [this, n, callbacks = std::move(callbacks), offsets = std::move(offsets)](Status st, int64_t first) {
                                 for (size_t k = 0; k < callbacks.size(); ++k) {
                                   callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
                                 }
+                                Durable(st.ok() ? n : 0);
                               });
       lock.lock();
-      since_checkpoint_ += n;
-      if (key_ && since_checkpoint_ >= every_) {
-        since_checkpoint_ = 0;
-        sign_due_ = true;
-        sign_cv_.notify_one();
-      }
     }
   }
 
-  // Checkpoints are signed on a thread of their own: one syncs the chain and commits to the
-  // log's file (fsyncs: milliseconds), every `every_` entries (at 12,000 audited reads/s, 12
-  // times a second), and every batch of entries waited meanwhile; the p99 of the reads.
+  // A batch of `n` entries is durable (0: it failed): a checkpoint is due every `every_`
+  // durable entries, counted here so that the newest durable entry the signer signs (it does
+  // not sync the chain itself) covers the entries that made it due.
+  void Durable(size_t n) {
+    std::lock_guard lock(mu_);
+    since_checkpoint_ += n;
+    if (key_ && since_checkpoint_ >= every_) {
+      since_checkpoint_ = 0;
+      sign_due_ = true;
+      sign_cv_.notify_one();
+    }
+    if (--in_flight_ == 0) durable_cv_.notify_all();
+  }
+
+  // Checkpoints are signed on a thread of their own: one commits to the log's file (an fsync:
+  // milliseconds), every `every_` entries (at 12,000 audited reads/s, 12 times a second), and
+  // every batch of entries waited meanwhile; the p99 of the reads. It signs the newest entry
+  // the store's syncer has made durable already: syncing the chain for it (as the last
+  // checkpoint, on shutdown, does) was a second fdatasync of the chain beside the syncer's.
   void Sign() {
     pthread_setname_np(pthread_self(), "tl-sign");
     std::unique_lock lock(mu_);
@@ -110,7 +127,7 @@ class AuditWriter {
       if (stop_) return;  // the destructor signs the last head
       sign_due_ = false;
       lock.unlock();
-      (void)store::WriteCheckpoint(store_, *key_);  // a missed checkpoint is retried at the next one
+      (void)store::WriteCheckpoint(store_, *key_, /*sync=*/false);  // a missed checkpoint is retried at the next one
       lock.lock();
     }
   }
@@ -118,7 +135,9 @@ class AuditWriter {
   store::Store& store_;
   std::optional<audit::NodeKey> key_;
   size_t every_;
-  size_t since_checkpoint_ = 0;  // under mu_, as the rest
+  size_t since_checkpoint_ = 0;  // durable entries since the last checkpoint was due; under mu_, as the rest
+  size_t in_flight_ = 0;         // batches appended, not yet durable (or failed)
+  std::condition_variable durable_cv_;
   bool sign_due_ = false;
   std::condition_variable sign_cv_;
   std::mutex mu_;
