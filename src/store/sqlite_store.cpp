@@ -2816,7 +2816,7 @@ class SqliteStore final : public Store {
     }
     sqlite3_busy_timeout(state_db_, 5000);
     sqlite3_exec(state_db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
-    MapWalIndexHeader();
+    if (!opt_.state_by_query) MapWalIndexHeader();
   }
 
   // The objects' wal-index header for WalHeaderToken: the state connection's own mapping of

@@ -457,6 +457,8 @@ struct SqliteOptions {
   int sync_delay_ms = 0;
   //! Test seam: each group commit holds the writer this much longer.
   int group_delay_ms = 0;
+  //! Test seam: StateToken asks SQLite (PRAGMA data_version), as where no WAL-index is mapped.
+  bool state_by_query = false;
 };
 
 //! Opens (creating if needed) the SQLite store at `path` (WAL) and its audit log beside it
