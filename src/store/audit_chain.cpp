@@ -341,11 +341,6 @@ Result<int64_t> AuditChain::Sync() {
   return synced_seq_;
 }
 
-int64_t AuditChain::synced_seq() const {
-  std::lock_guard i(index_mu_);
-  return synced_seq_;
-}
-
 std::pair<int64_t, std::string> AuditChain::SyncedHead() const {
   std::lock_guard i(index_mu_);
   return {synced_seq_, synced_hash_};

@@ -72,9 +72,8 @@ class AuditChain {
 
   //! Makes every entry written before the call durable (fdatasync); the seq it covers.
   Result<int64_t> Sync();
-  //! The highest seq known durable (by Sync, or found in the file when opened).
-  int64_t synced_seq() const;
-  //! That entry's (seq, hash) ((0, genesis) when none): a head to sign without syncing.
+  //! The newest entry known durable (by Sync, or found in the file when opened): its (seq,
+  //! hash), (0, genesis) when none; a head to sign without syncing.
   std::pair<int64_t, std::string> SyncedHead() const;
 
   //! Entries with seq > after, in order, at most `limit` (what is complete in the file now).

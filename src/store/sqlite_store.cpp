@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
+#include <charconv>
 #include <type_traits>
 #include <condition_variable>
 #include <functional>
@@ -2727,8 +2728,11 @@ class SqliteStore final : public Store {
       for (size_t k = 0; k < 12; ++k) second[k] = shm_[12 + k];
       const bool init = reinterpret_cast<const unsigned char*>(first)[12] == 1;  // isInit
       if (std::memcmp(first, second, sizeof first) != 0 || !init) continue;
-      char text[64];  // iChange, mxFrame, the two salts
-      std::snprintf(text, sizeof text, "w%x.%x.%x.%x", first[2], first[4], first[8], first[9]);
+      std::string text = "w";  // iChange, mxFrame, the two salts, in hex (every GET: no printf)
+      for (int k : {2, 4, 8, 9}) {
+        char hex[9];
+        text.append(hex, std::to_chars(hex, hex + sizeof hex, first[k], 16).ptr).push_back('.');
+      }
       return text;
     }
     return {};
@@ -2827,6 +2831,8 @@ class SqliteStore final : public Store {
   // wal-index for one nobody uses and rebuild it under our readers. The region lives until the
   // connection closes (~SqliteStore forgets it first). None (no WAL, another VFS): nothing mapped.
   void MapWalIndexHeader() {
+    // A first read: the connection learns the file is in WAL mode and maps the wal-index, whose
+    // header is then initialised.
     if (sqlite3_exec(state_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr) != SQLITE_OK) return;
     sqlite3_file* file = nullptr;
     if (sqlite3_file_control(state_db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || !file ||
@@ -3197,20 +3203,14 @@ class SqliteStore final : public Store {
     Stmt& row = CachedOn(db, stmts,
                          "SELECT id, type, modified, version, spec_version, date_added, source, json FROM objects WHERE pk=?");
     Stmt& held = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
-    uint64_t hits = 0;  // counted once per page: the counters' line is shared by every HTTP thread
-    struct Count {
-      std::atomic<uint64_t>& to;
-      uint64_t& n;
-      ~Count() { to.fetch_add(n, std::memory_order_relaxed); }
-    } count_hits{row_hits_, hits};
+    uint64_t hits = 0, misses = 0;  // added once per page: the counters' line is shared by every HTTP thread
     for (const auto& e : picked) {
       if (page.objects.size() == q.limit) {
         page.more = true;
         break;
       }
       auto cached = rows_.Find(now->deletes, e.pk);
-      if (cached) ++hits;
-      else row_misses_.fetch_add(1, std::memory_order_relaxed);
+      ++(cached ? hits : misses);
       if (!cached || cached->date_added != e.date_added) {
         row.Reset();
         row.Bind(1, e.pk);
@@ -3256,6 +3256,8 @@ class SqliteStore final : public Store {
         }
       }
     }
+    row_hits_.fetch_add(hits, std::memory_order_relaxed);  // (a page that failed is not counted)
+    row_misses_.fetch_add(misses, std::memory_order_relaxed);
     if (page.more) page.next = EncodeCursor(page.objects.back().date_added, fp);
     return Result<Page>(std::move(page));
   }
