@@ -126,6 +126,102 @@ static Status FetchViews(store::Store& store, std::string_view collection, std::
   return Status::Ok();
 }
 
+// How the recipient `r` receives each object of `collection` that `ids` name, into `forms`
+// (ids the collection does not hold get none: RefForm::kUnknown); `*resolved` lists the ids
+// looked up (`ids` and those they lead to). `r.resolve` reads `forms` and `r.held` reads
+// `held`, which receives the release history of every object read here.
+//
+// A referenced object's form is not its decision alone: one released as an original is
+// republished under a derived id when its own references change (Render: a reference to a
+// variant is rewritten, one to a withheld object dropped), and withheld when a reference it
+// cannot lose is withheld (a relationship's source or target, a report's last object) or a
+// granular marking takes a required property. So the objects reachable from `ids` through
+// references are read level by level (up to kMaxReferenced of them; beyond, an object is
+// taken as its decision makes it, as if its references were to objects outside the
+// collection), decided, then rendered against each other's forms until no form changes.
+// Forms only ever move from original to variant to withheld (more changed references never
+// undo a change), so this ends, and cycles of references are no different.
+static constexpr size_t kMaxReferenced = 20000;
+
+static Status ResolveReferenced(store::Store& store, std::string_view collection, const std::vector<std::string>& ids,
+                                const Recipient& r, std::unordered_map<std::string, Held>& held,
+                                std::unordered_map<std::string, RefForm>& forms, std::vector<std::string>* resolved) {
+  struct Node {
+    store::StoredObject object;
+    std::optional<ObjectFacts> facts;
+    Decision decision;
+    bool settled = false;         // its form cannot change (withheld, or the recipient's own)
+    bool rendered = false;        // against the forms in `seen`
+    std::vector<RefForm> seen;    // the forms of its references when it was last rendered
+  };
+  std::unordered_map<std::string, Node> graph;  // nodes never move: pointers to them stay valid
+  std::unordered_set<std::string> asked(ids.begin(), ids.end());
+  std::vector<std::string> level = ids;
+  for (bool first = true; !level.empty(); first = false) {
+    auto targets = store.Latest(collection, level);
+    if (!targets.ok()) return targets.status();
+    resolved->insert(resolved->end(), level.begin(), level.end());
+    level.clear();
+    std::vector<Node*> fresh;
+    std::vector<std::string> history;  // whose release history the rules read (the first level's came with the page's)
+    for (auto& t : *targets) {
+      std::string id = t.id;
+      Node& n = graph[id];
+      n.facts = ExtractFacts(t.json, t.source);
+      n.object = std::move(t);
+      fresh.push_back(&n);
+      // DecideForPartner reads the history of revoked objects and for the choice of form only.
+      const bool matters = n.facts && (n.facts->revoked || n.facts->has_extension || r.partner->tier < n.facts->min_full_tier);
+      if (!first && matters && n.object.source != r.partner->identity) history.push_back(id);
+    }
+    if (!history.empty()) {
+      auto h = store.Held(r.partner->identity, history);
+      if (!h.ok()) return h.status();
+      for (const auto& [id, variant] : *h) held[id] = variant ? Held::kVariant : Held::kOriginal;
+    }
+    for (Node* n : fresh) {
+      const std::string& id = n->object.id;
+      if (n->object.source == r.partner->identity) {
+        forms[id] = RefForm::kOriginal;  // it came from the recipient: naming it reveals nothing
+        n->settled = true;
+        continue;
+      }
+      n->decision = DecideWith(n->facts ? &*n->facts : nullptr, n->object, r);
+      n->settled = n->decision.outcome == Outcome::kWithhold;  // so is every object without facts
+      forms[id] = n->settled ? RefForm::kWithheld
+                  : n->decision.outcome == Outcome::kReleaseVariant ? RefForm::kVariant
+                                                                    : RefForm::kOriginal;
+      if (n->settled || asked.size() >= kMaxReferenced) continue;  // what it refers to cannot change it
+      for (const auto& ref : n->facts->refs) {
+        if (!forms.count(ref) && asked.insert(ref).second) level.push_back(ref);
+      }
+    }
+  }
+  auto rank = [](RefForm f) { return f == RefForm::kWithheld ? 3 : f == RefForm::kVariant ? 2 : 1; };
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (auto& [id, n] : graph) {
+      if (n.settled) continue;
+      std::vector<RefForm> now;
+      now.reserve(n.facts->refs.size());
+      for (const auto& ref : n.facts->refs) now.push_back(r.resolve(ref));
+      if (n.rendered && now == n.seen) continue;  // rendered against these forms already
+      n.rendered = true;
+      n.seen = std::move(now);
+      if (RendersUnchanged(n.object.json, n.decision, r.resolve, &n.facts->refs)) continue;
+      bool as_variant = false;
+      auto json = Render(n.object.json, n.decision, r.node_identity, r.resolve, &as_variant, &n.facts->refs);
+      RefForm form = !json ? RefForm::kWithheld : as_variant ? RefForm::kVariant : RefForm::kOriginal;
+      if (rank(form) > rank(forms[id])) {
+        forms[id] = form;
+        moved = true;
+        n.settled = form == RefForm::kWithheld;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& store, std::string_view collection,
                                                                std::vector<store::StoredObject> objects,
                                                                const Recipient& to,
@@ -261,32 +357,22 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     auto it = held.find(std::string(id));
     return it == held.end() ? Held::kNothing : it->second;
   };
-  auto targets = store.Latest(collection, missing);
-  if (!targets.ok()) return targets.status();
-  for (const auto& t : *targets) {
-    if (t.source == to.partner->identity) {
-      forms[t.id] = RefForm::kOriginal;  // it came from the recipient: naming it reveals nothing
-      continue;
-    }
-    Outcome out = Decide(t, r).outcome;
-    forms[t.id] = out == Outcome::kWithhold ? RefForm::kWithheld
-                  : out == Outcome::kReleaseVariant ? RefForm::kVariant
-                                                    : RefForm::kOriginal;
-  }
-  if (generation.ok()) {
-    std::unique_lock lock(cache_mu_);
-    auto it = cache_generation_.find(std::string(collection));
-    if (it != cache_generation_.end() && it->second == *generation) {
-      for (const auto& id : missing) {
-        auto f = forms.find(id);
-        ref_cache_[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;
-      }
-    }
-  }
   r.resolve = [&forms](std::string_view id) {
     auto it = forms.find(std::string(id));
     return it == forms.end() ? RefForm::kUnknown : it->second;
   };
+  std::vector<std::string> resolved;  // `missing` and what they refer to, with their forms now in `forms`
+  if (auto st = ResolveReferenced(store, collection, missing, r, held, forms, &resolved); !st.ok()) return st;
+  if (generation.ok() && !resolved.empty()) {
+    std::unique_lock lock(cache_mu_);
+    auto it = cache_generation_.find(std::string(collection));
+    if (it != cache_generation_.end() && it->second == *generation) {
+      for (const auto& id : resolved) {
+        auto f = forms.find(id);
+        ref_cache_[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
+      }
+    }
+  }
   // A bodiless row decided on cached facts needs its view after all when Render may change it
   // (a variant, granular markings, a reference to a withheld object or to a variant).
   std::vector<size_t> render;

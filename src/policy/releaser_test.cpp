@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "policy/policy.h"
 #include "stix/stix.h"
@@ -153,17 +155,30 @@ TEST(Releaser, ObjectsSharingTheStoresRowsAreReleasedWhole) {
   EXPECT_FALSE(releaser.LocalDecision(partner));
 }
 
+// A SQLite store in a file of its own, removed with its companions afterwards.
+struct TempStore {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("tearline-releaser-" + std::to_string(getpid()) + "-" + std::to_string(++count) + ".db"))
+                         .string();
+  Result<std::unique_ptr<store::Store>> store = (Remove(), store::OpenSqlite(path));
+  ~TempStore() {
+    store = Status::Io("closed");
+    Remove();
+  }
+  void Remove() const {
+    for (auto x : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain", ".key"}) {
+      std::filesystem::remove(path + x);
+    }
+  }
+  static inline int count = 0;
+};
+
 // ReleaseFrom keeps the facts of stored versions between calls. A version deleted and stored
 // again with other markings (same id and modified) must be decided on its new content.
 TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
-  namespace fs = std::filesystem;
-  std::string path = (fs::temp_directory_path() / ("tearline-releaser-" + std::to_string(getpid()) + ".db")).string();
-  auto remove = [&] {
-    for (auto x : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain"}) fs::remove(path + x);
-  };
-  remove();
+  TempStore t;
   {
-    auto store = store::OpenSqlite(path);
+    auto& store = t.store;
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE((*store)->EnsureCollection("c").ok());
     auto put = [&](const std::string& marking) {
@@ -209,8 +224,107 @@ TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
     put(kRed);
     EXPECT_EQ(page(), 0u) << "the restored version is TLP:RED: the cached GREEN facts must not be used";
   }
-  remove();
 }
 
+
+// An object released as an original but changed for the recipient because of what it refers
+// to is republished under a derived id (Render): every object that refers to it must name it
+// by that id, at any depth of the reference graph, and an object withheld because of its own
+// references (a relationship to a withheld object) must not be named at all. Whatever a partner
+// receives refers only to what it receives (or to objects this collection does not hold).
+TEST(Releaser, ReferencesFollowHowEachReferredObjectIsReleased) {
+  TempStore t;
+  auto& store = t.store;
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->EnsureCollection("c").ok());
+  const std::string ext = std::string(kExtensionId);
+  auto obj = [](const std::string& type, const std::string& id, const std::string& marking, const std::string& rest) {
+    return R"({"type":")" + type + R"(","spec_version":"2.1","id":")" + id +
+           R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","object_marking_refs":[")" +
+           marking + R"("],)" + rest + "}";
+  };
+  const std::string m = "malware--0a000000-0000-4000-8000-000000000001";       // variant (tier)
+  const std::string i = "indicator--0a000000-0000-4000-8000-000000000002";     // original
+  const std::string r = "relationship--0a000000-0000-4000-8000-000000000003";  // i -> m: republished
+  const std::string w = "indicator--0a000000-0000-4000-8000-000000000004";     // RED: withheld
+  const std::string r2 = "relationship--0a000000-0000-4000-8000-000000000005"; // i -> w: withheld
+  const std::string rep = "report--0a000000-0000-4000-8000-000000000006";      // r, r2, i: republished
+  const std::string note = "note--0a000000-0000-4000-8000-000000000007";       // rep: republished
+  const std::string far = "note--0a000000-0000-4000-8000-000000000008";        // note: republished
+  const std::string outside = "identity--0a000000-0000-4000-8000-000000000009"; // not in the collection
+  const std::string pattern = R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z")";
+  std::vector<std::string> objects = {
+      obj("malware", m, kGreen, R"("name":"m","is_family":false,"extensions":{")" + ext +
+                                    R"(":{"extension_type":"property-extension","min_full_tier":2}})"),
+      obj("indicator", i, kGreen, R"("name":"i",)" + pattern),
+      obj("relationship", r, kGreen, R"("relationship_type":"indicates","source_ref":")" + i + R"(","target_ref":")" + m + R"(")"),
+      obj("indicator", w, kRed, R"("name":"w",)" + pattern),
+      obj("relationship", r2, kGreen, R"("relationship_type":"related-to","source_ref":")" + i + R"(","target_ref":")" + w + R"(")"),
+      obj("report", rep, kGreen, R"("name":"rep","published":"2024-01-01T00:00:00Z","object_refs":[")" + r + R"(",")" + r2 +
+                                     R"(",")" + i + R"("])"),
+      obj("note", note, kGreen, R"("content":"see the report","object_refs":[")" + rep + R"(",")" + outside + R"("])"),
+      obj("note", far, kGreen, R"("content":"see the note","object_refs":[")" + note + R"("])"),
+  };
+  std::string bundle = R"({"type":"bundle","id":"bundle--0a000000-0000-4000-8000-0000000000ff","objects":[)";
+  for (size_t k = 0; k < objects.size(); ++k) bundle += (k ? "," : "") + objects[k];
+  bundle += "]}";
+  stix::Validator v;
+  auto valid = v.Validate(bundle);
+  ASSERT_TRUE(valid.ok()) << (valid.diagnostics.empty() ? "" : valid.diagnostics.front().ToString());
+  ASSERT_TRUE((*store)->Put("c", valid.objects).ok());
+
+  PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 0};
+  Audience audience{{}, {"g"}, Tlp::kAmber};
+  Recipient to{"south", true, &south, &audience};
+  to.node_identity = "identity--7e0c4b1a-2f3d-4e5a-8b6c-9d0e1f2a3b4c";
+  auto as_variant = [&](const std::string& id) { return VariantId(id, to.node_identity); };
+  // What the partner receives when it reads `ids` (all objects when empty): id -> JSON.
+  auto release = [&](std::vector<std::string> ids) {
+    Releaser releaser;  // a new one each time: nothing decided in an earlier read is reused
+    store::Query q;
+    q.collection = "c";
+    q.held_for = kSouth;
+    q.ids = std::move(ids);
+    auto page = (*store)->Query(q);
+    EXPECT_TRUE(page.ok());
+    auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
+    EXPECT_TRUE(out.ok());
+    std::map<std::string, std::string> got;
+    for (const auto& o : *out) got[o.Id()] = o.Json();
+    return got;
+  };
+  // The references of a received object, but its creator (the node, for what it republished).
+  auto refs = [&](const std::string& json) {
+    auto v = ReferencedIds(json);
+    std::set<std::string> out(v.begin(), v.end());
+    out.erase(to.node_identity);
+    return out;
+  };
+
+  // Each object read alone names the others as the partner receives them.
+  auto alone = release({far});
+  ASSERT_EQ(alone.size(), 1u);
+  ASSERT_TRUE(alone.count(as_variant(far))) << "its reference changed: republished";
+  EXPECT_EQ(refs(alone[as_variant(far)]), std::set<std::string>{as_variant(note)}) << "three references away from m";
+  alone = release({note});
+  ASSERT_TRUE(alone.count(as_variant(note)));
+  EXPECT_EQ(refs(alone[as_variant(note)]), (std::set<std::string>{as_variant(rep), outside}))
+      << "a reference to an object the collection does not hold stays";
+  alone = release({rep});
+  ASSERT_TRUE(alone.count(as_variant(rep)));
+  EXPECT_EQ(refs(alone[as_variant(rep)]), (std::set<std::string>{as_variant(r), i}))
+      << "the relationship to a withheld object is withheld: not named";
+  EXPECT_TRUE(release({r2}).empty());
+
+  // Everything at once: the same forms, and every reference names something received.
+  auto all = release({});
+  EXPECT_EQ(all.size(), 6u);
+  for (const auto& id : {as_variant(m), i, as_variant(r), as_variant(rep), as_variant(note), as_variant(far)}) {
+    EXPECT_TRUE(all.count(id)) << id;
+  }
+  for (const auto& [id, json] : all) {
+    for (const auto& ref : refs(json)) EXPECT_TRUE(all.count(ref) || ref == outside) << id << " names " << ref;
+  }
+}
 }  // namespace
 }  // namespace tearline::policy
