@@ -323,7 +323,11 @@ void AuditChain::NoteWrittenLocked() {
   written_hash_ = head_hash_;
 }
 
-Result<int64_t> AuditChain::Sync() {
+int AuditChain::OpenSyncDescriptor() const {
+  return fd_ < 0 ? -1 : ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+Result<int64_t> AuditChain::Sync(int fd) {
   int64_t seq;
   std::string hash;
   {
@@ -332,7 +336,7 @@ Result<int64_t> AuditChain::Sync() {
     if (fd_ < 0 || seq <= synced_seq_) return synced_seq_;
     hash = written_hash_;
   }
-  if (::fdatasync(fd_) != 0) return Errno("sync the audit chain", path_);
+  if (::fdatasync(fd >= 0 ? fd : fd_) != 0) return Errno("sync the audit chain", path_);
   std::lock_guard i(index_mu_);
   if (seq > synced_seq_) {
     synced_seq_ = seq;

@@ -71,7 +71,12 @@ class AuditChain {
   Status Append(const Lock& l, std::vector<audit::Entry>& entries);
 
   //! Makes every entry written before the call durable (fdatasync); the seq it covers.
-  Result<int64_t> Sync();
+  //! `fd`: a descriptor from OpenSyncDescriptor to sync through (the kernel reports a failed
+  //! write-back once to each open file), or -1: the chain's own.
+  Result<int64_t> Sync(int fd = -1);
+  //! A new read-only descriptor of the chain's file, for Sync (the caller closes it); -1 for
+  //! an in-memory chain or when it cannot be opened (Sync then uses the chain's own).
+  int OpenSyncDescriptor() const;
   //! The newest entry known durable (by Sync, or found in the file when opened): its (seq,
   //! hash), (0, genesis) when none; a head to sign without syncing.
   std::pair<int64_t, std::string> SyncedHead() const;
