@@ -1080,21 +1080,20 @@ class SqliteStore final : public Store {
       }
     });
     if (wal_main_ < 0) return;
-    for (auto& t : syncers_) t = std::thread([this] { SyncLoop(); });
+    syncer_ = std::thread([this] { SyncLoop(); });
   }
 
-  // Syncers: each takes every group queued (the objects' WAL and the audit chain written, not
-  // yet durable), syncs, and answers them. There are two, so a group queued while a sync runs
-  // has its own sync start at once instead of waiting for that one to end: at 64 connections
-  // of random pages, the p99 was lower in 7 pairs of 8 at the same rate (docs/benchmarks.md,
-  // thirteenth session). A sync covers every group queued before it began (fdatasync makes all
-  // the file's writes before the call durable), whichever thread runs it; groups may be
-  // answered out of order.
+  // The syncer: takes every group queued (the objects' WAL and the audit chain written, not yet
+  // durable), syncs, and answers them. One sync covers every group queued before it began
+  // (fdatasync makes all the file's writes before the call durable). (Two syncers, so that a
+  // group queued during a sync has its own at once: p99 of random pages -0.7 to -1.4 ms but
+  // -5 to -11% of their rate, +5 to +12% CPU per page: more, smaller syncs; not kept,
+  // docs/benchmarks.md, thirteenth session.)
   //
-  // Each syncer syncs through descriptors of its own: the kernel reports a failed write-back
-  // once to each open file (errseq), so one shared descriptor could tell the failure to the
-  // other syncer's concurrent sync alone, and this one would answer groups whose pages were
-  // lost. With its own, every sync that began before the failure was reported sees it.
+  // It syncs through descriptors of its own: the kernel reports a failed write-back once to
+  // each open file (errseq), so on a descriptor shared with another sync (the chain's, which
+  // checkpoints and synchronous appends sync too) the failure could be told to that one alone
+  // while this one answered groups whose pages were lost.
   void SyncLoop() {
     pthread_setname_np(pthread_self(), "tl-sync");
     const int wal = ::open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
@@ -1144,13 +1143,13 @@ class SqliteStore final : public Store {
       group_cv_.notify_all();
       committer_.join();  // Puts already queued are stored first
     }
-    if (syncers_[0].joinable()) {
+    if (syncer_.joinable()) {
       {
         std::lock_guard s(sync_mu_);
         sync_stop_ = true;
       }
       sync_cv_.notify_all();
-      for (auto& t : syncers_) t.join();  // and acknowledged once durable
+      syncer_.join();  // and acknowledged once durable
     }
     if (wal_main_ >= 0) ::close(wal_main_);
     wal_main_ = -1;
@@ -1174,7 +1173,6 @@ class SqliteStore final : public Store {
   std::string SyncWals(bool main, int wal, int chain) {
     if (sync_failed_.load()) return sync_error_;
     if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
-    if (opt_.before_sync) opt_.before_sync();
     std::string failed;
     if (opt_.fail_sync) {
       failed = "sync the write-ahead log: injected failure";
@@ -2251,7 +2249,7 @@ class SqliteStore final : public Store {
       stopping = sync_stop_;
     }
     // No syncer (in-memory or temporary stores), or a store being closed: synced here.
-    if (wal_main_ < 0 || !syncers_[0].joinable() || stopping) {
+    if (wal_main_ < 0 || !syncer_.joinable() || stopping) {
       return Store::AppendAuditAsync(std::move(entries), std::move(releases), std::move(done));
     }
     if (entries.empty() && releases.empty()) return done(Status::Ok(), 0);
@@ -3308,7 +3306,7 @@ class SqliteStore final : public Store {
   };
   std::vector<Unsynced> to_sync_;
   bool sync_stop_ = false;
-  std::thread syncers_[2];  // SyncLoop
+  std::thread syncer_;  // SyncLoop
   std::atomic<bool> sync_failed_{false};
   std::string sync_error_;  // set once, under mu_, before sync_failed_
   std::atomic<uint64_t> wal_syncs_{0};

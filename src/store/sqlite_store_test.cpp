@@ -947,50 +947,6 @@ TEST(Store, AuditEntriesAreAcknowledgedOnlyOnceSyncedWithoutHoldingTheWriter) {
   EXPECT_FALSE(s->AppendAudit({{0, 1, "r", "o4", "v", "release", "why", "", ""}}).ok()) << "writes refused after a failed sync";
 }
 
-// A group queued while a sync runs gets a sync of its own at once (two syncers, SyncLoop): it
-// is answered while the first sync is still held, and the first group is answered when its
-// sync ends (its entries were made durable by the second sync already).
-TEST(Store, AGroupQueuedDuringASyncDoesNotWaitForIt) {
-  TempDb db;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<int> syncs{0};
-  SqliteOptions opt;
-  opt.before_sync = [&] {
-    if (syncs++ == 0) released.wait();  // the first sync is held
-  };
-  std::promise<Status> first, second;  // outlive the store: its syncers answer them
-  auto s = Open(db, opt);
-  bool let_go = false;  // the held sync is let go at the latest when the test ends (else the store's close waits)
-  auto let_go_once = [&] {
-    if (!std::exchange(let_go, true)) release.set_value();
-  };
-  struct AtExit {
-    std::function<void()> f;
-    ~AtExit() { f(); }
-  } at_exit{let_go_once};
-  s->AppendAuditAsync({{0, 1, "r", "o1", "v", "release", "why", "", ""}}, {}, [&](Status st, int64_t) { first.set_value(st); });
-  for (int i = 0; i < 2000 && syncs.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_EQ(syncs.load(), 1) << "the first group's sync began";
-  s->AppendAuditAsync({{0, 2, "r", "o2", "v", "release", "why", "", ""}}, {}, [&](Status st, int64_t) { second.set_value(st); });
-  auto answered = second.get_future();
-  ASSERT_EQ(answered.wait_for(std::chrono::seconds(20)), std::future_status::ready)
-      << "the second group waited for the first group's sync";
-  EXPECT_TRUE(answered.get().ok());
-  auto held = first.get_future();
-  EXPECT_EQ(held.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout) << "answered before its sync ended";
-  let_go_once();
-  ASSERT_EQ(held.wait_for(std::chrono::seconds(20)), std::future_status::ready);
-  EXPECT_TRUE(held.get().ok());
-  auto head = s->AuditSyncedHead();
-  ASSERT_TRUE(head.ok());
-  EXPECT_EQ(head->first, 2);
-  auto chain = s->ReadAudit(0, 10);
-  ASSERT_TRUE(chain.ok());
-  EXPECT_EQ(chain->size(), 2u);
-  EXPECT_TRUE(audit::Verify(*chain).ok);
-}
-
 // The periodic checkpoint signs the newest entry already durable (no sync of its own beside the
 // syncer's): while a sync is pending it is the entry before; AuditHead (the checkpoint on
 // shutdown, the CLI) syncs and names the newest.

@@ -455,8 +455,6 @@ struct SqliteOptions {
   bool fail_sync = false;
   //! Test seam: the syncer waits this long before each sync of the write-ahead logs.
   int sync_delay_ms = 0;
-  //! Test seam: called by a syncer before each sync of the write-ahead logs (it may block).
-  std::function<void()> before_sync;
   //! Test seam: each group commit holds the writer this much longer.
   int group_delay_ms = 0;
   //! Test seam: StateToken asks SQLite (PRAGMA data_version), as where no WAL-index is mapped.
