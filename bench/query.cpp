@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 
+#include "collection_span.h"
 #include "store/store.h"
 
 int main(int argc, char** argv) {
@@ -52,24 +53,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     auto& s = **store;
-    // The collection's time span, from its first and last objects.
-    tearline::store::Query all;
-    all.collection = collection;
-    all.limit = 1;
-    auto first = s.Query(all);
-    if (!first.ok() || first->objects.empty()) {
+    auto range = tearline::bench::CollectionSpan(s, collection);
+    if (!range) {
       std::fprintf(stderr, "bench_query: collection \"%s\" is empty or unreadable\n", collection.c_str());
       return 1;
     }
-    int64_t lo = first->objects[0].date_added;
-    // The newest date_added, by bisection (a page after it is empty).
-    int64_t hi = lo, step = int64_t{1} << 40;
-    while (step > 0) {
-      all.added_after = hi + step;
-      auto p = s.Query(all);
-      if (p.ok() && !p->objects.empty()) hi += step;
-      else step /= 2;
-    }
+    const auto [lo, hi] = *range;
     std::mt19937_64 rng(42);
     int64_t span = std::max<int64_t>(1, hi - lo);
     size_t objects = 0;

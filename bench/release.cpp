@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 
+#include "collection_span.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -61,20 +62,9 @@ int main(int argc, char** argv) {
   auto store = st::OpenSqlite(db);
   if (!store.ok()) return Fail(store.status().message());
   auto& s = **store;
-  // The collection's time span: its first object, and the newest by bisection.
-  st::Query all;
-  all.collection = collection;
-  all.limit = 1;
-  auto first = s.Query(all);
-  if (!first.ok() || first->objects.empty()) return Fail("collection \"" + collection + "\" is empty or unreadable");
-  const int64_t lo = first->objects[0].date_added;
-  int64_t hi = lo;
-  for (int64_t step = int64_t{1} << 40; step > 0;) {
-    all.added_after = hi + step;
-    auto p = s.Query(all);
-    if (p.ok() && !p->objects.empty()) hi += step;
-    else step /= 2;
-  }
+  auto range = tearline::bench::CollectionSpan(s, collection);
+  if (!range) return Fail("collection \"" + collection + "\" is empty or unreadable");
+  const auto [lo, hi] = *range;
   const std::string partner_id = "identity--0b0e0c00-0000-4000-8000-00000000bec0";
   pol::PartnerRecipient partner{partner_id, "", pol::Channel::kOpen, {"bench-group"}, 1};
   pol::Audience audience{{}, {"bench-group"}, pol::Tlp::kGreen};
