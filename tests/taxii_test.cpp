@@ -191,6 +191,42 @@ TEST_F(TaxiiTest, Authentication) {
   EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Reader()).status, 401);
 }
 
+// Requests arriving together with a credential not checked yet run one check (Argon2id) and
+// share its result, instead of one check each: the stall of a node starting under load, or of a
+// busy client whose remembered credential expired. A wrong credential presented together fails
+// for every request.
+TEST_F(TaxiiTest, RequestsArrivingTogetherCheckANewCredentialOnce) {
+  auto checks = [&] {
+    std::string m = Http("GET", base_ + "/metrics", Analyst()).body;
+    auto at = m.find("\ntearline_auth_checks_total ");
+    return at == std::string::npos ? int64_t{-1} : std::stoll(m.substr(at + 28));
+  };
+  checks();  // the analyst's own credential is remembered from here on
+  const int64_t before = checks();
+  ASSERT_GE(before, 1);
+  auto fresh = taxii::IssueToken(*store_, "reader");
+  ASSERT_TRUE(fresh.ok());
+  auto together = [&](const std::string& token) {
+    constexpr int kRequests = 12;
+    std::vector<int> status(kRequests, 0);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int k = 0; k < kRequests; ++k) {
+      threads.emplace_back([&, k] {
+        ++ready;
+        while (ready.load() < kRequests) std::this_thread::yield();
+        status[k] = Http("GET", base_ + "/ct/collections/", {"", token, {}, ""}).status;
+      });
+    }
+    for (auto& t : threads) t.join();
+    return status;
+  };
+  for (int s : together(*fresh)) EXPECT_EQ(s, 200);
+  EXPECT_EQ(checks() - before, 1) << "each request checked the new token itself";
+  for (int s : together(*fresh + "x")) EXPECT_EQ(s, 401);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"", *fresh, {}, ""}).status, 200);
+}
+
 TEST_F(TaxiiTest, CollectionsFollowPermissions) {
   auto a = Http("GET", base_ + "/ct/collections/", Analyst());
   ASSERT_EQ(a.status, 200);

@@ -280,17 +280,46 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   unsigned char digest[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(auth.data()), auth.size());
   std::string key(reinterpret_cast<char*>(digest), sizeof digest);
+  // A credential's check (Argon2id: tens of milliseconds and 64 MiB by design) runs once at a
+  // time: requests presenting it meanwhile wait for that check's result. Without this, every
+  // request in flight when the entry was missing (a node starting under load, or every five
+  // minutes when the entry expired) ran its own check, and the node stalled for all of them.
+  // A busy client's entry is checked again by one of its requests in its last minute, while the
+  // others go on with it, so it does not expire under them.
   auto now = std::chrono::steady_clock::now();
   std::string name;
+  bool check = false;
   {
-    std::lock_guard lock(cache_mu_);
-    auto it = auth_cache_.find(key);
-    if (it != auth_cache_.end() && it->second.second > now) name = it->second.first;
+    std::unique_lock lock(cache_mu_);
+    auto cached = [&]() -> const std::string* {
+      auto it = auth_cache_.find(key);
+      return it != auth_cache_.end() && it->second.second > now ? &it->second.first : nullptr;
+    };
+    bool waited = false;
+    while (auth_checking_.count(key) && !cached()) {
+      auth_cv_.wait(lock);
+      waited = true;
+      now = std::chrono::steady_clock::now();
+    }
+    if (const std::string* n = cached()) {
+      name = *n;
+      if (!auth_checking_.count(key) && auth_cache_[key].second - now < std::chrono::minutes(1)) {
+        auth_checking_.insert(key);
+        check = true;
+      }
+    } else if (waited) {
+      return false;  // the check this request waited for failed: the same credential fails
+    } else {
+      auth_checking_.insert(key);
+      check = true;
+    }
   }
-  if (name.empty()) {
+  if (check) {
+    auth_checks_.fetch_add(1, std::memory_order_relaxed);
     std::string_view scheme = auth.substr(0, auth.find(' '));
     std::string_view cred = auth.size() > scheme.size() ? auth.substr(scheme.size() + 1) : std::string_view();
     std::string lower = Normalize(scheme);
+    std::string checked;
     bool ok = false;
     if (lower == "basic") {
       std::string decoded(cred.size(), '\0');
@@ -304,7 +333,7 @@ bool Service::Authenticate(const Request& req, Caller* who) {
           auto p = store_.GetPrincipal(user);
           ok = p.ok() && VerifySecret(p->password_hash, pass);
           if (!p.ok()) VerifySecret(HashSecret("timing-equaliser"), pass);  // same cost for unknown users
-          if (ok) name = user;
+          if (ok) checked = user;
         }
       }
     } else if (lower == "bearer" && cred.rfind("tlt_", 0) == 0) {
@@ -313,13 +342,22 @@ bool Service::Authenticate(const Request& req, Caller* who) {
       if (dot != std::string_view::npos) {
         auto t = store_.GetToken(rest.substr(0, dot));
         ok = t.ok() && VerifySecret(t->secret_hash, rest.substr(dot + 1));
-        if (ok) name = t->principal;
+        if (ok) checked = t->principal;
       }
     }
+    {
+      std::lock_guard lock(cache_mu_);
+      auth_checking_.erase(key);
+      if (ok) {
+        if (auth_cache_.size() > 10000) auth_cache_.clear();
+        auth_cache_[key] = {checked, std::chrono::steady_clock::now() + std::chrono::minutes(5)};
+      } else {
+        auth_cache_.erase(key);  // a refresh that fails ends the entry at once
+      }
+    }
+    auth_cv_.notify_all();
     if (!ok) return false;
-    std::lock_guard lock(cache_mu_);
-    if (auth_cache_.size() > 10000) auth_cache_.clear();
-    auth_cache_[key] = {name, now + std::chrono::minutes(5)};
+    name = std::move(checked);
   }
   // Permissions are read fresh for every state of the store: a change applies to the next request.
   auto p = PrincipalOf(*who, name);
@@ -430,7 +468,10 @@ net::Response Service::HandleNow(const Request& req) {
       if (req.method != "GET") return Error(405, "Method Not Allowed", "allowed: GET");
       Response r;
       r.Set("Content-Type", "text/plain; version=0.0.4");
-      r.body = metrics_->Render(store_) + store_.MetricsText() + cache_->Metrics();
+      r.body = metrics_->Render(store_) + store_.MetricsText() + cache_->Metrics() +
+               "# HELP tearline_auth_checks_total Credential checks run (Argon2id; verified credentials are remembered).\n"
+               "# TYPE tearline_auth_checks_total counter\n"
+               "tearline_auth_checks_total " + std::to_string(auth_checks_.load()) + "\n";
       return r;
     }
     if (!AcceptsTaxii(req.Header("Accept"))) {

@@ -6,7 +6,9 @@
 // TAXII Version 2.1, OASIS Standard (docs/taxii-conformance.md).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <optional>
 #include <iterator>
@@ -15,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "net/net.h"
@@ -183,9 +186,14 @@ class Service {
   std::unique_ptr<AuditWriter> audit_;  // group commit of release records
   std::unique_ptr<ResponseCache> cache_;  // read responses for identical requests (response_cache.h)
   // Successful credential checks, cached so Argon2id runs once per credential
-  // and not per request: key = SHA-256 of the presented credential.
+  // and not per request: key = SHA-256 of the presented credential -> (principal, valid until).
+  // One check per credential at a time (Authenticate): requests presenting a credential being
+  // checked wait for that check's result instead of running their own.
   std::mutex cache_mu_;
+  std::condition_variable auth_cv_;   // a check ended
   std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> auth_cache_;
+  std::unordered_set<std::string> auth_checking_;  // keys whose check runs
+  std::atomic<uint64_t> auth_checks_{0};            // Argon2id verifications run (/metrics)
   // PrincipalOf/PartnersOf: what was read under `state_` (any commit gives a new token, so a
   // permission or partner change applies to the next request, as when read every time).
   std::mutex state_mu_;
