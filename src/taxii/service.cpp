@@ -316,6 +316,26 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   }
   if (check) {
     auth_checks_.fetch_add(1, std::memory_order_relaxed);
+    // However the check ends (an exception too), it is no longer running and its waiters learn
+    // its result: remembered when it succeeded, forgotten when it failed.
+    struct Ending {
+      Service& service;
+      const std::string& key;
+      std::string principal;  // set when the credential is valid
+      ~Ending() {
+        {
+          std::lock_guard lock(service.cache_mu_);
+          service.auth_checking_.erase(key);
+          if (!principal.empty()) {
+            if (service.auth_cache_.size() > 10000) service.auth_cache_.clear();
+            service.auth_cache_[key] = {principal, std::chrono::steady_clock::now() + std::chrono::minutes(5)};
+          } else {
+            service.auth_cache_.erase(key);  // a refresh that fails ends the entry at once
+          }
+        }
+        service.auth_cv_.notify_all();
+      }
+    } ending{*this, key, {}};
     std::string_view scheme = auth.substr(0, auth.find(' '));
     std::string_view cred = auth.size() > scheme.size() ? auth.substr(scheme.size() + 1) : std::string_view();
     std::string lower = Normalize(scheme);
@@ -345,18 +365,8 @@ bool Service::Authenticate(const Request& req, Caller* who) {
         if (ok) checked = t->principal;
       }
     }
-    {
-      std::lock_guard lock(cache_mu_);
-      auth_checking_.erase(key);
-      if (ok) {
-        if (auth_cache_.size() > 10000) auth_cache_.clear();
-        auth_cache_[key] = {checked, std::chrono::steady_clock::now() + std::chrono::minutes(5)};
-      } else {
-        auth_cache_.erase(key);  // a refresh that fails ends the entry at once
-      }
-    }
-    auth_cv_.notify_all();
-    if (!ok) return false;
+    if (!ok || checked.empty()) return false;
+    ending.principal = checked;
     name = std::move(checked);
   }
   // Permissions are read fresh for every state of the store: a change applies to the next request.
