@@ -291,9 +291,10 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   bool check = false;
   {
     std::unique_lock lock(cache_mu_);
-    auto cached = [&]() -> const std::string* {
+    // The remembered (principal, valid until), while valid.
+    auto cached = [&]() -> const std::pair<std::string, std::chrono::steady_clock::time_point>* {
       auto it = auth_cache_.find(key);
-      return it != auth_cache_.end() && it->second.second > now ? &it->second.first : nullptr;
+      return it != auth_cache_.end() && it->second.second > now ? &it->second : nullptr;
     };
     bool waited = false;
     while (auth_checking_.count(key) && !cached()) {
@@ -301,9 +302,9 @@ bool Service::Authenticate(const Request& req, Caller* who) {
       waited = true;
       now = std::chrono::steady_clock::now();
     }
-    if (const std::string* n = cached()) {
-      name = *n;
-      if (!auth_checking_.count(key) && auth_cache_[key].second - now < std::chrono::minutes(1)) {
+    if (const auto* entry = cached()) {
+      name = entry->first;
+      if (entry->second - now < std::chrono::minutes(1) && !auth_checking_.count(key)) {
         auth_checking_.insert(key);
         check = true;
       }
