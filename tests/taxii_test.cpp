@@ -189,6 +189,14 @@ TEST_F(TaxiiTest, Authentication) {
   // Removing a principal applies to the next request, cached credentials or not.
   ASSERT_TRUE(store_->RemovePrincipal("reader").ok());
   EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Reader()).status, 401);
+  // So does a new password (`principal add` again): the old one, remembered as checked, fails
+  // at once, the new one works.
+  const std::string changed = "a changed password 2026";
+  ASSERT_TRUE(store_->PutPrincipal({"analyst", taxii::HashSecret(changed), {"demo", "inbox"}, {"inbox"}}).ok());
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Analyst()).status, 401) << "the old password still works";
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"analyst:" + changed, "", {}, ""}).status, 200);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", {"analyst:" + changed, "", {}, ""}).status, 200);
+  EXPECT_EQ(Http("GET", base_ + "/ct/collections/", Analyst()).status, 401);
 }
 
 // Requests arriving together with a credential not checked yet run one check (Argon2id) and

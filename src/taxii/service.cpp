@@ -274,7 +274,7 @@ Result<std::string> IssueToken(store::Store& store, std::string_view principal) 
   return "tlt_" + std::string(id) + "." + secret;
 }
 
-bool Service::Authenticate(const Request& req, Caller* who) {
+bool Service::Authenticate(const Request& req, Caller* who, bool again) {
   std::string_view auth = req.Header("Authorization");
   if (auth.empty()) return false;
   unsigned char digest[crypto_hash_sha256_BYTES];
@@ -288,13 +288,14 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   // others go on with it, so it does not expire under them.
   auto now = std::chrono::steady_clock::now();
   std::string name;
+  std::string checked_against;  // HTTP Basic: the password hash the remembered check was against
   bool check = false;
   {
     std::unique_lock lock(cache_mu_);
-    // The remembered (principal, valid until), while valid.
-    auto cached = [&]() -> const std::pair<std::string, std::chrono::steady_clock::time_point>* {
+    // The remembered check, while valid.
+    auto cached = [&]() -> const Verified* {
       auto it = auth_cache_.find(key);
-      return it != auth_cache_.end() && it->second.second > now ? &it->second : nullptr;
+      return it != auth_cache_.end() && it->second.until > now ? &it->second : nullptr;
     };
     bool waited = false;
     while (auth_checking_.count(key) && !cached()) {
@@ -303,8 +304,9 @@ bool Service::Authenticate(const Request& req, Caller* who) {
       now = std::chrono::steady_clock::now();
     }
     if (const auto* entry = cached()) {
-      name = entry->first;
-      if (entry->second - now < std::chrono::minutes(1) && !auth_checking_.count(key)) {
+      name = entry->principal;
+      checked_against = entry->password_hash;
+      if (entry->until - now < std::chrono::minutes(1) && !auth_checking_.count(key)) {
         auth_checking_.insert(key);
         check = true;
       }
@@ -322,21 +324,22 @@ bool Service::Authenticate(const Request& req, Caller* who) {
     struct Ending {
       Service& service;
       const std::string& key;
-      std::string principal;  // set when the credential is valid
+      std::string principal;      // set when the credential is valid
+      std::string password_hash;  // HTTP Basic: what it was checked against
       ~Ending() {
         {
           std::lock_guard lock(service.cache_mu_);
           service.auth_checking_.erase(key);
           if (!principal.empty()) {
             if (service.auth_cache_.size() > 10000) service.auth_cache_.clear();
-            service.auth_cache_[key] = {principal, std::chrono::steady_clock::now() + std::chrono::minutes(5)};
+            service.auth_cache_[key] = {principal, std::chrono::steady_clock::now() + std::chrono::minutes(5), password_hash};
           } else {
             service.auth_cache_.erase(key);  // a refresh that fails ends the entry at once
           }
         }
         service.auth_cv_.notify_all();
       }
-    } ending{*this, key, {}};
+    } ending{*this, key, {}, {}};
     std::string_view scheme = auth.substr(0, auth.find(' '));
     std::string_view cred = auth.size() > scheme.size() ? auth.substr(scheme.size() + 1) : std::string_view();
     std::string lower = Normalize(scheme);
@@ -354,7 +357,10 @@ bool Service::Authenticate(const Request& req, Caller* who) {
           auto p = store_.GetPrincipal(user);
           ok = p.ok() && VerifySecret(p->password_hash, pass);
           if (!p.ok()) VerifySecret(HashSecret("timing-equaliser"), pass);  // same cost for unknown users
-          if (ok) checked = user;
+          if (ok) {
+            checked = user;
+            ending.password_hash = p->password_hash;
+          }
         }
       }
     } else if (lower == "bearer" && cred.rfind("tlt_", 0) == 0) {
@@ -373,6 +379,18 @@ bool Service::Authenticate(const Request& req, Caller* who) {
   // Permissions are read fresh for every state of the store: a change applies to the next request.
   auto p = PrincipalOf(*who, name);
   if (!p.ok()) return false;
+  if (!check && !checked_against.empty() && p->password_hash != checked_against) {
+    // The password was changed (`principal add` again) since this one was checked: what is
+    // remembered no longer counts; checked again (against the new hash: the old one fails).
+    // Once: a second mismatch (reads of two states of the store) is refused, the safe side.
+    if (again) return false;
+    {
+      std::lock_guard lock(cache_mu_);
+      auto it = auth_cache_.find(key);
+      if (it != auth_cache_.end() && it->second.password_hash == checked_against) auth_cache_.erase(it);
+    }
+    return Authenticate(req, who, true);
+  }
   who->authenticated = true;
   who->principal = std::move(p).value();
   return true;

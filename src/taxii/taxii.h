@@ -165,7 +165,8 @@ class Service {
   net::Response HandleNow(const net::Request& request);
   net::Response Dispatch(const net::Request& req, const Caller& who, const std::vector<std::string>& seg,
                          const std::multimap<std::string, std::string>& params);
-  bool Authenticate(const net::Request& req, Caller* who);
+  //! `again`: called again because a remembered HTTP Basic check was against an older password.
+  bool Authenticate(const net::Request& req, Caller* who, bool again = false);
   // The principal and the partner list as of the caller's state token (Caller::state): read
   // from the store once per state of the objects' database, not on every request. Without a
   // token (routes that are not cached, stores without tokens) they are read every time.
@@ -186,12 +187,17 @@ class Service {
   std::unique_ptr<AuditWriter> audit_;  // group commit of release records
   std::unique_ptr<ResponseCache> cache_;  // read responses for identical requests (response_cache.h)
   // Successful credential checks, cached so Argon2id runs once per credential
-  // and not per request: key = SHA-256 of the presented credential -> (principal, valid until).
+  // and not per request: key = SHA-256 of the presented credential.
   // One check per credential at a time (Authenticate): requests presenting a credential being
   // checked wait for that check's result instead of running their own.
+  struct Verified {
+    std::string principal;
+    std::chrono::steady_clock::time_point until;
+    std::string password_hash;  // HTTP Basic: the principal's hash it was checked against
+  };
   std::mutex cache_mu_;
   std::condition_variable auth_cv_;   // a check ended
-  std::unordered_map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> auth_cache_;
+  std::unordered_map<std::string, Verified> auth_cache_;
   std::unordered_set<std::string> auth_checking_;  // keys whose check runs
   std::atomic<uint64_t> auth_checks_{0};            // Argon2id verifications run (/metrics)
   // PrincipalOf/PartnersOf: what was read under `state_` (any commit gives a new token, so a
