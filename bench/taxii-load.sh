@@ -2,7 +2,8 @@
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
 #   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|first|one|mixed]
 # "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
-# "mixed" runs random pages and POSTs at the same time (32 connections each).
+# "mixed" runs random pages and POSTs at the same time (32 connections each); MIXED_READER=partner
+# reads the pages as the partner while the POSTs go into the collection it reads.
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -129,10 +130,16 @@ if [ "$MODE" = random ]; then  # random pages alone (e.g. to profile them)
   exit 0
 fi
 if [ "$MODE" = mixed ]; then  # random pages and POSTs at once (32 connections each): reads and writes share the store
-  wrk -t1 -c32 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" -s bench/taxii-pages.lua "$BASE/$COLL/objects/" >"$DIR/mixed-get.out" &
+  # MIXED_READER=partner: the pages are read by the partner's principal (the sharing rules) and the
+  # POSTs go into the collection it reads, so every new version empties the Releaser's caches
+  # (what partners reading during ingest cost); otherwise a local reader, POSTs elsewhere.
+  GET_AUTH=$AUTH
+  INTO=$POSTED
+  if [ "${MIXED_READER:-}" = partner ]; then GET_AUTH="Authorization: Bearer $PTOKEN"; INTO=$COLL; fi
+  wrk -t1 -c32 -d"${SECS}s" --latency -H "$GET_AUTH" -H "$ACCEPT" -s bench/taxii-pages.lua "$BASE/$COLL/objects/" >"$DIR/mixed-get.out" &
   WRK_GET=$!
   wrk -t1 -c32 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" -s bench/taxii-post.lua \
-    -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/" >"$DIR/mixed-post.out"
+    -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$INTO/objects/" >"$DIR/mixed-post.out"
   wait $WRK_GET
   for f in get post; do
     out=$(cat "$DIR/mixed-$f.out")
