@@ -1,15 +1,13 @@
 // The sharing rules as a table: object facts x recipient x audience -> decision.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <filesystem>
 #include <map>
 #include <set>
 
 #include "policy/policy.h"
 #include "stix/stix.h"
 #include "store/store.h"
+#include "test_util.h"
 
 namespace tearline::policy {
 namespace {
@@ -155,22 +153,11 @@ TEST(Releaser, ObjectsSharingTheStoresRowsAreReleasedWhole) {
   EXPECT_FALSE(releaser.LocalDecision(partner));
 }
 
-// A SQLite store in a file of its own, removed with its companions afterwards.
+// A SQLite store in a directory of its own (test_util.h's TempDir: removed with every file
+// the store put beside it).
 struct TempStore {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("tearline-releaser-" + std::to_string(getpid()) + "-" + std::to_string(++count) + ".db"))
-                         .string();
-  Result<std::unique_ptr<store::Store>> store = (Remove(), store::OpenSqlite(path));
-  ~TempStore() {
-    store = Status::Io("closed");
-    Remove();
-  }
-  void Remove() const {
-    for (auto x : {"", "-wal", "-shm", ".audit", ".audit-wal", ".audit-shm", ".audit-chain", ".key"}) {
-      std::filesystem::remove(path + x);
-    }
-  }
-  static inline int count = 0;
+  test::TempDir dir;
+  Result<std::unique_ptr<store::Store>> store = store::OpenSqlite(dir.path() + "/releaser.db");
 };
 
 // ReleaseFrom keeps the facts of stored versions between calls. A version deleted and stored
