@@ -297,13 +297,15 @@ bool Service::Authenticate(const Request& req, Caller* who, bool again) {
       auto it = auth_cache_.find(key);
       return it != auth_cache_.end() && it->second.until > now ? &it->second : nullptr;
     };
+    const Verified* entry = cached();  // every request: one lookup when remembered
     bool waited = false;
-    while (auth_checking_.count(key) && !cached()) {
+    while (!entry && auth_checking_.count(key)) {
       auth_cv_.wait(lock);
       waited = true;
       now = std::chrono::steady_clock::now();
+      entry = cached();
     }
-    if (const auto* entry = cached()) {
+    if (entry) {
       name = entry->principal;
       checked_against = entry->password_hash;
       if (entry->until - now < std::chrono::minutes(1) && !auth_checking_.count(key)) {
