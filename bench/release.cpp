@@ -15,6 +15,7 @@
 // Run it on the database bench/taxii-load.sh generates (build/bench-taxii/).
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -88,8 +89,9 @@ int main(int argc, char** argv) {
       if (mode) q.held_for = partner_id;
       auto page = s.Query(q);
       if (!page.ok()) return Fail(page.status().message());
-      pol::Releaser fresh;
-      const pol::Releaser& releaser = mode == 2 ? fresh : shared;
+      std::optional<pol::Releaser> fresh;  // cold: a new one for this page (only then built)
+      if (mode == 2) fresh.emplace();
+      const pol::Releaser& releaser = fresh ? *fresh : shared;
       auto out = releaser.ReleaseFrom(s, collection, std::move(page->objects), mode ? to : local);
       if (!out.ok()) return Fail(out.status().message());
       released += out->size();
