@@ -1,11 +1,11 @@
 // bench/query: the store's page query alone, the core of every TAXII GET objects.
 //
-//   build/bench_query --db PATH [--collection bench] [--pages N] [--limit 100] [--type T]
+//   build/bench_query --db PATH [--collection bench] [--pages N] [--limit 100] [--type T] [--cache-mb 256]
 //
 // Reads N pages of `limit` objects (last versions, the TAXII default) starting at random
-// points of the collection (seeded), on one thread, and prints microseconds per page and per
+// objects of the collection (seeded), on one thread, and prints microseconds per page and per
 // object: through SQL alone (object_cache_bytes 0) and through the page index with its row
-// cache (the server's default), and that sharing the cached rows (Query::share_rows, what the
+// cache (--cache-mb: its budget, 256 MiB the store's default), and that sharing the cached rows (Query::share_rows, what the
 // server does for local readers): the same pages in the same run. Run it on the database
 // bench/taxii-load.sh generates (build/bench-taxii/).
 #include <chrono>
@@ -14,12 +14,12 @@
 #include <random>
 #include <string>
 
-#include "collection_span.h"
+#include "page_starts.h"
 #include "store/store.h"
 
 int main(int argc, char** argv) {
   std::string db, collection = "bench", type;
-  size_t pages = 20000, limit = 100;
+  size_t pages = 20000, limit = 100, cache_mb = 256;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
     else if (a == "--pages") pages = std::stoul(next());
     else if (a == "--limit") limit = std::stoul(next());
     else if (a == "--type") type = next();
+    else if (a == "--cache-mb") cache_mb = std::stoul(next());
     else {
-      std::fprintf(stderr, "usage: bench_query --db PATH [--collection C] [--pages N] [--limit L] [--type T]\n");
+      std::fprintf(stderr, "usage: bench_query --db PATH [--collection C] [--pages N] [--limit L] [--type T] [--cache-mb M]\n");
       return 2;
     }
   }
@@ -43,31 +44,29 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_query: --db is required; --pages and --limit must be positive\n");
     return 2;
   }
+  const auto starts = tearline::bench::PageStarts(db, collection);
+  if (starts.empty()) {
+    std::fprintf(stderr, "bench_query: collection \"%s\" is empty or unreadable\n", collection.c_str());
+    return 1;
+  }
   double per_page[3] = {0, 0, 0};
   for (int indexed = 0; indexed < 3; ++indexed) {  // SQL, page index, page index sharing rows
     tearline::store::SqliteOptions options;
-    if (!indexed) options.object_cache_bytes = 0;
+    options.object_cache_bytes = indexed ? cache_mb << 20 : 0;
     auto store = tearline::store::OpenSqlite(db, options);
     if (!store.ok()) {
       std::fprintf(stderr, "bench_query: %s\n", store.status().message().c_str());
       return 1;
     }
     auto& s = **store;
-    auto range = tearline::bench::CollectionSpan(s, collection);
-    if (!range) {
-      std::fprintf(stderr, "bench_query: collection \"%s\" is empty or unreadable\n", collection.c_str());
-      return 1;
-    }
-    const auto [lo, hi] = *range;
     std::mt19937_64 rng(42);
-    int64_t span = std::max<int64_t>(1, hi - lo);
     size_t objects = 0;
     auto t0 = std::chrono::steady_clock::now();
     for (size_t p = 0; p < pages; ++p) {
       tearline::store::Query q;
       q.collection = collection;
       q.limit = limit;
-      q.added_after = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(span));
+      q.added_after = starts[rng() % starts.size()];
       if (!type.empty()) q.types = {type};
       q.share_rows = indexed == 2;  // what the TAXII server does for a local reader
       auto page = s.Query(q);

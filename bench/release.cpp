@@ -2,7 +2,7 @@
 //
 //   build/bench_release --db PATH [--collection bench] [--pages N] [--limit 100]
 //
-// Reads N pages of `limit` objects starting at random points of the collection (seeded) and
+// Reads N pages of `limit` objects starting at random objects of the collection (seeded) and
 // releases each (Releaser::ReleaseFrom) to:
 //   local   a local principal with read permission (no rules: the baseline);
 //   warm    a partner (tier 1, a trust group the collection is shared with at TLP:GREEN), one
@@ -19,7 +19,7 @@
 #include <random>
 #include <string>
 
-#include "collection_span.h"
+#include "page_starts.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -63,9 +63,8 @@ int main(int argc, char** argv) {
   auto store = st::OpenSqlite(db);
   if (!store.ok()) return Fail(store.status().message());
   auto& s = **store;
-  auto range = tearline::bench::CollectionSpan(s, collection);
-  if (!range) return Fail("collection \"" + collection + "\" is empty or unreadable");
-  const auto [lo, hi] = *range;
+  const auto starts = tearline::bench::PageStarts(db, collection);
+  if (starts.empty()) return Fail("collection \"" + collection + "\" is empty or unreadable");
   const std::string partner_id = "identity--0b0e0c00-0000-4000-8000-00000000bec0";
   pol::PartnerRecipient partner{partner_id, "", pol::Channel::kOpen, {"bench-group"}, 1};
   pol::Audience audience{{}, {"bench-group"}, pol::Tlp::kGreen};
@@ -77,7 +76,6 @@ int main(int argc, char** argv) {
   double per_page[3] = {0, 0, 0};
   for (int mode = 0; mode < 3; ++mode) {
     std::mt19937_64 rng(42);  // the same pages in every mode
-    const int64_t span = std::max<int64_t>(1, hi - lo);
     pol::Releaser shared;
     size_t released = 0;
     auto t0 = std::chrono::steady_clock::now();
@@ -85,7 +83,7 @@ int main(int argc, char** argv) {
       st::Query q;
       q.collection = collection;
       q.limit = limit;
-      q.added_after = lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(span));
+      q.added_after = starts[rng() % starts.size()];
       if (mode) q.held_for = partner_id;
       auto page = s.Query(q);
       if (!page.ok()) return Fail(page.status().message());

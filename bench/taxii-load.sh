@@ -11,6 +11,7 @@
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # CHECKPOINT_EVERY=N sets [audit] checkpoint_every (default 1000, the server's default: a signed
 # checkpoint of the audit chain every 1000 audited releases).
+# OBJECT_CACHE_MB=N sets [limits] object_cache_mb (default: the server's, an eighth of the memory).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
 #   by type (first and random pages), GET one object, GET manifest, POST 100-object envelopes.
@@ -47,6 +48,8 @@ threads = ${THREADS:-0}
 path = "$DB"
 [audit]
 checkpoint_every = ${CHECKPOINT_EVERY:-1000}
+${OBJECT_CACHE_MB:+[limits]
+object_cache_mb = $OBJECT_CACHE_MB}
 [[api_roots]]
 path = "api"
   [[api_roots.collections]]
@@ -113,10 +116,11 @@ if [ "$MODE" = post-full ]; then  # POST into the generated collection (N object
   run "POST 100 objects (into $N)" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$COLL/objects/"
   exit 0
 fi
-# Random pages: the collection's date_added range, for bench/taxii-pages.lua.
-read -r PAGES_FIRST_US PAGES_LAST_US < <(sqlite3 -separator ' ' "$DB" \
-  "SELECT min(date_added), max(date_added) FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench')")
-export PAGES_FIRST_US PAGES_LAST_US
+# Random pages (bench/taxii-pages.lua): where a page starts at each object of the collection
+# (the last versions: what a page holds by default), one drawn uniformly per request.
+PAGES_STARTS=$DIR/starts-$N.txt
+sqlite3 "$DB" "SELECT date_added - 1 FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench') AND latest=1 ORDER BY date_added" >"$PAGES_STARTS"
+export PAGES_STARTS
 if [ "$MODE" = first ]; then  # the first page alone (served from the response cache after the second request)
   run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
   exit 0

@@ -1,10 +1,13 @@
--- wrk script: GET objects pages of 100 starting at random points of the collection, so every
--- request reads a different page (no cache or hot page helps). The collection's range of
--- date_added (microseconds) comes from the environment: PAGES_FIRST_US and PAGES_LAST_US;
+-- wrk script: GET objects pages of 100 starting at random objects of the collection, so every
+-- request reads a different page (no cache or hot page helps). PAGES_STARTS names a file with
+-- one added_after per object (its date_added minus one microsecond, microseconds since the
+-- epoch; bench/taxii-load.sh writes it): a page starts at an object drawn uniformly. (A random
+-- time between the first and the last date_added would not do: objects arrive in batches whose
+-- date_added values bunch, so most random times fall between batches and their pages start at
+-- a batch's first object: a quarter of the collection read over and over.)
 -- PAGES_QUERY adds filters (e.g. "&match%5Btype%5D=indicator").
-local first = tonumber(os.getenv("PAGES_FIRST_US"))
-local last = tonumber(os.getenv("PAGES_LAST_US"))
 local extra = os.getenv("PAGES_QUERY") or ""
+local starts = {}
 local seeded = 0
 
 function setup(thread)
@@ -14,6 +17,12 @@ end
 
 function init(args)
   math.randomseed(seed * 7919)
+  local path = os.getenv("PAGES_STARTS")
+  local f = path and io.open(path, "r")
+  if not f then error("taxii-pages.lua: set PAGES_STARTS to a file of page starts (bench/taxii-load.sh does)") end
+  for line in f:lines() do starts[#starts + 1] = tonumber(line) end
+  f:close()
+  if #starts == 0 then error("taxii-pages.lua: " .. path .. " is empty") end
 end
 
 -- The request's text around its timestamp is built once (wrk.format per request costs the
@@ -27,7 +36,7 @@ function request()
     local at = t:find("@@", 1, true)
     head, tail = t:sub(1, at - 1), t:sub(at + 2)
   end
-  local us = first + math.floor(math.random() * (last - first))
+  local us = starts[math.random(#starts)]
   local secs = math.floor(us / 1000000)
   local p = prefix[secs]
   if not p then

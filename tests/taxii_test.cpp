@@ -1,5 +1,7 @@
 // TAXII 2.1 integration tests: the real server on an ephemeral loopback port,
 // driven by libcurl (and raw sockets for malformed HTTP).
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
@@ -871,7 +873,11 @@ TEST(TaxiiConfig, ResponseCacheSize) {
   auto bad = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nresponse_cache_mb = -1\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("limits.response_cache_mb"), std::string::npos) << bad.status().message();
-  EXPECT_EQ(dflt->object_cache_mb, 256u);
+  // The row cache's default follows the memory: an eighth of it, at least 256 MiB.
+  const uint64_t phys_mb = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE) >> 20;
+  EXPECT_EQ(dflt->object_cache_mb, taxii::DefaultObjectCacheMb());
+  EXPECT_GE(dflt->object_cache_mb, 256u);
+  EXPECT_LE(dflt->object_cache_mb, std::max<uint64_t>(256, phys_mb / 8));
   auto rows = taxii::ParseConfig("[[api_roots]]\npath = \"a\"\n[limits]\nobject_cache_mb = 0\n");
   ASSERT_TRUE(rows.ok()) << rows.status().message();
   EXPECT_EQ(rows->object_cache_mb, 0u);
@@ -896,6 +902,7 @@ TEST_F(TaxiiTest, MetricsShowHowTheStoreReadPages) {
   EXPECT_GE(value(m, "tearline_store_page_index_builds_total"), 1) << m;
   EXPECT_GE(value(m, "tearline_store_row_cache_lookups_total{result=\"hit\"}"), 3) << "the second page reads the first's rows again";
   EXPECT_GT(value(m, "tearline_store_row_cache_bytes"), 0);
+  EXPECT_EQ(value(m, "tearline_store_row_cache_budget_bytes"), int64_t{256} << 20) << "the store's own default here";
   // The write path's counters are exposed too (the demo data was stored before the server ran).
   EXPECT_GE(value(m, "tearline_store_wal_syncs_total"), 0) << m;
   EXPECT_GE(value(m, "tearline_store_id_index_merges_total"), 0) << m;

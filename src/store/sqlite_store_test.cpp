@@ -2202,6 +2202,55 @@ TEST(RowCache, FindsRowsByPkWithinTheBudgetAndGeneration) {
   EXPECT_FALSE(cache.Find(2, 32));
 }
 
+// A large budget costs slots only as rows fill them; every row kept while the slots grew is found.
+TEST(RowCache, GrowsItsSlotsWithTheRowsItKeeps) {
+  detail::RowCache cache(size_t{64} << 20);  // at most 8192 slots per shard
+  EXPECT_EQ(cache.Slots(), 16u * 1024) << "a shard starts small";
+  const int64_t rows = 50000;
+  for (int64_t pk = 1; pk <= rows; ++pk) {
+    auto o = std::make_shared<StoredObject>();
+    o->id = "indicator--" + std::to_string(pk);
+    o->json = std::string(64, 'j');
+    cache.Put(0, pk, std::move(o));
+  }
+  EXPECT_GT(cache.Slots(), static_cast<size_t>(rows)) << "slots grew past the rows";
+  EXPECT_LE(cache.Slots(), 16u * 8192);
+  for (int64_t pk = 1; pk <= rows; ++pk) {
+    auto r = cache.Find(0, pk);
+    ASSERT_TRUE(r) << pk;
+    ASSERT_EQ(r->id, "indicator--" + std::to_string(pk));
+  }
+  // Rows that keep taking each other's slots make the slots grow too, however few they fill:
+  // 400 rows of shard 0 and their twins (pk + 16 * 1024: the same slot among 1024) fill 400 of
+  // its 1024 slots, then live side by side.
+  detail::RowCache twins(size_t{64} << 20);
+  auto put = [&](int64_t pk) {
+    auto o = std::make_shared<StoredObject>();
+    o->id = std::to_string(pk);
+    twins.Put(0, pk, std::move(o));
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (int64_t k = 1; k <= 400; ++k) {
+      if (!twins.Find(0, 16 * k)) put(16 * k);
+      if (!twins.Find(0, 16 * k + 16 * 1024)) put(16 * k + 16 * 1024);
+    }
+  }
+  for (int64_t k = 1; k <= 400; ++k) {
+    ASSERT_TRUE(twins.Find(0, 16 * k)) << k;
+    ASSERT_TRUE(twins.Find(0, 16 * k + 16 * 1024)) << k;
+  }
+  EXPECT_GT(twins.Slots(), 16u * 1024);
+  // A small budget never grows past its size.
+  detail::RowCache small(16 * 64 * 1024);
+  for (int64_t pk = 1; pk <= rows; ++pk) {
+    auto o = std::make_shared<StoredObject>();
+    o->json = "{}";
+    small.Put(0, pk, std::move(o));
+  }
+  EXPECT_EQ(small.Slots(), 16u * 1024);
+  EXPECT_LE(small.Bytes(), small.budget());
+}
+
 // A group of Puts holds the store's writer for its whole length: neither a local reader's audit
 // entries (the chain's own lock) nor a signed checkpoint (the log's own connection) wait for it.
 // (The checkpoint every 1000 entries used to: reads under POSTs stalled behind it, p99 ~0.7 s.)

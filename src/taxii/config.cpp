@@ -1,6 +1,9 @@
 // tearline.toml: every key documented in docs/configuration.md; unknown keys are errors.
 #include <toml++/toml.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -203,6 +206,17 @@ Result<Config> ParseConfig(std::string_view text) {
   if (c.default_page_size > c.max_page_size) r.Fail("limits.default_page_size", "must not exceed limits.max_page_size");
   if (!r.error.empty()) return Status::Invalid(r.error);
   return c;
+}
+
+size_t DefaultObjectCacheMb() {
+  uint64_t bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  // A container's limit: cgroup v2 (memory.max, "max" when none), else v1.
+  for (const char* limit : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in(limit);
+    uint64_t v = 0;
+    if (in >> v && v > 0 && v < bytes) bytes = v;
+  }
+  return std::max<size_t>(256, static_cast<size_t>(bytes / 8 >> 20));
 }
 
 Result<Config> LoadConfig(const std::string& path) {

@@ -43,6 +43,13 @@ struct ApiRootConfig {
   std::vector<CollectionConfig> collections;
 };
 
+//! The default of [limits] object_cache_mb: an eighth of the memory this process may use (the
+//! machine's, or its cgroup's limit when lower), at least 256 MiB. A random page of a collection
+//! whose rows are not all in the cache reads the others through SQL (a 1,000,000-object
+//! collection needs ~870 MB: docs/benchmarks.md, fourteenth session). The budget is filled only
+//! by rows read, so an idle or small node does not use it.
+size_t DefaultObjectCacheMb();
+
 //! tearline.toml, with documented defaults (docs/configuration.md).
 struct Config {
   std::string listen_address = "127.0.0.1";
@@ -66,7 +73,8 @@ struct Config {
   size_t threads = 0;
   std::chrono::milliseconds request_timeout{10000};
   size_t response_cache_mb = 64;  //!< read responses kept for identical requests (0: off)
-  size_t object_cache_mb = 256;   //!< rows kept by the store's page index (0: pages are SQL queries)
+  //! Rows kept by the store's page index (0: pages are SQL queries). Default: DefaultObjectCacheMb().
+  size_t object_cache_mb = DefaultObjectCacheMb();
   std::string log_format = "text";  //!< text or json
   // [matching]: observed-data posted to `watch` is matched against the indicators of
   // `indicators`; the sightings (where_sighted_refs `identity`) are stored in `sightings`.
