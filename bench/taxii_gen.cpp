@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "stix/stix.h"
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(seed);
   const int64_t base = 1735689600;  // 2025-01-01
   std::vector<std::string> identities, indicators, observed;
+  std::unordered_set<std::string> addresses;  // ipv4-addr values already made
   tearline::stix::Validator validator;
   auto t0 = std::chrono::steady_clock::now();
   size_t made = 0;
@@ -96,8 +98,13 @@ int main(int argc, char** argv) {
               std::to_string(rng() % 101) + R"(,"object_marking_refs":["marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da"]})";
         indicators.push_back(id);
       } else if (kind < 55) {
-        unsigned a = rng() % 256, b = rng() % 256;
-        std::string value = "198.51." + std::to_string(a) + "." + std::to_string(b);
+        // An SCO's id is derived from its value (STIX 2.1 section 2.9): an address drawn twice is
+        // one object, stored once. Draw until a new one comes, so N objects are N objects.
+        std::string value;
+        do {
+          value = std::to_string(1 + rng() % 223) + "." + std::to_string(rng() % 256) + "." +
+                  std::to_string(rng() % 256) + "." + std::to_string(1 + rng() % 254);
+        } while (!addresses.insert(value).second);
         id = "ipv4-addr--" + tearline::stix::Uuid5(tearline::stix::kStixScoNamespace, "{\"value\":\"" + value + "\"}");
         obj = R"({"type":"ipv4-addr","spec_version":"2.1","id":")" + id + R"(","value":")" + value + R"("})";
         observed.push_back(id);
