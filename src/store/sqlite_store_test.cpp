@@ -479,6 +479,55 @@ TEST(Store, PagesFromTheIndexAreThePagesOfSql) {
   EXPECT_GT(RawInt(db.path(), "SELECT count(*) FROM id_index"), 0);  // the levels were merged
 }
 
+// A page's rows missing from the row cache are read together when they lie close in the table
+// (one walk over their pks) and one by one when they are scattered among other collections'
+// rows; either way the page is SQL's, and read again from the cache it is the same.
+TEST(Store, PagesReadTheirMissingRowsTogetherOrApart) {
+  TempDb db;
+  auto fast = Open(db);
+  SqliteOptions plain;
+  plain.object_cache_bytes = 0;
+  auto sql = Open(db, plain);
+  // "near": 60 objects in a row; "far": 60 objects, each followed by three of "other" (a
+  // page's 4..30 missing rows then span about four times as many pks).
+  std::vector<std::string> near, far;
+  for (int k = 0; k < 60; ++k) near.push_back(Indicator(k, "2024-03-01T00:00:00.000Z", "near" + std::to_string(k)));
+  for (const char* c : {"near", "far", "other"}) ASSERT_TRUE(fast->EnsureCollection(c).ok());
+  ASSERT_TRUE(fast->Put("near", Objects(near)).ok());
+  for (int k = 0; k < 60; ++k) {
+    ASSERT_TRUE(fast->Put("far", Objects({Malware(200 + k)})).ok());
+    ASSERT_TRUE(fast->Put("other", Objects({Malware(300 + k), Malware(400 + k), Malware(500 + k)})).ok());
+  }
+  for (const char* coll : {"near", "far"}) {
+    for (size_t limit : {size_t{3}, size_t{7}, size_t{30}, size_t{100}}) {
+      auto cold = Open(db);  // its row cache starts empty
+      for (int pass = 0; pass < 2; ++pass) {  // cold, then from the cache
+        Query q;
+        q.collection = coll;
+        q.limit = limit;
+        q.share_rows = pass == 1;
+        std::string a, b;
+        for (Store* st : {cold.get(), sql.get()}) {
+          Query walk = q;
+          std::string& out = st == cold.get() ? a : b;
+          for (int guard = 0; guard < 100; ++guard) {
+            auto page = st->Query(walk);
+            ASSERT_TRUE(page.ok()) << page.status().message();
+            for (const auto& o : page->objects) out += o.Id() + " " + std::to_string(o.date_added) + " " + o.Json() + "\n";
+            if (!page->more) break;
+            walk.cursor = page->next;
+          }
+        }
+        EXPECT_EQ(a, b) << coll << " limit " << limit << " pass " << pass;
+        EXPECT_EQ(std::count(a.begin(), a.end(), '\n'), 60) << coll;
+      }
+      const std::string m = cold->MetricsText();
+      EXPECT_NE(m.find("tearline_store_row_cache_lookups_total{result=\"miss\"} 60\n"), std::string::npos) << m;
+      EXPECT_NE(m.find("tearline_store_row_cache_lookups_total{result=\"hit\"} 60\n"), std::string::npos) << m;
+    }
+  }
+}
+
 // Readers on several threads page through the index while another connection adds versions
 // and deletes: every page is whole and ordered, a latest-only page has one version per id,
 // and once the writes stop the index gives what SQL gives (TSan runs this: make tsan).
