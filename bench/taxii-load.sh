@@ -8,6 +8,8 @@
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
 # TEARLINE=path runs that binary (default build/tearline), e.g. an older build for an A/B in one run.
+# WARMUP=S runs each measured load for S seconds first, unmeasured (row cache filled).
+# Each line ends with the server's CPU time (user + system) per request of the measured run.
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # CHECKPOINT_EVERY=N sets [audit] checkpoint_every (default 1000, the server's default: a signed
 # checkpoint of the audit chain every 1000 audited releases).
@@ -79,16 +81,26 @@ ONE=$(curl -s -H "$AUTH" "$BASE/$COLL/objects/?limit=1&match%5Btype%5D=indicator
 LAST=0
 # Posted ids differ from one run to the next (bench/taxii-post.lua).
 export POST_RUN_ID=$(( $(date +%s) % 100000000 ))
+ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 run() {
   local name=$1; shift
-  local out
+  local out t0 t1
+  # WARMUP=S: the same load for S seconds first, not measured (a large collection's rows reach
+  # the row cache; what a node that has been serving for a while is like).
+  [ "${WARMUP:-0}" -gt 0 ] && wrk -t2 -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@" >/dev/null
+  t0=$(ticks)
   out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
+  t1=$(ticks)
+  # The server's CPU time (user + system, all its threads) per request of the measured run.
+  out="$out
+server_cpu_us_per_request $(echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t * 1e6 / hz / $1}')"
   [ -n "${WRK_OUT:-}" ] && echo "$out" > "$WRK_OUT"
   LAST=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   # Errors count against a run: wrk reports them, we must not hide them.
   if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/  $name: /"; fi
-  printf '%-34s %10s req/s  p50 %8s  p99 %8s\n' "$name" "$LAST" \
-    "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
+  printf '%-34s %10s req/s  p50 %8s  p99 %8s  server %6s us/req\n' "$name" "$LAST" \
+    "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" \
+    "$(echo "$out" | awk '/^server_cpu_us_per_request/ {print $2}')"
 }
 if [ "$MODE" = policy ]; then
   echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback; policy cost (same run)"
