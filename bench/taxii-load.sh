@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TAXII load test on loopback with wrk (Debian package), 64 connections.
-#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|first|one|mixed]
+#   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|paging|first|one|mixed]
 # "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
 # "mixed" runs random pages and POSTs at the same time (32 connections each); MIXED_READER=partner
 # reads the pages as the partner while the POSTs go into the collection it reads.
@@ -145,6 +145,10 @@ if [ "$MODE" = random ]; then  # random pages alone (e.g. to profile them)
   run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
   exit 0
 fi
+if [ "$MODE" = paging ]; then  # clients paging through the collection from random objects
+  PAGES_FOLLOW=1 run "GET objects limit=100 (paging)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
+  exit 0
+fi
 if [ "$MODE" = mixed ]; then  # random pages and POSTs at once (32 connections each): reads and writes share the store
   # MIXED_READER=partner: the pages are read by the partner's principal (the sharing rules) and the
   # POSTs go into the collection it reads, so every new version empties the Releaser's caches
@@ -172,6 +176,7 @@ if [ "$MODE" = pages ]; then  # GET objects limit=100 alone
 fi
 run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
 run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
+PAGES_FOLLOW=1 run "GET objects limit=100 (paging)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 run "GET objects type=indicator" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"
 PAGES_QUERY="&match%5Btype%5D=indicator" run "GET type=indicator (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 run "GET one object" "$BASE/$COLL/objects/$ONE/"

@@ -6,7 +6,14 @@
 -- date_added values bunch, so most random times fall between batches and their pages start at
 -- a batch's first object: a quarter of the collection read over and over.)
 -- PAGES_QUERY adds filters (e.g. "&match%5Btype%5D=indicator").
+-- PAGES_FOLLOW=1: clients paging through the collection: each page's X-TAXII-Date-Added-Last
+-- becomes the added_after of a next request (TAXII 2.1 section 3.4.2; by whichever connection
+-- sends next: wrk does not say which request a response answers, so `next` cursors, bound to
+-- their walk's first added_after, cannot be followed here), and a walk that ends starts again at
+-- a random object: ~64 walks through the collection at once, every page a new one.
 local extra = os.getenv("PAGES_QUERY") or ""
+local follow = os.getenv("PAGES_FOLLOW") == "1"
+local follows, first_follow, last_follow = {}, 1, 0  -- a queue of added_after values to request
 local starts = {}
 local seeded = 0
 
@@ -36,6 +43,12 @@ function request()
     local at = t:find("@@", 1, true)
     head, tail = t:sub(1, at - 1), t:sub(at + 2)
   end
+  if first_follow <= last_follow then
+    local after = follows[first_follow]
+    follows[first_follow] = nil
+    first_follow = first_follow + 1
+    return head .. after .. tail
+  end
   local us = starts[math.random(#starts)]
   local secs = math.floor(us / 1000000)
   local p = prefix[secs]
@@ -44,4 +57,17 @@ function request()
     prefix[secs] = p
   end
   return p .. string.format(".%06dZ", us % 1000000) .. tail
+end
+
+if follow then
+  function response(status, headers, body)
+    if status ~= 200 or not body:find('^{"more":true') then return end
+    for name, value in pairs(headers) do
+      if name:lower() == "x-taxii-date-added-last" then
+        last_follow = last_follow + 1
+        follows[last_follow] = value
+        return
+      end
+    end
+  end
 end
