@@ -586,6 +586,13 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   EXPECT_NE(body.find("\"type\":\"location\""), std::string::npos) << body;
   EXPECT_EQ(body.find("\"type\":\"attack-pattern\""), std::string::npos);
   EXPECT_EQ(body.find("\"type\":\"campaign\""), std::string::npos);
+  {  // the Releaser keeps the partner's decisions on the collection between requests (/metrics)
+    const std::string m = Http("GET", base_ + "/metrics", Analyst()).body;
+    EXPECT_NE(m.find("\ntearline_releaser_cached_collections 1\n"), std::string::npos) << m;
+    auto at = m.find("\ntearline_releaser_cached_decisions ");
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_GT(std::stoll(m.substr(at + 36)), 0);
+  }
   // Shared with the trust group: TLP:GREEN too.
   ASSERT_TRUE(store_->PutAudience({"demo", {}, {"ct-europe"}, "amber"}).ok());
   body = get();

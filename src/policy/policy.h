@@ -201,19 +201,44 @@ class Releaser {
     return Decide(store::StoredObject{}, to);
   }
 
+  //! What ReleaseFrom keeps between calls: collections with a cache of their current
+  //! generation, decisions and referenced objects' forms held (/metrics; tests).
+  struct CacheStats {
+    size_t collections = 0, decisions = 0, references = 0;
+  };
+  CacheStats cache_stats() const {
+    std::shared_lock lock(cache_mu_);
+    CacheStats st;
+    for (const auto& [name, c] : caches_) {
+      ++st.collections;
+      st.decisions += c.decisions_cached;
+      st.references += c.refs.size();
+    }
+    return st;
+  }
+
   //! How many objects went through Release() (tests prove every route calls it).
   uint64_t released_calls() const { return calls_.load(); }
 
  private:
-  // How a recipient receives referenced objects, cached per collection generation (a new or
-  // deleted version anywhere in the collection empties it). Key: recipient facts + object id.
+  // What is cached of one collection, for one generation of it (a new or deleted version in
+  // the collection empties it; other collections' caches stay).
+  struct CollectionCache {
+    std::string generation;
+    // How a recipient receives referenced objects. Key: recipient facts + object id.
+    std::unordered_map<std::string, RefForm> refs;
+    // Decisions on page objects that need no rendering (withheld, or released unchanged):
+    // recipient facts -> date_added * 4 + (release history + 1) -> decision.
+    std::unordered_map<std::string, std::unordered_map<int64_t, std::shared_ptr<const Decision>>> decisions;
+    size_t decisions_cached = 0;
+  };
   mutable std::shared_mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::string> cache_generation_;  // collection -> generation
-  mutable std::unordered_map<std::string, RefForm> ref_cache_;
-  // Decisions on page objects that need no rendering (withheld, or released unchanged), same
-  // generation rule: recipient facts -> date_added * 4 + (release history + 1) -> decision.
-  mutable std::unordered_map<std::string, std::unordered_map<int64_t, std::shared_ptr<const Decision>>> decision_cache_;
-  mutable size_t decisions_cached_ = 0;
+  mutable std::unordered_map<std::string, CollectionCache> caches_;  // collection ->
+  //! The collection's cache when it is of `generation`, else null (cache_mu_ held).
+  CollectionCache* CacheOf(std::string_view collection, const std::string& generation) const {
+    auto it = caches_.find(std::string(collection));
+    return it != caches_.end() && it->second.generation == generation ? &it->second : nullptr;
+  }
   // The facts of stored versions (immutable: a version re-stored after a delete gets a new
   // date_added, which is in the key), so pages read again are not parsed again.
   mutable std::shared_mutex facts_mu_;

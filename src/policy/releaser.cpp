@@ -250,30 +250,27 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       keys[k] = objects[k].date_added * 4 + (objects[k].held + 1);
     }
   }
-  {
-    // Lookups share the lock; only a new generation (which empties the caches) takes it alone.
+  if (generation.ok()) {
+    // Lookups share the lock; only a new generation of this collection (which empties its
+    // cache, not the other collections') takes it alone.
     auto current = [&] {
-      auto it = cache_generation_.find(std::string(collection));
-      return generation.ok() && it != cache_generation_.end() && it->second == *generation &&
-             ref_cache_.size() <= 1000000 && decisions_cached_ <= 1000000;
+      const CollectionCache* c = CacheOf(collection, *generation);
+      return c && c->refs.size() <= 1000000 && c->decisions_cached <= 1000000;
     };
     std::shared_lock shared(cache_mu_);
     if (!current()) {
       shared.unlock();
       std::unique_lock lock(cache_mu_);
       if (!current()) {
-        // Entries of other collections go too: simple and safe.
-        ref_cache_.clear();
-        decision_cache_.clear();
-        decisions_cached_ = 0;
-        cache_generation_.clear();
-        if (generation.ok()) cache_generation_[std::string(collection)] = *generation;
+        CollectionCache& c = caches_[std::string(collection)];
+        c = CollectionCache{};
+        c.generation = *generation;
       }
       lock.unlock();
       shared.lock();
     }
-    if (generation.ok()) {
-      if (auto c = decision_cache_.find(who); c != decision_cache_.end()) {
+    if (const CollectionCache* cc = CacheOf(collection, *generation)) {
+      if (auto c = cc->decisions.find(who); c != cc->decisions.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
           if (keys[k] < 0) continue;
           auto it = c->second.find(keys[k]);
@@ -332,10 +329,15 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   std::vector<std::string> missing;
   if (!refs.empty()) {
     std::shared_lock lock(cache_mu_);
+    const CollectionCache* c = generation.ok() ? CacheOf(collection, *generation) : nullptr;
     for (const auto& id : refs) {
-      auto it = generation.ok() ? ref_cache_.find(who + id) : ref_cache_.end();
-      if (it != ref_cache_.end()) forms[id] = it->second;
-      else missing.push_back(id);
+      if (c) {
+        if (auto it = c->refs.find(who + id); it != c->refs.end()) {
+          forms[id] = it->second;
+          continue;
+        }
+      }
+      missing.push_back(id);
     }
   }
   // The release history of the page's objects (read with them when the query asked for it)
@@ -365,11 +367,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   if (auto st = ResolveReferenced(store, collection, missing, r, held, forms, &resolved); !st.ok()) return st;
   if (generation.ok() && !resolved.empty()) {
     std::unique_lock lock(cache_mu_);
-    auto it = cache_generation_.find(std::string(collection));
-    if (it != cache_generation_.end() && it->second == *generation) {
+    if (CollectionCache* c = CacheOf(collection, *generation)) {
       for (const auto& id : resolved) {
         auto f = forms.find(id);
-        ref_cache_[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
+        c->refs[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
       }
     }
   }
@@ -391,12 +392,11 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
   if (generation.ok() && !learned.empty()) {
     std::unique_lock lock(cache_mu_);
-    auto it = cache_generation_.find(std::string(collection));
-    if (it != cache_generation_.end() && it->second == *generation) {
-      auto& c = decision_cache_[who];
+    if (CollectionCache* cc = CacheOf(collection, *generation)) {
+      auto& c = cc->decisions[who];
       for (auto& [k, d] : learned) {
         if (keys[k] >= 0) {
-          decisions_cached_ += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
+          cc->decisions_cached += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
         }
       }
     }

@@ -213,6 +213,54 @@ TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
   }
 }
 
+// A partner reading two collections in turn keeps what was decided in each: a page of one
+// collection does not empty the other's cache (it did: one generation was kept, for the last
+// collection read), a new version in one empties that one's alone.
+TEST(Releaser, EachCollectionKeepsItsOwnCache) {
+  TempStore t;
+  auto& store = t.store;
+  ASSERT_TRUE(store.ok());
+  auto put = [&](const std::string& coll, int n) {
+    ASSERT_TRUE((*store)->EnsureCollection(coll).ok());
+    std::string bundle = R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)"
+                         R"({"type":"indicator","spec_version":"2.1","id":"indicator--a6f12b93-270d-41b3-a42c-00000000000)" +
+                         std::to_string(n) + R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"x",)"
+                         R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix",)"
+                         R"("valid_from":"2024-01-01T00:00:00Z","object_marking_refs":[")" + std::string(kGreen) + R"("]}]})";
+    stix::Validator v;
+    auto r = v.Validate(bundle);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE((*store)->Put(coll, r.objects).ok());
+  };
+  put("c", 1);
+  put("d", 2);
+  PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 1};
+  Audience audience{{}, {"g"}, Tlp::kAmber};
+  Recipient to{"south", true, &south, &audience};
+  Releaser releaser;
+  auto page = [&](const std::string& coll) {
+    store::Query q;
+    q.collection = coll;
+    q.held_for = kSouth;
+    auto p = (*store)->Query(q);
+    EXPECT_TRUE(p.ok());
+    auto out = releaser.ReleaseFrom(**store, coll, std::move(p->objects), to);
+    EXPECT_TRUE(out.ok());
+    return out->size();
+  };
+  EXPECT_EQ(page("c"), 1u);
+  EXPECT_EQ(releaser.cache_stats().decisions, 1u);
+  EXPECT_EQ(page("d"), 1u);
+  EXPECT_EQ(page("c"), 1u);
+  auto st = releaser.cache_stats();
+  EXPECT_EQ(st.collections, 2u);
+  EXPECT_EQ(st.decisions, 2u) << "each collection's decision kept";
+  put("d", 3);  // a new object in d: d's cache starts over, c's stays
+  EXPECT_EQ(page("d"), 2u);
+  EXPECT_EQ(releaser.cache_stats().decisions, 3u);
+  EXPECT_EQ(page("c"), 1u);
+  EXPECT_EQ(releaser.cache_stats().decisions, 3u);
+}
 
 // An object released as an original but changed for the recipient because of what it refers
 // to is republished under a derived id (Render): every object that refers to it must name it

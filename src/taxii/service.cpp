@@ -20,6 +20,20 @@
 namespace tearline::taxii {
 namespace {
 
+// What the Releaser keeps between requests (partners' pages: policy.h, Releaser::CacheStats).
+std::string ReleaserMetrics(const policy::Releaser& r) {
+  const auto st = r.cache_stats();
+  return "# HELP tearline_releaser_cached_collections Collections whose partner decisions are cached (for their current state).\n"
+         "# TYPE tearline_releaser_cached_collections gauge\n"
+         "tearline_releaser_cached_collections " + std::to_string(st.collections) + "\n"
+         "# HELP tearline_releaser_cached_decisions Partner decisions on stored versions kept between requests.\n"
+         "# TYPE tearline_releaser_cached_decisions gauge\n"
+         "tearline_releaser_cached_decisions " + std::to_string(st.decisions) + "\n"
+         "# HELP tearline_releaser_cached_references How partners receive referenced objects, kept between requests.\n"
+         "# TYPE tearline_releaser_cached_references gauge\n"
+         "tearline_releaser_cached_references " + std::to_string(st.references) + "\n";
+}
+
 using net::Request;
 using net::Response;
 
@@ -502,7 +516,7 @@ net::Response Service::HandleNow(const Request& req) {
       r.body = metrics_->Render(store_) + store_.MetricsText() + cache_->Metrics() +
                "# HELP tearline_auth_checks_total Credential checks run (Argon2id; verified credentials are remembered).\n"
                "# TYPE tearline_auth_checks_total counter\n"
-               "tearline_auth_checks_total " + std::to_string(auth_checks_.load()) + "\n";
+               "tearline_auth_checks_total " + std::to_string(auth_checks_.load()) + "\n" + ReleaserMetrics(releaser_);
       return r;
     }
     if (!AcceptsTaxii(req.Header("Accept"))) {
