@@ -12,6 +12,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -205,6 +206,7 @@ class Releaser {
   //! generation, decisions and referenced objects' forms held (/metrics; tests).
   struct CacheStats {
     size_t collections = 0, decisions = 0, references = 0;
+    uint64_t emptied = 0;  //!< times a collection's cache started over (a change it depended on)
   };
   CacheStats cache_stats() const {
     std::shared_lock lock(cache_mu_);
@@ -214,6 +216,7 @@ class Releaser {
       st.decisions += c.decisions_cached;
       st.references += c.refs.size();
     }
+    st.emptied = caches_emptied_;
     return st;
   }
 
@@ -221,10 +224,14 @@ class Releaser {
   uint64_t released_calls() const { return calls_.load(); }
 
  private:
-  // What is cached of one collection, for one generation of it (a new or deleted version in
-  // the collection empties it; other collections' caches stay).
+  // What is cached of one collection, for one generation of it; other collections' caches
+  // stay. A delete in the store empties it; so does a new version of an object it depends on
+  // (one whose decision or form it holds, or that one of those refers to, in the collection or
+  // not yet). New versions of other objects leave it as it is (the generation moves on): what
+  // partners read while unrelated objects arrive stays decided (KeepsOrEmpties).
   struct CollectionCache {
     std::string generation;
+    std::unordered_set<std::string> depends;  // ids the cached decisions and forms depend on
     // How a recipient receives referenced objects. Key: recipient facts + object id.
     std::unordered_map<std::string, RefForm> refs;
     // Decisions on page objects that need no rendering (withheld, or released unchanged):
@@ -234,6 +241,10 @@ class Releaser {
   };
   mutable std::shared_mutex cache_mu_;
   mutable std::unordered_map<std::string, CollectionCache> caches_;  // collection ->
+  mutable uint64_t caches_emptied_ = 0;
+  //! Makes the collection's cache one of `generation`: kept when the versions stored since its
+  //! own generation are inserts only (no delete) of objects it does not depend on, else emptied.
+  void KeepOrEmpty(store::Store& store, std::string_view collection, const std::string& generation) const;
   //! The collection's cache when it is of `generation`, else null (cache_mu_ held).
   CollectionCache* CacheOf(std::string_view collection, const std::string& generation) const {
     auto it = caches_.find(std::string(collection));

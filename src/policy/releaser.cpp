@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <charconv>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -145,7 +146,8 @@ static constexpr size_t kMaxReferenced = 20000;
 
 static Status ResolveReferenced(store::Store& store, std::string_view collection, const std::vector<std::string>& ids,
                                 const Recipient& r, std::unordered_map<std::string, Held>& held,
-                                std::unordered_map<std::string, RefForm>& forms, std::vector<std::string>* resolved) {
+                                std::unordered_map<std::string, RefForm>& forms, std::vector<std::string>* resolved,
+                                std::vector<std::string>* resolved_refs) {
   struct Node {
     store::StoredObject object;
     std::optional<ObjectFacts> facts;
@@ -168,6 +170,7 @@ static Status ResolveReferenced(store::Store& store, std::string_view collection
       std::string id = t.id;
       Node& n = graph[id];
       n.facts = ExtractFacts(t.json, t.source);
+      if (n.facts) resolved_refs->insert(resolved_refs->end(), n.facts->refs.begin(), n.facts->refs.end());
       n.object = std::move(t);
       fresh.push_back(&n);
       // DecideForPartner reads the history of revoked objects and for the choice of form only.
@@ -222,6 +225,65 @@ static Status ResolveReferenced(store::Store& store, std::string_view collection
   return Status::Ok();
 }
 
+namespace {
+// A generation's parts (store.h, CollectionGeneration): "<collection>:<newest date_added>:<deletes>".
+struct GenerationParts {
+  std::string collection, deletes;
+  int64_t max_added = 0;
+};
+std::optional<GenerationParts> SplitGeneration(const std::string& g) {
+  const size_t a = g.find(':'), b = g.rfind(':');
+  if (a == std::string::npos || a == b) return std::nullopt;
+  GenerationParts p{g.substr(0, a), g.substr(b + 1)};
+  const std::string mid = g.substr(a + 1, b - a - 1);
+  auto [end, ec] = std::from_chars(mid.data(), mid.data() + mid.size(), p.max_added);
+  if (ec != std::errc() || end != mid.data() + mid.size()) return std::nullopt;
+  return p;
+}
+constexpr size_t kMaxNewVersionsChecked = 10000;  // more arrived at once: start over
+constexpr size_t kMaxCached = 1000000;             // decisions or forms per collection: beyond, start over
+}  // namespace
+
+void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, const std::string& generation) const {
+  // What arrived since the cache's generation, when only inserts happened (read without the lock).
+  std::string from;
+  {
+    std::shared_lock lock(cache_mu_);
+    if (auto it = caches_.find(std::string(collection)); it != caches_.end()) from = it->second.generation;
+  }
+  std::vector<std::string> arrived;
+  bool inserts_only = false;
+  auto was = SplitGeneration(from), now = SplitGeneration(generation);
+  if (was && now && was->collection == now->collection && was->deletes == now->deletes && was->max_added < now->max_added) {
+    store::Query q;
+    q.collection = std::string(collection);
+    q.added_after = was->max_added;
+    q.versions.all = true;
+    q.limit = kMaxNewVersionsChecked + 1;
+    auto page = store.Manifest(q);
+    // The versions in between, and any newer (checked now too: the more careful side).
+    // And no delete since `generation` was read (the page is of a later state: what a delete
+    // took from it would go unchecked).
+    auto after = store.CollectionGeneration(collection);
+    auto still = after.ok() ? SplitGeneration(*after) : std::nullopt;
+    if (page.ok() && page->objects.size() <= kMaxNewVersionsChecked && still && still->deletes == now->deletes) {
+      inserts_only = true;
+      for (const auto& o : page->objects) arrived.push_back(o.Id());
+    }
+  }
+  std::unique_lock lock(cache_mu_);
+  CollectionCache& c = caches_[std::string(collection)];
+  const bool within = c.refs.size() <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
+  if (c.generation == generation && within) return;  // another request did it meanwhile
+  bool keep = within && inserts_only && c.generation == from;
+  for (size_t k = 0; keep && k < arrived.size(); ++k) keep = !c.depends.count(arrived[k]);
+  if (!keep) {
+    if (!c.generation.empty()) ++caches_emptied_;
+    c = CollectionCache{};
+  }
+  c.generation = generation;
+}
+
 Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& store, std::string_view collection,
                                                                std::vector<store::StoredObject> objects,
                                                                const Recipient& to,
@@ -255,20 +317,15 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     // cache, not the other collections') takes it alone.
     auto current = [&] {
       const CollectionCache* c = CacheOf(collection, *generation);
-      return c && c->refs.size() <= 1000000 && c->decisions_cached <= 1000000;
+      return c && c->refs.size() <= kMaxCached && c->decisions_cached <= kMaxCached && c->depends.size() <= 4 * kMaxCached;
     };
-    std::shared_lock shared(cache_mu_);
-    if (!current()) {
-      shared.unlock();
-      std::unique_lock lock(cache_mu_);
-      if (!current()) {
-        CollectionCache& c = caches_[std::string(collection)];
-        c = CollectionCache{};
-        c.generation = *generation;
-      }
-      lock.unlock();
-      shared.lock();
+    bool is_current;
+    {
+      std::shared_lock shared(cache_mu_);
+      is_current = current();
     }
+    if (!is_current) KeepOrEmpty(store, collection, *generation);
+    std::shared_lock shared(cache_mu_);
     if (const CollectionCache* cc = CacheOf(collection, *generation)) {
       if (auto c = cc->decisions.find(who); c != cc->decisions.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
@@ -364,14 +421,17 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     return it == forms.end() ? RefForm::kUnknown : it->second;
   };
   std::vector<std::string> resolved;  // `missing` and what they refer to, with their forms now in `forms`
-  if (auto st = ResolveReferenced(store, collection, missing, r, held, forms, &resolved); !st.ok()) return st;
+  std::vector<std::string> resolved_refs;  // what the objects resolved refer to (followed or not)
+  if (auto st = ResolveReferenced(store, collection, missing, r, held, forms, &resolved, &resolved_refs); !st.ok()) return st;
   if (generation.ok() && !resolved.empty()) {
     std::unique_lock lock(cache_mu_);
     if (CollectionCache* c = CacheOf(collection, *generation)) {
       for (const auto& id : resolved) {
         auto f = forms.find(id);
         c->refs[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
+        c->depends.insert(id);
       }
+      c->depends.insert(resolved_refs.begin(), resolved_refs.end());
     }
   }
   // A bodiless row decided on cached facts needs its view after all when Render may change it
@@ -389,6 +449,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   }
   if (auto st = FetchViews(store, collection, objects, render); !st.ok()) return st;
   std::vector<std::pair<size_t, Decision>> learned;
+  std::vector<std::string> out_ids;  // the page's ids (objects move into ReleaseWith)
+  out_ids.reserve(objects.size());
+  for (const auto& o : objects) out_ids.push_back(o.Id());
   auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
   if (generation.ok() && !learned.empty()) {
     std::unique_lock lock(cache_mu_);
@@ -397,6 +460,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       for (auto& [k, d] : learned) {
         if (keys[k] >= 0) {
           cc->decisions_cached += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
+          cc->depends.insert(out_ids[k]);
+          if (facts[k]) cc->depends.insert(facts[k]->refs.begin(), facts[k]->refs.end());
         }
       }
     }

@@ -255,7 +255,7 @@ TEST(Releaser, EachCollectionKeepsItsOwnCache) {
   auto st = releaser.cache_stats();
   EXPECT_EQ(st.collections, 2u);
   EXPECT_EQ(st.decisions, 2u) << "each collection's decision kept";
-  put("d", 3);  // a new object in d: d's cache starts over, c's stays
+  put("d", 3);  // a new object in d: c's cache stays (d's too: nothing cached depends on it)
   EXPECT_EQ(page("d"), 2u);
   EXPECT_EQ(releaser.cache_stats().decisions, 3u);
   EXPECT_EQ(page("c"), 1u);
@@ -360,6 +360,98 @@ TEST(Releaser, ReferencesFollowHowEachReferredObjectIsReleased) {
   for (const auto& [id, json] : all) {
     for (const auto& ref : refs(json)) EXPECT_TRUE(all.count(ref) || ref == outside) << id << " names " << ref;
   }
+}
+
+// A Releaser kept between reads (as the server keeps it) releases what a new one would, while
+// objects arrive: a new object nothing cached depends on leaves the collection's cache as it
+// is; one that a cached object refers to (present before or not yet), or a new version of a
+// cached object, empties it.
+TEST(Releaser, ACacheKeptWhileObjectsArriveReleasesWhatANewOneWould) {
+  TempStore t;
+  auto& store = t.store;
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->EnsureCollection("c").ok());
+  auto obj = [](const std::string& type, const std::string& id, const std::string& modified, const std::string& marking,
+                const std::string& rest) {
+    return R"({"type":")" + type + R"(","spec_version":"2.1","id":")" + id + R"(","created":"2024-01-01T00:00:00.000Z","modified":")" +
+           modified + R"(","object_marking_refs":[")" + marking + R"("],)" + rest + "}";
+  };
+  const std::string t0 = "2024-01-01T00:00:00.000Z", t1 = "2024-02-01T00:00:00.000Z";
+  const std::string pattern = R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z")";
+  const std::string i = "indicator--0b000000-0000-4000-8000-000000000001";
+  const std::string m = "malware--0b000000-0000-4000-8000-000000000002";
+  const std::string r = "relationship--0b000000-0000-4000-8000-000000000003";  // i -> m
+  const std::string n = "note--0b000000-0000-4000-8000-000000000004";          // names x before x arrives
+  const std::string x = "indicator--0b000000-0000-4000-8000-000000000005";
+  const std::string j = "indicator--0b000000-0000-4000-8000-000000000006";     // unrelated
+  auto put = [&](std::vector<std::string> objects) {
+    std::string bundle = R"({"type":"bundle","id":"bundle--0b000000-0000-4000-8000-0000000000ff","objects":[)";
+    for (size_t k = 0; k < objects.size(); ++k) bundle += (k ? "," : "") + objects[k];
+    bundle += "]}";
+    stix::Validator v;
+    auto valid = v.Validate(bundle);
+    ASSERT_TRUE(valid.ok()) << (valid.diagnostics.empty() ? "" : valid.diagnostics.front().ToString());
+    ASSERT_TRUE((*store)->Put("c", valid.objects).ok());
+  };
+  put({obj("indicator", i, t0, kGreen, R"("name":"i",)" + pattern),
+       obj("malware", m, t0, kGreen, R"("name":"m","is_family":false)"),
+       obj("relationship", r, t0, kGreen, R"("relationship_type":"indicates","source_ref":")" + i + R"(","target_ref":")" + m + R"(")"),
+       obj("note", n, t0, kGreen, R"("content":"see x","object_refs":[")" + x + R"("])")});
+  PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 1};
+  Audience audience{{}, {"g"}, Tlp::kAmber};
+  Recipient to{"south", true, &south, &audience};
+  to.node_identity = "identity--7e0c4b1a-2f3d-4e5a-8b6c-9d0e1f2a3b4c";
+  Releaser kept;
+  auto release = [&](const Releaser& releaser, std::vector<std::string> ids) {
+    store::Query q;
+    q.collection = "c";
+    q.held_for = kSouth;
+    q.ids = std::move(ids);
+    auto page = (*store)->Query(q);
+    EXPECT_TRUE(page.ok());
+    auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
+    EXPECT_TRUE(out.ok());
+    std::map<std::string, std::string> got;
+    for (const auto& o : *out) got[o.Id()] = o.Json();
+    return got;
+  };
+  // Read alone, then all at once, by the kept Releaser and by a new one: the same.
+  auto same = [&](const std::string& when) {
+    for (const auto& ids : std::vector<std::vector<std::string>>{{n}, {r}, {}}) {
+      auto cached = release(kept, ids);
+      Releaser fresh;
+      EXPECT_EQ(cached, release(fresh, ids)) << when;
+    }
+    return release(kept, {});
+  };
+  auto names = [](const std::map<std::string, std::string>& got, const std::string& id) {
+    for (const auto& [k, json] : got) {
+      if (json.find(id) != std::string::npos) return true;
+    }
+    return false;
+  };
+  auto got = same("at first");
+  EXPECT_EQ(got.size(), 4u);
+  EXPECT_TRUE(names(got, x)) << "a reference to an object the collection does not hold (yet) stays";
+  EXPECT_EQ(kept.cache_stats().emptied, 0u);
+
+  put({obj("indicator", j, t0, kGreen, R"("name":"j",)" + pattern)});
+  got = same("after an unrelated object");
+  EXPECT_EQ(got.size(), 5u);
+  EXPECT_EQ(kept.cache_stats().emptied, 0u) << "nothing cached depends on j: the cache was kept";
+
+  put({obj("indicator", x, t0, kRed, R"("name":"x",)" + pattern)});
+  got = same("after x arrived, TLP:RED");
+  EXPECT_FALSE(names(got, x)) << "x is withheld: nothing names it any more";
+  EXPECT_EQ(kept.cache_stats().emptied, 1u) << "the note refers to x";
+
+  put({obj("malware", m, t1, kRed, R"("name":"m","is_family":false)")});
+  got = same("after m's new version, TLP:RED");
+  EXPECT_FALSE(got.count(m));
+  EXPECT_FALSE(got.count(r)) << "a relationship to a withheld object is withheld";
+  EXPECT_FALSE(names(got, m));
+  EXPECT_TRUE(got.count(i));
+  EXPECT_EQ(kept.cache_stats().emptied, 2u);
 }
 }  // namespace
 }  // namespace tearline::policy

@@ -337,7 +337,10 @@ class Store {
   virtual Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& versions) = 0;
 
   //! Changes whenever the collection's content changes (a version stored or deleted): callers
-  //! may cache what they derived from it while it stays the same.
+  //! may cache what they derived from it while it stays the same. Its form:
+  //! "<collection>:<newest date_added>:<deletes>", deletes a counter every delete in the store
+  //! moves: two generations with the same first and last parts differ by inserts only, the
+  //! versions with a date_added between theirs (Releaser::KeepOrEmpty relies on this).
   virtual Result<std::string> CollectionGeneration(std::string_view collection) = 0;
 
   // ---- TAXII status resources (kept so a client can poll them after a restart) ----
