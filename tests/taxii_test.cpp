@@ -589,6 +589,7 @@ TEST_F(TaxiiTest, PartnersReceiveWhatTheSharingRulesAllow) {
   {  // the Releaser keeps the partner's decisions on the collection between requests (/metrics)
     const std::string m = Http("GET", base_ + "/metrics", Analyst()).body;
     EXPECT_NE(m.find("\ntearline_releaser_cached_collections 1\n"), std::string::npos) << m;
+    EXPECT_NE(m.find("\ntearline_releaser_caches_emptied_total 0\n"), std::string::npos) << "nothing changed in the collection";
     auto at = m.find("\ntearline_releaser_cached_decisions ");
     ASSERT_NE(at, std::string::npos);
     EXPECT_GT(std::stoll(m.substr(at + 36)), 0);

@@ -31,7 +31,10 @@ std::string ReleaserMetrics(const policy::Releaser& r) {
          "tearline_releaser_cached_decisions " + std::to_string(st.decisions) + "\n"
          "# HELP tearline_releaser_cached_references How partners receive referenced objects, kept between requests.\n"
          "# TYPE tearline_releaser_cached_references gauge\n"
-         "tearline_releaser_cached_references " + std::to_string(st.references) + "\n";
+         "tearline_releaser_cached_references " + std::to_string(st.references) + "\n"
+         "# HELP tearline_releaser_caches_emptied_total Times a collection's cache started over (a delete, or a new version of an object it depended on).\n"
+         "# TYPE tearline_releaser_caches_emptied_total counter\n"
+         "tearline_releaser_caches_emptied_total " + std::to_string(st.emptied) + "\n";
 }
 
 using net::Request;
