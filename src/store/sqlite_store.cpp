@@ -3213,9 +3213,8 @@ class SqliteStore final : public Store {
       range.Reset();
       range.Bind(1, lo);
       range.Bind(2, hi);
-      size_t next = 0;
-      int rc;
-      while (next < missing.size() && (rc = sqlite3_step(range.get())) == SQLITE_ROW) {
+      size_t next = 0;  // a row not found (or a failed step) leaves it short: an error
+      while (next < missing.size() && sqlite3_step(range.get()) == SQLITE_ROW) {
         const int64_t pk = range.Int(0);
         if (pk == picked[missing[next]].pk) take(range, missing[next++]);
       }
