@@ -10,6 +10,7 @@
 #include "audit/audit.h"
 #include "stix/stix.h"
 #include "store/store.h"
+#include "taxii/taxii.h"
 #include "test_util.h"
 
 namespace tearline {
@@ -211,6 +212,8 @@ TEST(CliServe, ConfigCheckServeAndGracefulStop) {
   WriteFile(cfg, "[server]\naddress = \"127.0.0.1\"\nport = 0\n[database]\npath = \"" + tmp.path() +
                      "/t.db\"\n[[api_roots]]\npath = \"ct\"\n  [[api_roots.collections]]\n  name = \"demo\"\n");
   EXPECT_EQ(RunCommand(Bin() + " config check " + cfg, &out), 0) << out;
+  // The row cache's budget is shown: its default follows the machine's memory (docs/configuration.md).
+  EXPECT_NE(out.find("row cache " + std::to_string(taxii::DefaultObjectCacheMb()) + " MiB"), std::string::npos) << out;
   WriteFile(tmp.path() + "/bad.toml", "[server]\naddress = \"0.0.0.0\"\n[[api_roots]]\npath = \"ct\"\n");
   EXPECT_EQ(RunCommand(Bin() + " config check " + tmp.path() + "/bad.toml", &out), 1);
   EXPECT_NE(out.find("plain HTTP is allowed on loopback only"), std::string::npos) << out;

@@ -69,8 +69,9 @@ int ConfigCheck(const std::string& path) {
   }
   size_t collections = 0;
   for (const auto& a : c->api_roots) collections += a.collections.size();
-  std::printf("%s: ok (%zu API roots, %zu collections, listening on %s:%u, %s)\n", path.c_str(), c->api_roots.size(),
-              collections, c->listen_address.c_str(), c->listen_port, c->tls_cert.empty() ? "plain HTTP" : "TLS");
+  std::printf("%s: ok (%zu API roots, %zu collections, listening on %s:%u, %s, row cache %zu MiB)\n", path.c_str(),
+              c->api_roots.size(), collections, c->listen_address.c_str(), c->listen_port,
+              c->tls_cert.empty() ? "plain HTTP" : "TLS", c->object_cache_mb);
   return 0;
 }
 

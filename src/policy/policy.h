@@ -231,7 +231,11 @@ class Releaser {
   // partners read while unrelated objects arrive stays decided (KeepsOrEmpties).
   struct CollectionCache {
     std::string generation;
-    std::unordered_set<std::string> depends;  // ids the cached decisions and forms depend on
+    // Hashes of the ids the cached decisions and forms depend on: two ids sharing
+    // a hash only make the cache start over when it need not.
+    std::unordered_set<uint64_t> depends;
+    void Depend(std::string_view id) { depends.insert(std::hash<std::string_view>{}(id)); }
+    bool DependsOn(std::string_view id) const { return depends.count(std::hash<std::string_view>{}(id)) > 0; }
     // How a recipient receives referenced objects. Key: recipient facts + object id.
     std::unordered_map<std::string, RefForm> refs;
     // Decisions on page objects that need no rendering (withheld, or released unchanged):

@@ -276,7 +276,7 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
   const bool within = c.refs.size() <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
   if (c.generation == generation && within) return;  // another request did it meanwhile
   bool keep = within && inserts_only && c.generation == from;
-  for (size_t k = 0; keep && k < arrived.size(); ++k) keep = !c.depends.count(arrived[k]);
+  for (size_t k = 0; keep && k < arrived.size(); ++k) keep = !c.DependsOn(arrived[k]);
   if (!keep) {
     if (!c.generation.empty()) ++caches_emptied_;
     c = CollectionCache{};
@@ -429,9 +429,9 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       for (const auto& id : resolved) {
         auto f = forms.find(id);
         c->refs[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
-        c->depends.insert(id);
+        c->Depend(id);
       }
-      c->depends.insert(resolved_refs.begin(), resolved_refs.end());
+      for (const auto& id : resolved_refs) c->Depend(id);
     }
   }
   // A bodiless row decided on cached facts needs its view after all when Render may change it
@@ -460,8 +460,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       for (auto& [k, d] : learned) {
         if (keys[k] >= 0) {
           cc->decisions_cached += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
-          cc->depends.insert(out_ids[k]);
-          if (facts[k]) cc->depends.insert(facts[k]->refs.begin(), facts[k]->refs.end());
+          cc->Depend(out_ids[k]);
+          if (facts[k]) {
+            for (const auto& id : facts[k]->refs) cc->Depend(id);
+          }
         }
       }
     }
