@@ -214,7 +214,7 @@ class Releaser {
     for (const auto& [name, c] : caches_) {
       ++st.collections;
       st.decisions += c.decisions_cached;
-      st.references += c.refs.size();
+      st.references += c.refs_cached;
     }
     st.emptied = caches_emptied_;
     return st;
@@ -236,8 +236,9 @@ class Releaser {
     std::unordered_set<uint64_t> depends;
     void Depend(std::string_view id) { depends.insert(std::hash<std::string_view>{}(id)); }
     bool DependsOn(std::string_view id) const { return depends.count(std::hash<std::string_view>{}(id)) > 0; }
-    // How a recipient receives referenced objects. Key: recipient facts + object id.
-    std::unordered_map<std::string, RefForm> refs;
+    // How a recipient receives referenced objects: recipient facts -> object id -> form.
+    std::unordered_map<std::string, std::unordered_map<std::string, RefForm>> refs;
+    size_t refs_cached = 0;
     // Decisions on page objects that need no rendering (withheld, or released unchanged):
     // recipient facts -> date_added * 4 + (release history + 1) -> decision.
     std::unordered_map<std::string, std::unordered_map<int64_t, std::shared_ptr<const Decision>>> decisions;

@@ -273,7 +273,7 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
   }
   std::unique_lock lock(cache_mu_);
   CollectionCache& c = caches_[std::string(collection)];
-  const bool within = c.refs.size() <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
+  const bool within = c.refs_cached <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
   if (c.generation == generation && within) return;  // another request did it meanwhile
   bool keep = within && inserts_only && c.generation == from;
   for (size_t k = 0; keep && k < arrived.size(); ++k) keep = !c.DependsOn(arrived[k]);
@@ -317,7 +317,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     // cache, not the other collections') takes it alone.
     auto current = [&] {
       const CollectionCache* c = CacheOf(collection, *generation);
-      return c && c->refs.size() <= kMaxCached && c->decisions_cached <= kMaxCached && c->depends.size() <= 4 * kMaxCached;
+      return c && c->refs_cached <= kMaxCached && c->decisions_cached <= kMaxCached && c->depends.size() <= 4 * kMaxCached;
     };
     bool is_current;
     {
@@ -387,9 +387,13 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   if (!refs.empty()) {
     std::shared_lock lock(cache_mu_);
     const CollectionCache* c = generation.ok() ? CacheOf(collection, *generation) : nullptr;
+    const std::unordered_map<std::string, RefForm>* mine = nullptr;  // this recipient's
+    if (c) {
+      if (auto w = c->refs.find(who); w != c->refs.end()) mine = &w->second;
+    }
     for (const auto& id : refs) {
-      if (c) {
-        if (auto it = c->refs.find(who + id); it != c->refs.end()) {
+      if (mine) {
+        if (auto it = mine->find(id); it != mine->end()) {
           forms[id] = it->second;
           continue;
         }
@@ -426,9 +430,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   if (generation.ok() && !resolved.empty()) {
     std::unique_lock lock(cache_mu_);
     if (CollectionCache* c = CacheOf(collection, *generation)) {
+      auto& mine = c->refs[who];
       for (const auto& id : resolved) {
         auto f = forms.find(id);
-        c->refs[who + id] = f == forms.end() ? RefForm::kUnknown : f->second;  // kUnknown: not in the collection
+        c->refs_cached += mine.insert_or_assign(id, f == forms.end() ? RefForm::kUnknown : f->second).second;  // kUnknown: not in the collection
         c->Depend(id);
       }
       for (const auto& id : resolved_refs) c->Depend(id);
