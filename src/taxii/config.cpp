@@ -209,14 +209,17 @@ Result<Config> ParseConfig(std::string_view text) {
 }
 
 size_t DefaultObjectCacheMb() {
-  uint64_t bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 256;  // unknown: the floor
+  uint64_t bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
   // A container's limit: cgroup v2 (memory.max, "max" when none), else v1.
   for (const char* limit : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
     std::ifstream in(limit);
     uint64_t v = 0;
     if (in >> v && v > 0 && v < bytes) bytes = v;
   }
-  return std::max<size_t>(256, static_cast<size_t>(bytes / 8 >> 20));
+  // At most 1 TiB (the largest value the key accepts).
+  return std::clamp<size_t>(static_cast<size_t>(bytes / 8 >> 20), 256, size_t{1} << 20);
 }
 
 Result<Config> LoadConfig(const std::string& path) {
