@@ -7,6 +7,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "taxii/taxii.h"
 
@@ -212,8 +214,27 @@ size_t DefaultObjectCacheMb() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page <= 0) return 256;  // unknown: the floor
   uint64_t bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
-  // A container's limit: cgroup v2 (memory.max, "max" when none), else v1.
-  for (const char* limit : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+  // A limit on this process's memory: its cgroup's and every group's above it (from
+  // /proc/self/cgroup): v2 memory.max ("max" when none), v1 memory.limit_in_bytes.
+  std::vector<std::string> limits = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+  {
+    std::ifstream self("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(self, line)) {
+      std::string root, file;
+      if (line.rfind("0::/", 0) == 0) {
+        root = "/sys/fs/cgroup", file = "/memory.max";
+      } else if (auto at = line.find(":memory:/"); at != std::string::npos) {
+        root = "/sys/fs/cgroup/memory", file = "/memory.limit_in_bytes";
+      } else {
+        continue;
+      }
+      for (std::string group = line.substr(line.find(":/") + 1); group.size() > 1; group.resize(group.rfind('/'))) {
+        limits.push_back(root + group + file);
+      }
+    }
+  }
+  for (const auto& limit : limits) {
     std::ifstream in(limit);
     uint64_t v = 0;
     if (in >> v && v > 0 && v < bytes) bytes = v;
