@@ -1,7 +1,6 @@
 #include "policy/policy.h"
 
 #include <algorithm>
-#include <charconv>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -226,20 +225,6 @@ static Status ResolveReferenced(store::Store& store, std::string_view collection
 }
 
 namespace {
-// A generation's parts (store.h, CollectionGeneration): "<collection>:<newest date_added>:<deletes>".
-struct GenerationParts {
-  std::string collection, deletes;
-  int64_t max_added = 0;
-};
-std::optional<GenerationParts> SplitGeneration(const std::string& g) {
-  const size_t a = g.find(':'), b = g.rfind(':');
-  if (a == std::string::npos || a == b) return std::nullopt;
-  GenerationParts p{g.substr(0, a), g.substr(b + 1)};
-  const std::string mid = g.substr(a + 1, b - a - 1);
-  auto [end, ec] = std::from_chars(mid.data(), mid.data() + mid.size(), p.max_added);
-  if (ec != std::errc() || end != mid.data() + mid.size()) return std::nullopt;
-  return p;
-}
 constexpr size_t kMaxNewVersionsChecked = 10000;  // more arrived at once: start over
 constexpr size_t kMaxCached = 1000000;             // decisions or forms per collection: beyond, start over
 }  // namespace
@@ -251,32 +236,17 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
     std::shared_lock lock(cache_mu_);
     if (auto it = caches_.find(std::string(collection)); it != caches_.end()) from = it->second.generation;
   }
-  std::vector<std::string> arrived;
-  bool inserts_only = false;
-  auto was = SplitGeneration(from), now = SplitGeneration(generation);
-  if (was && now && was->collection == now->collection && was->deletes == now->deletes && was->max_added < now->max_added) {
-    store::Query q;
-    q.collection = std::string(collection);
-    q.added_after = was->max_added;
-    q.versions.all = true;
-    q.limit = kMaxNewVersionsChecked + 1;
-    auto page = store.Manifest(q);
-    // The versions in between, and any newer (checked now too: the more careful side).
-    // And no delete since `generation` was read (the page is of a later state: what a delete
-    // took from it would go unchecked).
-    auto after = store.CollectionGeneration(collection);
-    auto still = after.ok() ? SplitGeneration(*after) : std::nullopt;
-    if (page.ok() && page->objects.size() <= kMaxNewVersionsChecked && still && still->deletes == now->deletes) {
-      inserts_only = true;
-      for (const auto& o : page->objects) arrived.push_back(o.Id());
-    }
+  std::optional<std::vector<std::string>> arrived;
+  if (!from.empty()) {
+    auto ids = store.IdsStoredBetween(collection, from, generation, kMaxNewVersionsChecked);
+    if (ids.ok()) arrived = std::move(*ids);
   }
   std::unique_lock lock(cache_mu_);
   CollectionCache& c = caches_[std::string(collection)];
   const bool within = c.refs_cached <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
   if (c.generation == generation && within) return;  // another request did it meanwhile
-  bool keep = within && inserts_only && c.generation == from;
-  for (size_t k = 0; keep && k < arrived.size(); ++k) keep = !c.DependsOn(arrived[k]);
+  bool keep = within && arrived && c.generation == from;
+  for (size_t k = 0; keep && k < arrived->size(); ++k) keep = !c.DependsOn((*arrived)[k]);
   if (!keep) {
     if (!c.generation.empty()) ++caches_emptied_;
     c = CollectionCache{};
@@ -454,9 +424,6 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   }
   if (auto st = FetchViews(store, collection, objects, render); !st.ok()) return st;
   std::vector<std::pair<size_t, Decision>> learned;
-  std::vector<std::string> out_ids;  // the page's ids (objects move into ReleaseWith)
-  out_ids.reserve(objects.size());
-  for (const auto& o : objects) out_ids.push_back(o.Id());
   auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
   if (generation.ok() && !learned.empty()) {
     std::unique_lock lock(cache_mu_);
@@ -464,11 +431,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       auto& c = cc->decisions[who];
       for (auto& [k, d] : learned) {
         if (keys[k] >= 0) {
+          // What it refers to is depended on already: each reference's form came from this
+          // cache or was resolved above and kept in it.
+          cc->Depend(d.object_id);
           cc->decisions_cached += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
-          cc->Depend(out_ids[k]);
-          if (facts[k]) {
-            for (const auto& id : facts[k]->refs) cc->Depend(id);
-          }
         }
       }
     }

@@ -359,6 +359,26 @@ Stmt& CachedOn(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, const 
   return it->second;
 }
 
+// Every read of a scope in one read transaction: begun here unless the connection is in one
+// already (a snapshot reader), committed when the scope ends.
+class ReadTxn {
+ public:
+  explicit ReadTxn(sqlite3* db) : db_(db), mine_(sqlite3_get_autocommit(db) != 0) {
+    if (mine_ && sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) mine_ = false, ok_ = false;
+  }
+  ~ReadTxn() {
+    if (mine_) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  }
+  ReadTxn(const ReadTxn&) = delete;
+  ReadTxn& operator=(const ReadTxn&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  sqlite3* db_;
+  bool mine_;
+  bool ok_ = true;
+};
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(sqlite3* db, SqliteOptions opt, std::string path)
@@ -1539,6 +1559,50 @@ class SqliteStore final : public Store {
       auto state = StateOn(db, stmts, coll);
       if (!state.ok()) return state.status();
       return std::to_string(coll) + ":" + std::to_string(state->max_added) + ":" + std::to_string(state->deletes);
+    });
+  }
+
+  Result<std::optional<std::vector<std::string>>> IdsStoredBetween(std::string_view collection, const std::string& from,
+                                                                   const std::string& to, size_t max) override {
+    using Out = Result<std::optional<std::vector<std::string>>>;
+    // CollectionGeneration's form: "<collection pk>:<newest date_added>:<deletes>".
+    auto split = [](const std::string& g) -> std::optional<std::array<int64_t, 3>> {
+      std::array<int64_t, 3> v{};
+      const char* p = g.data();
+      const char* end = g.data() + g.size();
+      for (size_t i = 0; i < 3; ++i) {
+        auto [next, ec] = std::from_chars(p, end, v[i]);
+        if (ec != std::errc() || next == p || (i < 2 ? next == end || *next != ':' : next != end)) return std::nullopt;
+        p = next + 1;
+      }
+      return v;
+    };
+    auto a = split(from), b = split(to);
+    if (!a || !b || (*a)[0] != (*b)[0] || (*a)[2] != (*b)[2] || (*a)[1] > (*b)[1]) return Out(std::nullopt);
+    return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Out {
+      // One read transaction: the delete counter and the rows of one state.
+      ReadTxn txn(db);
+      if (!txn.ok()) return Status::Io(std::string("begin: ") + sqlite3_errmsg(db));
+      int64_t coll;
+      if (auto st = CollectionPkOn(db, stmts, collection, &coll); !st.ok()) return st;
+      if (coll != (*a)[0]) return Out(std::nullopt);
+      auto state = StateOn(db, stmts, coll);
+      if (!state.ok()) return state.status();
+      // A delete since `from` may have taken versions stored between the two: they cannot be listed.
+      if (state->deletes != (*a)[2]) return Out(std::nullopt);
+      Stmt& q = CachedOn(db, stmts, "SELECT id FROM objects WHERE coll=? AND date_added>? AND date_added<=? ORDER BY date_added LIMIT ?");
+      q.Reset();
+      q.Bind(1, coll);
+      q.Bind(2, (*a)[1]);
+      q.Bind(3, (*b)[1]);
+      q.Bind(4, static_cast<int64_t>(max) + 1);
+      std::vector<std::string> ids;
+      int rc;
+      while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) q.TextInto(0, ids.emplace_back());
+      sqlite3_reset(q.get());
+      if (rc != SQLITE_DONE) return Status::Io(std::string("ids stored: ") + sqlite3_errmsg(db));
+      if (ids.size() > max) return Out(std::nullopt);
+      return Out(std::move(ids));
     });
   }
 
@@ -3245,17 +3309,8 @@ class SqliteStore final : public Store {
     const bool latest_only = vf.last && !vf.first && !vf.all && vf.versions.empty();
     if (opt_.object_cache_bytes == 0 || db == db_ || !q.ids.empty() || !(latest_only || vf.all)) return std::nullopt;
     // Every read below in one transaction (a snapshot reader is in one already).
-    struct Txn {
-      sqlite3* db;
-      bool mine;
-      ~Txn() {
-        if (mine) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-      }
-    } txn{db, sqlite3_get_autocommit(db) != 0};
-    if (txn.mine && sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      txn.mine = false;
-      return std::nullopt;
-    }
+    ReadTxn txn(db);
+    if (!txn.ok()) return std::nullopt;
     auto now = StateOn(db, stmts, coll);
     if (!now.ok()) return std::nullopt;
     Indexed& x = IndexOf(coll);

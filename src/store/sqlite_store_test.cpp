@@ -528,6 +528,62 @@ TEST(Store, PagesReadTheirMissingRowsTogetherOrApart) {
   }
 }
 
+// The ids stored between two generations of a collection, while only inserts happened; none
+// once a delete (anywhere in the store) came between, or for generations that do not belong.
+TEST(Store, IdsStoredBetweenTwoGenerations) {
+  TempDb db;
+  auto s = Open(db);
+  ASSERT_TRUE(s->EnsureCollection("d").ok());
+  auto gen = [&](const char* c) {
+    auto g = s->CollectionGeneration(c);
+    EXPECT_TRUE(g.ok());
+    return *g;
+  };
+  const std::string g0 = gen("c");
+  ASSERT_TRUE(s->Put("c", Objects({Malware(1), Malware(2)})).ok());
+  ASSERT_TRUE(s->Put("d", Objects({Malware(9)})).ok());  // another collection: not listed
+  ASSERT_TRUE(s->Put("c", Objects({Malware(3)})).ok());
+  const std::string g1 = gen("c");
+  auto ids = s->IdsStoredBetween("c", g0, g1, 10);
+  ASSERT_TRUE(ids.ok()) << ids.status().message();
+  ASSERT_TRUE(ids->has_value());
+  EXPECT_EQ(**ids, (std::vector<std::string>{"malware--" + Uuid(1), "malware--" + Uuid(2), "malware--" + Uuid(3)}));
+  auto none = s->IdsStoredBetween("c", g1, g1, 10);
+  ASSERT_TRUE(none.ok() && none->has_value());
+  EXPECT_TRUE((*none)->empty());
+  auto too_many = s->IdsStoredBetween("c", g0, g1, 2);
+  ASSERT_TRUE(too_many.ok());
+  EXPECT_FALSE(too_many->has_value()) << "more than max";
+  auto backwards = s->IdsStoredBetween("c", g1, g0, 10);
+  ASSERT_TRUE(backwards.ok());
+  EXPECT_FALSE(backwards->has_value());
+  auto other = s->IdsStoredBetween("c", gen("d"), g1, 10);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value()) << "a generation of another collection";
+  for (const char* bad : {"", "x", "1:2", "1:2:3:4", "a:b:c"}) {
+    auto r = s->IdsStoredBetween("c", bad, g1, 10);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r->has_value()) << bad;
+  }
+  // A delete in another collection moves every collection's generation: what came between can
+  // no longer be listed, from before it or across it.
+  VersionFilter all;
+  all.all = true;
+  ASSERT_EQ(*s->Delete("d", "malware--" + Uuid(9), all), 1u);
+  ASSERT_TRUE(s->Put("c", Objects({Malware(4)})).ok());
+  const std::string g2 = gen("c");
+  auto across = s->IdsStoredBetween("c", g1, g2, 10);
+  ASSERT_TRUE(across.ok());
+  EXPECT_FALSE(across->has_value());
+  auto before = s->IdsStoredBetween("c", g0, g1, 10);
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(before->has_value()) << "the store is past a delete: versions of then may be gone";
+  ASSERT_TRUE(s->Put("c", Objects({Malware(5)})).ok());
+  auto after = s->IdsStoredBetween("c", g2, gen("c"), 10);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_EQ(**after, std::vector<std::string>{"malware--" + Uuid(5)});
+}
+
 // Readers on several threads page through the index while another connection adds versions
 // and deletes: every page is whole and ordered, a latest-only page has one version per id,
 // and once the writes stop the index gives what SQL gives (TSan runs this: make tsan).

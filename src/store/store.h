@@ -337,11 +337,16 @@ class Store {
   virtual Result<size_t> Delete(std::string_view collection, std::string_view id, const VersionFilter& versions) = 0;
 
   //! Changes whenever the collection's content changes (a version stored or deleted): callers
-  //! may cache what they derived from it while it stays the same. Its form:
-  //! "<collection>:<newest date_added>:<deletes>", deletes a counter every delete in the store
-  //! moves: two generations with the same first and last parts differ by inserts only, the
-  //! versions with a date_added between theirs (Releaser::KeepOrEmpty relies on this).
+  //! may cache what they derived from it while it stays the same.
   virtual Result<std::string> CollectionGeneration(std::string_view collection) = 0;
+  //! The ids of the versions stored in `collection` after generation `from` up to generation
+  //! `to` (both from CollectionGeneration), in the order stored, when the one became the other
+  //! by inserts only; nullopt when not (a delete anywhere in the store since `from`, generations
+  //! of another collection or store) or when more than `max` versions arrived. What a caller
+  //! derived from `from` stays true at `to` for everything these ids do not touch (Releaser).
+  virtual Result<std::optional<std::vector<std::string>>> IdsStoredBetween(std::string_view collection,
+                                                                           const std::string& from,
+                                                                           const std::string& to, size_t max) = 0;
 
   // ---- TAXII status resources (kept so a client can poll them after a restart) ----
   virtual Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) = 0;

@@ -210,7 +210,8 @@ Result<Config> ParseConfig(std::string_view text) {
   return c;
 }
 
-size_t DefaultObjectCacheMb() {
+namespace {
+size_t ComputeObjectCacheMb() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page <= 0) return 256;  // unknown: the floor
   uint64_t bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
@@ -241,6 +242,13 @@ size_t DefaultObjectCacheMb() {
   }
   // At most 1 TiB (the largest value the key accepts).
   return std::clamp<size_t>(static_cast<size_t>(bytes / 8 >> 20), 256, size_t{1} << 20);
+}
+}  // namespace
+
+// Read once: every Config built (each parse, each test) starts from it.
+size_t DefaultObjectCacheMb() {
+  static const size_t mb = ComputeObjectCacheMb();
+  return mb;
 }
 
 Result<Config> LoadConfig(const std::string& path) {
