@@ -1,6 +1,6 @@
 // bench/query: the store's page query alone, the core of every TAXII GET objects.
 //
-//   build/bench_query --db PATH [--collection bench] [--pages N] [--limit 100] [--type T] [--cache-mb 256]
+//   build/bench_query --db PATH [--collection bench] [--pages N] [--limit 100] [--type T] [--cache-mb 256] [--envelope]
 //
 // Reads N pages of `limit` objects (last versions, the TAXII default) starting at random
 // objects of the collection (seeded), on one thread, and prints microseconds per page and per
@@ -8,6 +8,8 @@
 // cache (--cache-mb: its budget, 256 MiB the store's default), and that sharing the cached rows (Query::share_rows, what the
 // server does for local readers): the same pages in the same run. Run it on the database
 // bench/taxii-load.sh generates (build/bench-taxii/).
+// --envelope: each page is also written out as the server writes a local reader's page (the
+// envelope with every object's JSON, the audit entry's "id@modified" lines), timed apart.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +22,7 @@
 int main(int argc, char** argv) {
   std::string db, collection = "bench", type;
   size_t pages = 20000, limit = 100, cache_mb = 256;
+  bool envelope = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -35,8 +38,9 @@ int main(int argc, char** argv) {
     else if (a == "--limit") limit = std::stoul(next());
     else if (a == "--type") type = next();
     else if (a == "--cache-mb") cache_mb = std::stoul(next());
+    else if (a == "--envelope") envelope = true;
     else {
-      std::fprintf(stderr, "usage: bench_query --db PATH [--collection C] [--pages N] [--limit L] [--type T] [--cache-mb M]\n");
+      std::fprintf(stderr, "usage: bench_query --db PATH [--collection C] [--pages N] [--limit L] [--type T] [--cache-mb M] [--envelope]\n");
       return 2;
     }
   }
@@ -60,7 +64,8 @@ int main(int argc, char** argv) {
     }
     auto& s = **store;
     std::mt19937_64 rng(42);
-    size_t objects = 0;
+    size_t objects = 0, bytes = 0;
+    double written_us = 0;
     auto t0 = std::chrono::steady_clock::now();
     for (size_t p = 0; p < pages; ++p) {
       tearline::store::Query q;
@@ -75,8 +80,33 @@ int main(int argc, char** argv) {
         return 1;
       }
       objects += page->objects.size();
+      if (envelope) {
+        auto w0 = std::chrono::steady_clock::now();
+        size_t size = 64;
+        for (const auto& o : page->objects) size += o.Json().size() + 1;
+        std::string body;
+        body.reserve(size);
+        body += "{\"more\":true,\"objects\":[";
+        std::string ids;
+        ids.reserve(page->objects.size() * 80);
+        for (size_t k = 0; k < page->objects.size(); ++k) {
+          if (k) body += ',', ids += '\n';
+          body += page->objects[k].Json();
+          ids += page->objects[k].Id();
+          ids += '@';
+          ids += page->objects[k].Modified();
+        }
+        body += "]}";
+        bytes += body.size() + ids.size();
+        written_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - w0).count();
+      }
     }
     double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    if (envelope) {
+      std::printf("%-18s written out: %.1f us/page (%.0f bytes/page), of the %.1f below\n",
+                  indexed == 0 ? "SQL" : indexed == 1 ? "page index" : "page index, shared", written_us / pages,
+                  static_cast<double>(bytes) / pages, us / pages);
+    }
     per_page[indexed] = us / pages;
     std::printf("%-18s %zu pages, %zu objects: %.1f us/page, %.3f us/object\n",
                 indexed == 0 ? "SQL" : indexed == 1 ? "page index" : "page index, shared",
