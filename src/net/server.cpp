@@ -176,29 +176,72 @@ class ServerImpl final : public Server {
     ~Counter() { --n; }
   };
 
+  // A connection's deadlines, kept by one timer that is not started and cancelled for every
+  // request and every write (each cancel posted a completion to the pool, often waking
+  // another thread for nothing): a deadline is only a time written here, and the timer,
+  // when it fires, either finds it passed (and cancels the connection's operation in
+  // progress) or sleeps until the current one. It lives in its own allocation, shared with
+  // its pending wait, so a wait completing after the session has ended touches nothing of
+  // the session; the session and the timer run on the connection's strand only.
+  struct Watchdog {
+    explicit Watchdog(tcp::socket& s) : socket(&s), timer(s.get_executor()) {}
+    tcp::socket* socket;  // null once the session has ended
+    asio::steady_timer timer;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    bool armed = false;      // a wait is pending
+    bool timed_out = false;  // the deadline passed and the operation in progress was cancelled
+
+    //! The operation starting now (reading a request, writing a response) must end by then.
+    static void Start(const std::shared_ptr<Watchdog>& w, std::chrono::milliseconds limit) {
+      w->deadline = std::chrono::steady_clock::now() + limit;
+      w->timed_out = false;
+      if (!w->armed) Arm(w);
+    }
+    //! No deadline (the request is being handled, or the session is over).
+    void Stop() { deadline = std::chrono::steady_clock::time_point::max(); }
+    void End() {
+      socket = nullptr;
+      Stop();
+      timer.cancel();
+    }
+    static void Arm(const std::shared_ptr<Watchdog>& w) {
+      w->armed = true;
+      w->timer.expires_at(w->deadline);
+      w->timer.async_wait([w](boost::system::error_code ec) {
+        w->armed = false;
+        if (ec || !w->socket) return;
+        if (w->deadline == std::chrono::steady_clock::time_point::max()) return;  // armed again by Start
+        if (std::chrono::steady_clock::now() < w->deadline) return Arm(w);  // a later deadline: sleep on
+        // Cancel, not close: after a read, the session can still answer 408.
+        w->timed_out = true;
+        w->Stop();
+        boost::system::error_code ignored;
+        w->socket->cancel(ignored);
+      });
+    }
+  };
+
   template <class Stream>
   awaitable<void> Session(Stream stream, std::string remote, bool tls) {
     Counter conn(connections_);
     beast::flat_buffer buffer;
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_never();  // the watchdog keeps the deadlines (the TLS handshake had its own)
+    auto watchdog = std::make_shared<Watchdog>(lowest.socket());
+    struct EndWatch {
+      Watchdog& w;
+      ~EndWatch() { w.End(); }
+    } end_watch{*watchdog};
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(opt_.max_header_bytes));
       parser.body_limit(opt_.max_body_bytes);
       // The whole request (headers and body) must arrive in time: slow clients get 408.
-      // A separate timer cancels the read without closing the socket, so the 408 can be sent.
-      auto& lowest = beast::get_lowest_layer(stream);
-      lowest.expires_never();
-      bool timed_out = false;
-      asio::steady_timer timer(lowest.get_executor());
-      timer.expires_after(opt_.request_timeout);
-      timer.async_wait([&timed_out, &lowest](boost::system::error_code tec) {
-        if (tec) return;
-        timed_out = true;
-        boost::system::error_code ignored;
-        lowest.socket().cancel(ignored);
-      });
+      // The watchdog cancels the read without closing the socket, so the 408 can be sent.
+      Watchdog::Start(watchdog, opt_.request_timeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kTuple);
-      timer.cancel();
+      const bool timed_out = watchdog->timed_out;
+      watchdog->Stop();
       if (timed_out && ec) ec = beast::error::timeout;
       if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
           ec == asio::error::operation_aborted) {
@@ -211,7 +254,7 @@ class ServerImpl final : public Server {
                      : ec == http::error::header_limit ? Error(431, "Request Header Fields Too Large", "the request headers exceed " + std::to_string(opt_.max_header_bytes) + " bytes")
                      : ec == beast::error::timeout     ? Error(408, "Request Timeout", "the request did not arrive in time")
                                                        : Error(400, "Bad Request", "malformed HTTP request: " + ec.message());
-        co_await Write(stream, r, false, 11);
+        co_await Write(stream, r, false, 11, watchdog);
         if (observer_) {
           // Limit violations and malformed requests are logged and counted like any other.
           Request bad;
@@ -251,7 +294,7 @@ class ServerImpl final : public Server {
         }
       }
       bool keep = msg.keep_alive() && !stopping_;
-      bool ok = co_await Write(stream, res, keep, msg.version());
+      bool ok = co_await Write(stream, res, keep, msg.version(), watchdog);
       if (observer_) {
         observer_(req, res, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_at));
       }
@@ -289,15 +332,18 @@ class ServerImpl final : public Server {
   }
 
   // The body moves into Beast's message and back afterwards (pages are tens of KB: no copy).
+  // A response must be written within the request timeout (a client that stops reading is
+  // cut off): the watchdog cancels the write, and the session ends.
   template <class Stream>
-  awaitable<bool> Write(Stream& stream, Response& r, bool keep_alive, unsigned version) {
+  awaitable<bool> Write(Stream& stream, Response& r, bool keep_alive, unsigned version, const std::shared_ptr<Watchdog>& watchdog) {
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     for (const auto& [k, v] : r.headers) res.insert(k, v);
     res.body() = std::move(r.body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(opt_.request_timeout);
+    Watchdog::Start(watchdog, opt_.request_timeout);
     auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+    watchdog->Stop();
     r.body = std::move(res.body());
     co_return !ec;
   }
