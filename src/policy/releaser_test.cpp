@@ -125,7 +125,7 @@ TEST(Releaser, ObjectsSharingTheStoresRowsAreReleasedWhole) {
   auto shared = [&] {
     store::StoredObject o;
     o.date_added = row->date_added;
-    o.row = row;
+    o.row = row->MakeRow();
     return o;
   };
   Releaser releaser;
@@ -325,7 +325,7 @@ TEST(Releaser, ReferencesFollowHowEachReferredObjectIsReleased) {
     auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
     EXPECT_TRUE(out.ok());
     std::map<std::string, std::string> got;
-    for (const auto& o : *out) got[o.Id()] = o.Json();
+    for (const auto& o : *out) got[std::string(o.Id())] = o.Json();
     return got;
   };
   // The references of a received object, but its creator (the node, for what it republished).
@@ -412,7 +412,7 @@ TEST(Releaser, ACacheKeptWhileObjectsArriveReleasesWhatANewOneWould) {
     auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
     EXPECT_TRUE(out.ok());
     std::map<std::string, std::string> got;
-    for (const auto& o : *out) got[o.Id()] = o.Json();
+    for (const auto& o : *out) got[std::string(o.Id())] = o.Json();
     return got;
   };
   // Read alone, then all at once, by the kept Releaser and by a new one: the same.

@@ -154,7 +154,7 @@ class RowCache {
   }
 
   //! The row at `pk` as read in generation `deletes`, or null.
-  std::shared_ptr<const StoredObject> Find(int64_t deletes, int64_t pk) {
+  RowRef Find(int64_t deletes, int64_t pk) {
     Shard& s = shards_[ShardOf(pk)];
     std::lock_guard lock(s.mu);
     if (s.generation != deletes || s.slots.empty()) return nullptr;
@@ -162,7 +162,7 @@ class RowCache {
     return slot.pk == pk ? slot.row : nullptr;
   }
   //! Keeps `row` (read in generation `deletes`); a shard of another generation starts over.
-  void Put(int64_t deletes, int64_t pk, std::shared_ptr<const StoredObject> row) {
+  void Put(int64_t deletes, int64_t pk, RowRef row) {
     const size_t size = Bytes(*row);
     if (size > budget_) return;
     Shard& s = shards_[ShardOf(pk)];
@@ -221,7 +221,7 @@ class RowCache {
   static constexpr size_t kFirstSlots = 1024;
   struct Slot {
     int64_t pk = -1;
-    std::shared_ptr<const StoredObject> row;
+    RowRef row;
   };
   struct Shard {
     std::mutex mu;
@@ -245,10 +245,7 @@ class RowCache {
   }
   static size_t ShardOf(int64_t pk) { return static_cast<size_t>(pk) % kShards; }
   static size_t SlotOf(const Shard& s, int64_t pk) { return (static_cast<size_t>(pk) / kShards) & (s.slots.size() - 1); }
-  static size_t Bytes(const StoredObject& o) {
-    return sizeof(StoredObject) + 96 + o.id.size() + o.type.size() + o.modified.size() + o.version.size() +
-           o.spec_version.size() + o.json.size() + o.source.size();
-  }
+  static size_t Bytes(const Row& r) { return r.Bytes() + 16; }  // with the allocator's header
   size_t budget_;
   size_t max_slots_ = 0;
   Shard shards_[kShards];

@@ -282,6 +282,11 @@ class Stmt {
     if (p) out.assign(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
     else out.clear();
   }
+  //! The column's text, valid until the statement steps or resets.
+  std::string_view View(int col) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(s_, col));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(s_, col))) : std::string_view();
+  }
   std::string Text(int col) const {
     std::string out;
     TextInto(col, out);
@@ -3255,20 +3260,20 @@ class SqliteStore final : public Store {
   // reset: ~3 us a row with its copy, measured with bench_query, fourteenth session).
   Status ReadRows(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts,
                   const std::vector<detail::CollectionIndex::Entry>& picked, const std::vector<size_t>& missing,
-                  int64_t deletes, std::vector<std::shared_ptr<const StoredObject>>& rows) {
+                  int64_t deletes, std::vector<RowRef>& rows) {
     static constexpr const char* kColumns = "pk, id, type, modified, version, spec_version, date_added, source, json";
     auto take = [&](Stmt& st, size_t k) {
-      auto o = std::make_shared<StoredObject>();
-      st.TextInto(1, o->id);
-      st.TextInto(2, o->type);
-      st.TextInto(3, o->modified);
-      st.TextInto(4, o->version);
-      st.TextInto(5, o->spec_version);
-      o->date_added = st.Int(6);
-      st.TextInto(7, o->source);
-      st.TextInto(8, o->json);
-      rows_.Put(deletes, picked[k].pk, o);
-      rows[k] = std::move(o);
+      std::string_view fields[Row::kFields];
+      fields[Row::kId] = st.View(1);
+      fields[Row::kType] = st.View(2);
+      fields[Row::kModified] = st.View(3);
+      fields[Row::kVersion] = st.View(4);
+      fields[Row::kSpecVersion] = st.View(5);
+      fields[Row::kSource] = st.View(7);
+      fields[Row::kJson] = st.View(8);
+      RowRef row = Row::Make(st.Int(6), fields);
+      rows_.Put(deletes, picked[k].pk, row);
+      rows[k] = std::move(row);
     };
     const int64_t lo = picked[missing.front()].pk, hi = picked[missing.back()].pk;
     // A walk reads every row in [lo, hi]: worth it while they are mostly the page's.
@@ -3335,11 +3340,11 @@ class SqliteStore final : public Store {
     if (page.more) picked.resize(q.limit);
     page.objects.reserve(picked.size());
     // The page's rows from the cache; those it lacks read from SQL afterwards, all at once.
-    std::vector<std::shared_ptr<const StoredObject>> rows(picked.size());
+    std::vector<RowRef> rows(picked.size());
     std::vector<size_t> missing;  // positions in picked, in pk order (picked is in date_added order)
     for (size_t k = 0; k < picked.size(); ++k) {
       rows[k] = rows_.Find(now->deletes, picked[k].pk);
-      if (!rows[k] || rows[k]->date_added != picked[k].date_added) missing.push_back(k);
+      if (!rows[k] || rows[k]->date_added() != picked[k].date_added) missing.push_back(k);
     }
     const uint64_t misses = missing.size(), hits = picked.size() - misses;  // added once per page: the counters' line is shared by every HTTP thread
     if (!missing.empty()) {
@@ -3348,19 +3353,19 @@ class SqliteStore final : public Store {
     }
     Stmt& held = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
     for (size_t k = 0; k < picked.size(); ++k) {
-      std::shared_ptr<const StoredObject> cached = std::move(rows[k]);
+      RowRef cached = std::move(rows[k]);
       StoredObject& o = page.objects.emplace_back();
-      o.date_added = cached->date_added;
+      o.date_added = cached->date_added();
       if (with_json && q.share_rows) {
         o.row = std::move(cached);  // the fields stay in the row (Query::share_rows)
       } else {
-        o.id = cached->id;
-        o.type = cached->type;
-        o.modified = cached->modified;
-        o.version = cached->version;
-        o.spec_version = cached->spec_version;
-        o.source = cached->source;
-        if (with_json) o.json = cached->json;
+        o.id = cached->Get(Row::kId);
+        o.type = cached->Get(Row::kType);
+        o.modified = cached->Get(Row::kModified);
+        o.version = cached->Get(Row::kVersion);
+        o.spec_version = cached->Get(Row::kSpecVersion);
+        o.source = cached->Get(Row::kSource);
+        if (with_json) o.json = cached->Get(Row::kJson);
       }
       if (!q.held_for.empty()) {
         held.Reset();

@@ -410,8 +410,9 @@ TEST(Store, PagesFromTheIndexAreThePagesOfSql) {
         StoredObject own = o;
         own.Own();
         EXPECT_TRUE(!own.row && own.id == o.Id() && own.json == o.Json() && own.modified == o.Modified());
-        text += o.Id() + " " + o.Type() + " " + o.Modified() + " " + o.Version() + " " + o.SpecVersion() + " " +
-                std::to_string(o.date_added) + " " + o.Source() + " " + std::to_string(o.held) + " " + o.Json() + "\n";
+        for (std::string_view field : {o.Id(), o.Type(), o.Modified(), o.Version(), o.SpecVersion()}) text.append(field).append(" ");
+        text.append(std::to_string(o.date_added)).append(" ").append(o.Source()).append(" ");
+        text.append(std::to_string(o.held)).append(" ").append(o.Json()).append("\n");
       }
       pages->push_back(std::move(text));
       if (!page->more) return true;
@@ -513,7 +514,7 @@ TEST(Store, PagesReadTheirMissingRowsTogetherOrApart) {
           for (int guard = 0; guard < 100; ++guard) {
             auto page = st->Query(walk);
             ASSERT_TRUE(page.ok()) << page.status().message();
-            for (const auto& o : page->objects) out += o.Id() + " " + std::to_string(o.date_added) + " " + o.Json() + "\n";
+            for (const auto& o : page->objects) out.append(o.Id()).append(" " + std::to_string(o.date_added) + " ").append(o.Json()).append("\n");
             if (!page->more) break;
             walk.cursor = page->next;
           }
@@ -2271,19 +2272,70 @@ TEST(RecentIds, FindsEveryKeyThroughGrowthRollbackDeletesAndMerges) {
   EXPECT_EQ(ids.Above(), static_cast<int64_t>(std::count_if(want.begin(), want.end(), [](const auto& kv) { return kv.second > 4000; })));
 }
 
+// A row keeps every field of a stored version in one allocation, empty ones too, and is shared
+// by counted references; an object reading through it sees what it would have owned.
+TEST(Row, KeepsEveryFieldOfAVersionAndIsShared) {
+  StoredObject o;
+  o.id = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+  o.type = "indicator";
+  o.modified = "2026-03-07T12:00:00.000Z";
+  o.version = "20260307120000000";
+  o.spec_version = "2.1";
+  o.date_added = 1709812800000001;
+  o.json = R"({"type":"indicator","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"})";
+  o.source = "";  // our own: an empty field
+  RowRef row = o.MakeRow();
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->date_added(), o.date_added);
+  EXPECT_EQ(row->Get(Row::kId), o.id);
+  EXPECT_EQ(row->Get(Row::kType), o.type);
+  EXPECT_EQ(row->Get(Row::kModified), o.modified);
+  EXPECT_EQ(row->Get(Row::kVersion), o.version);
+  EXPECT_EQ(row->Get(Row::kSpecVersion), o.spec_version);
+  EXPECT_EQ(row->Get(Row::kJson), o.json);
+  EXPECT_EQ(row->Get(Row::kSource), "");
+  EXPECT_EQ(row->Bytes(), sizeof(Row) + o.id.size() + o.type.size() + o.modified.size() + o.version.size() +
+                              o.spec_version.size() + o.json.size());
+  // Shared: copies and moves refer to the same row; it lives while one of them does.
+  RowRef copy = row;
+  RowRef moved = std::move(row);
+  EXPECT_FALSE(row);
+  EXPECT_EQ(copy.get(), moved.get());
+  StoredObject shared;
+  shared.date_added = o.date_added;
+  shared.row = std::move(copy);
+  moved = nullptr;
+  EXPECT_EQ(shared.Id(), o.id);
+  EXPECT_EQ(shared.Json(), o.json);
+  EXPECT_EQ(shared.Modified(), o.modified);
+  EXPECT_EQ(shared.Source(), "");
+  // A field of its own wins over the row's; Own() copies the others and lets the row go.
+  shared.json = "{}";
+  EXPECT_EQ(shared.Json(), "{}");
+  shared.Own();
+  EXPECT_FALSE(shared.row);
+  EXPECT_EQ(shared.id, o.id);
+  EXPECT_EQ(shared.version, o.version);
+  EXPECT_EQ(shared.json, "{}");
+  // A row of nothing but empty fields.
+  std::string_view none[Row::kFields];
+  RowRef empty = Row::Make(0, none);
+  for (int f = 0; f < Row::kFields; ++f) EXPECT_EQ(empty->Get(static_cast<Row::Field>(f)), "");
+}
+
 TEST(RowCache, FindsRowsByPkWithinTheBudgetAndGeneration) {
   auto row = [](int64_t pk, size_t bytes) {
     auto o = std::make_shared<StoredObject>();
     o->id = "indicator--" + std::to_string(pk);
     o->json = std::string(bytes, 'j');
-    return std::shared_ptr<const StoredObject>(o);
+    return o->MakeRow();
   };
   detail::RowCache cache(16 * 64 * 1024);  // 64 KiB per shard, 1024 slots each
   for (int64_t pk = 1; pk <= 100; ++pk) cache.Put(0, pk, row(pk, 100));
   for (int64_t pk = 1; pk <= 100; ++pk) {
     auto r = cache.Find(0, pk);
     ASSERT_TRUE(r) << pk;
-    EXPECT_EQ(r->id, "indicator--" + std::to_string(pk));
+    EXPECT_EQ(r->Get(Row::kId), "indicator--" + std::to_string(pk));
   }
   EXPECT_FALSE(cache.Find(0, 101));
   EXPECT_FALSE(cache.Find(1, 5)) << "another delete generation";
@@ -2316,14 +2368,14 @@ TEST(RowCache, GrowsItsSlotsWithTheRowsItKeeps) {
     auto o = std::make_shared<StoredObject>();
     o->id = "indicator--" + std::to_string(pk);
     o->json = std::string(64, 'j');
-    cache.Put(0, pk, std::move(o));
+    cache.Put(0, pk, o->MakeRow());
   }
   EXPECT_GT(cache.Slots(), static_cast<size_t>(rows)) << "slots grew past the rows";
   EXPECT_LE(cache.Slots(), 16u * 8192);
   for (int64_t pk = 1; pk <= rows; ++pk) {
     auto r = cache.Find(0, pk);
     ASSERT_TRUE(r) << pk;
-    ASSERT_EQ(r->id, "indicator--" + std::to_string(pk));
+    ASSERT_EQ(r->Get(Row::kId), "indicator--" + std::to_string(pk));
   }
   // Rows that keep taking each other's slots make the slots grow too, however few they fill:
   // 400 rows of shard 0 and their twins (pk + 16 * 1024: the same slot among 1024) fill 400 of
@@ -2332,7 +2384,7 @@ TEST(RowCache, GrowsItsSlotsWithTheRowsItKeeps) {
   auto put = [&](int64_t pk) {
     auto o = std::make_shared<StoredObject>();
     o->id = std::to_string(pk);
-    twins.Put(0, pk, std::move(o));
+    twins.Put(0, pk, o->MakeRow());
   };
   for (int round = 0; round < 2; ++round) {
     for (int64_t k = 1; k <= 400; ++k) {
@@ -2350,7 +2402,7 @@ TEST(RowCache, GrowsItsSlotsWithTheRowsItKeeps) {
   for (int64_t pk = 1; pk <= rows; ++pk) {
     auto o = std::make_shared<StoredObject>();
     o->json = "{}";
-    small.Put(0, pk, std::move(o));
+    small.Put(0, pk, o->MakeRow());
   }
   EXPECT_EQ(small.Slots(), 16u * 1024);
   EXPECT_LE(small.Bytes(), small.budget());

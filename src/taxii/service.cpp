@@ -666,7 +666,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     for (size_t k = 0; k < objs.size(); ++k) {
       const policy::Decision* d = k < why.size() ? &why[k] : nullptr;
       bool variant = d && d->outcome == policy::Outcome::kReleaseVariant;
-      const std::string& original = d && !d->object_id.empty() ? d->object_id : objs[k].Id();
+      const std::string_view original = d && !d->object_id.empty() ? std::string_view(d->object_id) : objs[k].Id();
       if (k) rec.ids += '\n';
       rec.ids += original;
       rec.ids += '@';
@@ -680,7 +680,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
         if (!rec.reasons.empty()) rec.reasons += "; ";
         rec.reasons += d->reason;
       }
-      if (partner && d && d->first_release) rec.history.push_back({partner->identity, original, variant});
+      if (partner && d && d->first_release) rec.history.push_back({partner->identity, std::string(original), variant});
     }
     rec.summary = std::to_string(objs.size()) + " objects";
     rec.decision = any_variant ? "release-variant" : "release";
