@@ -248,7 +248,8 @@ class Releaser {
   mutable std::unordered_map<std::string, CollectionCache> caches_;  // collection ->
   mutable uint64_t caches_emptied_ = 0;
   //! Makes the collection's cache one of `generation`: kept when the versions stored since its
-  //! own generation are inserts only (no delete) of objects it does not depend on, else emptied.
+  //! own generation are inserts only (no delete) of objects it does not depend on, else emptied;
+  //! left alone for a `generation` older than its own (that request reads without it).
   void KeepOrEmpty(store::Store& store, std::string_view collection, const std::string& generation) const;
   //! The collection's cache when it is of `generation`, else null (cache_mu_ held).
   CollectionCache* CacheOf(std::string_view collection, const std::string& generation) const {

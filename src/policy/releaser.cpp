@@ -236,6 +236,11 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
     std::shared_lock lock(cache_mu_);
     if (auto it = caches_.find(std::string(collection)); it != caches_.end()) from = it->second.generation;
   }
+  // A request whose snapshot is older than the cache's (it began before a commit that another,
+  // newer request has seen) reads without the cache (CacheOf finds none for its generation) and
+  // leaves it as it is: emptying it for the older state, and again for the newer one, emptied
+  // it at nearly every request while objects were arriving (fifteenth session).
+  if (!from.empty() && store.GenerationPrecedes(generation, from)) return;
   std::optional<std::vector<std::string>> arrived;
   if (!from.empty()) {
     auto ids = store.IdsStoredBetween(collection, from, generation, kMaxNewVersionsChecked);
@@ -245,6 +250,7 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
   CollectionCache& c = caches_[std::string(collection)];
   const bool within = c.refs_cached <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
   if (c.generation == generation && within) return;  // another request did it meanwhile
+  if (!c.generation.empty() && store.GenerationPrecedes(generation, c.generation)) return;  // (as above)
   bool keep = within && arrived && c.generation == from;
   for (size_t k = 0; keep && k < arrived->size(); ++k) keep = !c.DependsOn((*arrived)[k]);
   if (!keep) {

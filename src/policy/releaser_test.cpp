@@ -3,6 +3,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include "policy/policy.h"
 #include "stix/stix.h"
@@ -452,6 +453,68 @@ TEST(Releaser, ACacheKeptWhileObjectsArriveReleasesWhatANewOneWould) {
   EXPECT_FALSE(names(got, m));
   EXPECT_TRUE(got.count(i));
   EXPECT_EQ(kept.cache_stats().emptied, 2u);
+}
+
+// Requests whose snapshots began before a commit run beside requests that began after it: an
+// older one reads without the cache and leaves it to the newer ones (it emptied it, and the
+// next newer request emptied it again, at nearly every request while objects were arriving).
+TEST(Releaser, AnOlderSnapshotLeavesTheCacheToTheNewerOnes) {
+  TempStore t;
+  auto& store = t.store;
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->EnsureCollection("c").ok());
+  auto indicator = [](const std::string& id, const std::string& marking) {
+    return R"({"type":"indicator","spec_version":"2.1","id":")" + id +
+           R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","object_marking_refs":[")" + marking +
+           R"("],"name":"i","pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z"})";
+  };
+  auto put = [&](const std::string& object) {
+    stix::Validator v;
+    auto valid = v.Validate(R"({"type":"bundle","id":"bundle--0c000000-0000-4000-8000-0000000000ff","objects":[)" + object + "]}");
+    ASSERT_TRUE(valid.ok());
+    ASSERT_TRUE((*store)->Put("c", valid.objects).ok());
+  };
+  put(indicator("indicator--0c000000-0000-4000-8000-000000000001", kGreen));
+  put(indicator("indicator--0c000000-0000-4000-8000-000000000002", kRed));
+  PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 1};
+  Audience audience{{}, {"g"}, Tlp::kAmber};
+  Recipient to{"south", true, &south, &audience};
+  to.node_identity = "identity--7e0c4b1a-2f3d-4e5a-8b6c-9d0e1f2a3b4c";
+  auto release = [&](const Releaser& releaser) {
+    store::Query q;
+    q.collection = "c";
+    q.held_for = kSouth;
+    auto page = (*store)->Query(q);
+    EXPECT_TRUE(page.ok());
+    auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
+    EXPECT_TRUE(out.ok());
+    std::vector<std::string> ids;
+    for (const auto& o : *out) ids.emplace_back(o.Id());
+    return ids;
+  };
+  Releaser kept;
+  EXPECT_EQ(release(kept).size(), 1u) << "the TLP:RED indicator is withheld";
+  {
+    auto older = (*store)->ReadSnapshot();  // this thread's reads: the state before the next put
+    ASSERT_TRUE(older);
+    EXPECT_EQ(release(kept).size(), 1u);
+    put(indicator("indicator--0c000000-0000-4000-8000-000000000003", kGreen));
+    std::vector<std::string> newer;
+    std::thread([&] { newer = release(kept); }).join();  // another request, after the put
+    EXPECT_EQ(newer.size(), 2u);
+    const auto before = kept.cache_stats();
+    EXPECT_EQ(before.emptied, 0u) << "an unrelated insert keeps the cache";
+    ASSERT_GT(before.decisions, 0u);
+    // The older snapshot, after the newer request: released as a new Releaser would (without
+    // the object it cannot see), and the cache is the newer one's still.
+    Releaser fresh;
+    EXPECT_EQ(release(kept), release(fresh));
+    EXPECT_EQ(release(kept).size(), 1u);
+    EXPECT_EQ(kept.cache_stats().emptied, 0u) << "the older snapshot emptied the cache";
+    EXPECT_EQ(kept.cache_stats().decisions, before.decisions);
+  }
+  EXPECT_EQ(release(kept).size(), 2u);
+  EXPECT_EQ(kept.cache_stats().emptied, 0u);
 }
 }  // namespace
 }  // namespace tearline::policy

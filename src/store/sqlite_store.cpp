@@ -1567,22 +1567,30 @@ class SqliteStore final : public Store {
     });
   }
 
+  // CollectionGeneration's form: "<collection pk>:<newest date_added>:<deletes>".
+  static std::optional<std::array<int64_t, 3>> SplitGeneration(const std::string& g) {
+    std::array<int64_t, 3> v{};
+    const char* p = g.data();
+    const char* end = g.data() + g.size();
+    for (size_t i = 0; i < 3; ++i) {
+      auto [next, ec] = std::from_chars(p, end, v[i]);
+      if (ec != std::errc() || next == p || (i < 2 ? next == end || *next != ':' : next != end)) return std::nullopt;
+      p = next + 1;
+    }
+    return v;
+  }
+
+  // The delete counter only grows, and inserts only raise the newest date_added.
+  bool GenerationPrecedes(const std::string& earlier, const std::string& later) const override {
+    auto a = SplitGeneration(earlier), b = SplitGeneration(later);
+    if (!a || !b || (*a)[0] != (*b)[0]) return false;
+    return (*a)[2] < (*b)[2] || ((*a)[2] == (*b)[2] && (*a)[1] < (*b)[1]);
+  }
+
   Result<std::optional<std::vector<std::string>>> IdsStoredBetween(std::string_view collection, const std::string& from,
                                                                    const std::string& to, size_t max) override {
     using Out = Result<std::optional<std::vector<std::string>>>;
-    // CollectionGeneration's form: "<collection pk>:<newest date_added>:<deletes>".
-    auto split = [](const std::string& g) -> std::optional<std::array<int64_t, 3>> {
-      std::array<int64_t, 3> v{};
-      const char* p = g.data();
-      const char* end = g.data() + g.size();
-      for (size_t i = 0; i < 3; ++i) {
-        auto [next, ec] = std::from_chars(p, end, v[i]);
-        if (ec != std::errc() || next == p || (i < 2 ? next == end || *next != ':' : next != end)) return std::nullopt;
-        p = next + 1;
-      }
-      return v;
-    };
-    auto a = split(from), b = split(to);
+    auto a = SplitGeneration(from), b = SplitGeneration(to);
     if (!a || !b || (*a)[0] != (*b)[0] || (*a)[2] != (*b)[2] || (*a)[1] > (*b)[1]) return Out(std::nullopt);
     return WithReader([&](sqlite3* db, std::unordered_map<std::string, Stmt>& stmts) -> Out {
       // One read transaction: the delete counter and the rows of one state.

@@ -583,6 +583,20 @@ TEST(Store, IdsStoredBetweenTwoGenerations) {
   auto after = s->IdsStoredBetween("c", g2, gen("c"), 10);
   ASSERT_TRUE(after.ok() && after->has_value());
   EXPECT_EQ(**after, std::vector<std::string>{"malware--" + Uuid(5)});
+  // Which of two generations came first: inserts, and a delete, make a later one.
+  const std::string g3 = gen("c");
+  EXPECT_TRUE(s->GenerationPrecedes(g0, g1));
+  EXPECT_TRUE(s->GenerationPrecedes(g1, g2)) << "across a delete";
+  EXPECT_TRUE(s->GenerationPrecedes(g0, g3));
+  EXPECT_FALSE(s->GenerationPrecedes(g1, g0));
+  EXPECT_FALSE(s->GenerationPrecedes(g3, g2));
+  EXPECT_FALSE(s->GenerationPrecedes(g1, g1));
+  EXPECT_FALSE(s->GenerationPrecedes(gen("d"), g3)) << "another collection";
+  EXPECT_FALSE(s->GenerationPrecedes(g3, gen("d")));
+  for (const char* bad : {"", "x", "1:2", "1:2:3:4", "a:b:c"}) {
+    EXPECT_FALSE(s->GenerationPrecedes(bad, g3)) << bad;
+    EXPECT_FALSE(s->GenerationPrecedes(g0, bad)) << bad;
+  }
 }
 
 // Readers on several threads page through the index while another connection adds versions

@@ -440,6 +440,10 @@ class Store {
   virtual Result<std::optional<std::vector<std::string>>> IdsStoredBetween(std::string_view collection,
                                                                            const std::string& from,
                                                                            const std::string& to, size_t max) = 0;
+  //! Whether generation `earlier` names a state of the same collection before the one `later`
+  //! names (both from CollectionGeneration): what a reader whose snapshot began before a commit
+  //! sees, beside readers that began after it. Compares the two only; reads nothing.
+  virtual bool GenerationPrecedes(const std::string& earlier, const std::string& later) const = 0;
 
   // ---- TAXII status resources (kept so a client can poll them after a restart) ----
   virtual Status PutStatus(std::string_view id, std::string_view owner, std::string_view json) = 0;
