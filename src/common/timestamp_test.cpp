@@ -38,6 +38,16 @@ TEST(Timestamp, CompareAndMicros) {
   EXPECT_EQ(FormatMicros(ToMicros(a)), "2024-01-15T09:30:00.123000Z");
   EXPECT_EQ(FormatMicros(0), "1970-01-01T00:00:00.000000Z");
   EXPECT_EQ(FormatMicros(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatMicros(253402300799999999), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatMicros(951782400000001), "2000-02-29T00:00:00.000001Z");
+  EXPECT_EQ(FormatMicros(-62135596800000000), "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatMicros(253402300800000000), "10000-01-01T00:00:00.000000Z") << "past year 9999: as printf writes it";
+  // Every formatted time parses back to itself (a day a month apart, over four centuries).
+  for (int64_t t = -2208988800000000; t < 7258118400000000; t += 2629743123456) {
+    auto ts = ParseTimestamp(FormatMicros(t));
+    ASSERT_TRUE(ts) << t;
+    ASSERT_EQ(ToMicros(*ts), t) << FormatMicros(t);
+  }
   EXPECT_EQ(ToMicros(*ParseTimestamp("2000-03-01T00:00:00Z")), 951868800000000LL);
 }
 
