@@ -225,8 +225,9 @@ void CheckPlan(sqlite3* db, const std::string& sql) {
 }  // namespace
 
 bool detail::PlanScansObjects(sqlite3* db, const std::string& sql) {
-  // Statements that find rows by id: they name id_lookup, a key, or compare an id.
-  static const std::regex by_id(R"((id_lookup|id_key|derived_id|\b([ox]\.)?id\s*(=|IN\b)))");
+  // Statements that find rows by id: they name id_lookup or derived_id, or compare a key or an
+  // id (a walk of a collection reading each row's key, as the page index's build, is not one).
+  static const std::regex by_id(R"((id_lookup|\bid_key\s*(=|IN\b)|derived_id|\b([ox]\.)?id\s*(=|IN\b)))");
   if (!std::regex_search(sql, by_id)) return false;
   sqlite3_stmt* e = nullptr;
   if (sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &e, nullptr) != SQLITE_OK) return false;
@@ -3196,14 +3197,16 @@ class SqliteStore final : public Store {
       index_builds_.fetch_add(1, std::memory_order_relaxed);
       // Built from scratch, beside the index in use; swapped in at the end.
       detail::CollectionIndex fresh;
-      Stmt& all = CachedOn(db, stmts, "SELECT date_added, pk, type, latest FROM objects WHERE coll=? ORDER BY date_added");
+      Stmt& all = CachedOn(db, stmts, "SELECT date_added, pk, type, latest, id_key FROM objects WHERE coll=? ORDER BY date_added");
       all.Reset();
       all.Bind(1, coll);
       int rc;
       std::string type;
       while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
         all.TextInto(2, type);
-        fresh.Append(all.Int(0), all.Int(1), type, all.Int(3) != 0);
+        const bool latest = all.Int(3) != 0;
+        fresh.Append(all.Int(0), all.Int(1), type, latest);
+        if (latest) fresh.NoteLatest(all.Int(4));
       }
       sqlite3_reset(all.get());
       if (rc != SQLITE_DONE) return false;
@@ -3212,16 +3215,23 @@ class SqliteStore final : public Store {
       std::swap(x.index, fresh);
       return true;
     }
-    // Only additions: read them, and the current flags of the older versions of their ids.
+    // Only additions: read them, and learn which older versions they made not the latest. An
+    // id has one latest version; a version arriving as the latest supersedes the one
+    // `latest_at` knows for its id (flags are read as they are now: of several versions of an
+    // id arriving together, only the last one is the latest, and one older than the id's
+    // latest arrives as not the latest and changes nothing). Ids whose key is shared, or whose
+    // key leads to another id, are looked up in SQL.
     struct Added {
-      int64_t date_added, pk;
-      std::string type;
+      int64_t date_added, pk, id_key;
+      std::string type, id;
       bool latest;
     };
     std::vector<Added> added;
-    std::vector<std::pair<int64_t, bool>> flags;  // (date_added, latest) of older versions
+    std::vector<std::pair<int64_t, bool>> flags;  // (date_added, latest) of older versions read from SQL
+    std::vector<uint32_t> superseded;             // positions of entries no longer the latest
+    std::vector<std::pair<int64_t, uint32_t>> moved;  // id_key -> the new latest's position (or kSharedKey)
     Stmt& fresh = CachedOn(db, stmts,
-                           "SELECT date_added, pk, type, latest, id FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
+                           "SELECT date_added, pk, type, latest, id, id_key FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
     Stmt& older = CachedOn(db, stmts,
                            // Each level joined to the rows (through the id_lookup view, SQLite
                            // would build a temporary table per id for the IN list).
@@ -3229,34 +3239,72 @@ class SqliteStore final : public Store {
                            "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4 UNION ALL "
                            "SELECT o.date_added, o.latest FROM id_recent l JOIN objects o ON o.pk=l.pk "
                            "WHERE l.coll=?1 AND l.key=?2 AND o.id=?3 AND o.date_added<=?4");
+    Stmt& id_at = CachedOn(db, stmts, "SELECT id FROM objects WHERE pk=?");
     fresh.Reset();
     fresh.Bind(1, coll);
     fresh.Bind(2, had.max_added);
-    std::vector<std::string> ids;
     int rc;
     while ((rc = sqlite3_step(fresh.get())) == SQLITE_ROW) {
-      added.push_back({fresh.Int(0), fresh.Int(1), fresh.Text(2), fresh.Int(3) != 0});
-      ids.push_back(fresh.Text(4));
+      added.push_back({fresh.Int(0), fresh.Int(1), fresh.Int(5), fresh.Text(2), fresh.Text(4), fresh.Int(3) != 0});
     }
     sqlite3_reset(fresh.get());
     if (rc != SQLITE_DONE) return false;
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    for (const auto& id : ids) {
+    auto from_sql = [&](const Added& a) {
       older.Reset();
       older.Bind(1, coll);
-      older.Bind(2, IdKey(id));
-      older.Bind(3, id);
+      older.Bind(2, IdKey(a.id));
+      older.Bind(3, a.id);
       older.Bind(4, had.max_added);
       while ((rc = sqlite3_step(older.get())) == SQLITE_ROW) flags.emplace_back(older.Int(0), older.Int(1) != 0);
       sqlite3_reset(older.get());
-      if (rc != SQLITE_DONE) return false;
+      return rc == SQLITE_DONE;
+    };
+    {
+      // Only this thread (holding `update`) changes latest_at and the entries' flags: read
+      // without x.mu; the changes are made under it below.
+      const auto& latest_at = x.index.latest_at;
+      std::unordered_map<int64_t, uint32_t> batch;  // keys given a new latest by this update
+      const uint32_t base = static_cast<uint32_t>(x.index.entries.size());
+      for (size_t k = 0; k < added.size(); ++k) {
+        const Added& a = added[k];
+        if (!a.latest) continue;
+        const uint32_t pos = base + static_cast<uint32_t>(k);
+        if (batch.count(a.id_key)) {  // two latest ids of one key in one update: look both up
+          batch[a.id_key] = detail::CollectionIndex::kSharedKey;
+          if (!from_sql(a)) return false;
+          continue;
+        }
+        auto it = latest_at.find(a.id_key);
+        if (it == latest_at.end()) {
+          batch[a.id_key] = pos;  // a new id
+          continue;
+        }
+        bool same = false;
+        if (it->second != detail::CollectionIndex::kSharedKey) {
+          id_at.Reset();
+          id_at.Bind(1, x.index.entries[it->second].pk);
+          rc = sqlite3_step(id_at.get());
+          same = rc == SQLITE_ROW && id_at.View(0) == a.id;
+          sqlite3_reset(id_at.get());
+          if (rc != SQLITE_ROW && rc != SQLITE_DONE) return false;
+        }
+        if (same) {
+          superseded.push_back(it->second);
+          batch[a.id_key] = pos;
+        } else {
+          batch[a.id_key] = detail::CollectionIndex::kSharedKey;
+          if (!from_sql(a)) return false;
+        }
+      }
+      moved.assign(batch.begin(), batch.end());
     }
     std::unique_lock write(x.mu);
     for (const auto& a : added) x.index.Append(a.date_added, a.pk, a.type, a.latest);
+    for (uint32_t p : superseded) x.index.entries[p].latest = false;
     for (const auto& [date_added, latest] : flags) {
       if (auto* e = x.index.At(date_added)) e->latest = latest;
     }
+    for (const auto& [key, pos] : moved) x.index.latest_at[key] = pos;
     x.index.state = now;
     return true;
   }
