@@ -155,7 +155,7 @@ inline RowRef Row::Make(int64_t date_added, const std::string_view (&fields)[kFi
   char* out = reinterpret_cast<char*>(row + 1);
   uint32_t end = 0;
   for (size_t k = 0; k < kFields; ++k) {
-    std::memcpy(out + end, fields[k].data(), fields[k].size());
+    if (!fields[k].empty()) std::memcpy(out + end, fields[k].data(), fields[k].size());  // an empty view's data may be null
     end += static_cast<uint32_t>(fields[k].size());
     row->end_[k] = end;
   }
