@@ -539,6 +539,47 @@ TEST(Store, ThePageIndexFollowsIdsSharingAKey) {
   compare("after the rebuild", {at(a, 7), at(b, 6)});
 }
 
+// What a recipient holds of each object of a page (its release history, Query::held_for): a
+// page of 150 objects, an id twice in one page (every version), others' history beside it, and
+// each answer the history's, from the index and from SQL alike.
+TEST(Store, APageReadsTheReleaseHistoryOfEveryObject) {
+  TempDb db;
+  auto fast = Open(db);
+  SqliteOptions plain;
+  plain.object_cache_bytes = 0;
+  auto sql = Open(db, plain);
+  std::vector<std::string> jsons;
+  for (int k = 0; k < 150; ++k) jsons.push_back(Indicator(k, "2024-03-01T00:00:00.000Z"));
+  ASSERT_TRUE(fast->Put("c", Objects(jsons)).ok());
+  ASSERT_TRUE(fast->Put("c", Objects({Indicator(7, "2024-03-02T00:00:00.000Z"), Indicator(140, "2024-03-02T00:00:00.000Z")})).ok());
+  // Held: every third object as the original, every fifth as the variant (a variant wins), by
+  // the recipient; others by someone else.
+  std::vector<ReleaseRecord> history;
+  auto expected = [](int k) { return k % 5 == 0 ? 1 : k % 3 == 0 ? 0 : -1; };
+  for (int k = 0; k < 150; ++k) {
+    if (expected(k) >= 0) history.push_back({"identity--partner", "indicator--" + Uuid(k), expected(k) == 1});
+    if (k % 2) history.push_back({"identity--other", "indicator--" + Uuid(k), true});
+  }
+  ASSERT_TRUE(fast->AppendAudit({{0, 1, "p", "o", "v", "release", "why", "", ""}}, history).ok());
+  for (bool all : {false, true}) {
+    for (Store* s : {fast.get(), sql.get()}) {
+      Query q;
+      q.collection = "c";
+      q.limit = 1000;
+      q.held_for = "identity--partner";
+      q.share_rows = true;
+      if (all) q.versions = VersionFilter{.all = true};
+      auto page = s->Query(q);
+      ASSERT_TRUE(page.ok());
+      ASSERT_EQ(page->objects.size(), all ? 152u : 150u);
+      for (const auto& o : page->objects) {
+        const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));  // Uuid(k) ends in k
+        EXPECT_EQ(o.held, expected(k)) << o.Id() << (s == fast.get() ? " (index)" : " (SQL)") << (all ? ", all versions" : "");
+      }
+    }
+  }
+}
+
 // A page's rows missing from the row cache are read together when they lie close in the table
 // (one walk over their pks) and one by one when they are scattered among other collections'
 // rows; either way the page is SQL's, and read again from the cache it is the same.
