@@ -3300,9 +3300,9 @@ class SqliteStore final : public Store {
     }
     std::unique_lock write(x.mu);
     for (const auto& a : added) x.index.Append(a.date_added, a.pk, a.type, a.latest);
-    for (uint32_t p : superseded) x.index.entries[p].latest = false;
+    for (uint32_t p : superseded) x.index.SetLatest(x.index.entries[p], false);
     for (const auto& [date_added, latest] : flags) {
-      if (auto* e = x.index.At(date_added)) e->latest = latest;
+      if (auto* e = x.index.At(date_added)) x.index.SetLatest(*e, latest);
     }
     for (const auto& [key, pos] : moved) x.index.latest_at[key] = pos;
     x.index.state = now;
@@ -3385,7 +3385,7 @@ class SqliteStore final : public Store {
             if (auto id = x.index.FindType(t)) types.push_back(*id);
           }
           if (!q.types.empty() && types.empty()) return Result<Page>(Page{});  // no such type here
-          for (const auto* e : x.index.Scan(after, latest_only, types, q.limit + 1)) picked.push_back(*e);
+          picked = x.index.Scan(after, latest_only, types, q.limit + 1);
           break;
         }
       }
