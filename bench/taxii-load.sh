@@ -3,7 +3,8 @@
 #   bench/taxii-load.sh [OBJECTS=1000000] [SECONDS=10] [all|policy|post|post-full|pages|random|paging|first|one|mixed]
 # "post-full" POSTs into the generated collection (its N objects there already) instead of an empty one.
 # "mixed" runs random pages and POSTs at the same time (32 connections each); MIXED_READER=partner
-# reads the pages as the partner while the POSTs go into the collection it reads.
+# reads the pages as the partner while the POSTs go into the collection it reads; MIXED_READER=local
+# reads them as a local reader while the POSTs go into the collection it reads.
 # "policy" compares GETs by a local reader with the same GETs by a principal acting for a
 # partner (sharing rules, reference resolution, release history and audit on): the ratio is
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
@@ -152,10 +153,12 @@ fi
 if [ "$MODE" = mixed ]; then  # random pages and POSTs at once (32 connections each): reads and writes share the store
   # MIXED_READER=partner: the pages are read by the partner's principal (the sharing rules) and the
   # POSTs go into the collection it reads, so every new version empties the Releaser's caches
-  # (what partners reading during ingest cost); otherwise a local reader, POSTs elsewhere.
+  # (what partners reading during ingest cost); otherwise a local reader, POSTs elsewhere, or
+  # with MIXED_READER=local into the collection it reads (a client polling a collection under ingest).
   GET_AUTH=$AUTH
   INTO=$POSTED
   if [ "${MIXED_READER:-}" = partner ]; then GET_AUTH="Authorization: Bearer $PTOKEN"; INTO=$COLL; fi
+  if [ "${MIXED_READER:-}" = local ]; then INTO=$COLL; fi
   wrk -t1 -c32 -d"${SECS}s" --latency -H "$GET_AUTH" -H "$ACCEPT" -s bench/taxii-pages.lua "$BASE/$COLL/objects/" >"$DIR/mixed-get.out" &
   WRK_GET=$!
   wrk -t1 -c32 -d"${SECS}s" --latency -H "$AUTH" -H "$ACCEPT" -s bench/taxii-post.lua \
