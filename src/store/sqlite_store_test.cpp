@@ -539,6 +539,83 @@ TEST(Store, ThePageIndexFollowsIdsSharingAKey) {
   compare("after the rebuild", {at(a, 7), at(b, 6)});
 }
 
+// A reader whose snapshot began before a commit is served from the page index after another
+// reader has brought the index past that commit (its versions up to the snapshot, and the latest
+// of each id then), as long as the index knows when each version stopped being the latest;
+// after an update where it does not (a version arriving older than its id's latest), such
+// readers read through SQL. Either way every page is SQL's in the same snapshot.
+TEST(Store, ThePageIndexServesSnapshotsOlderThanItsLastUpdate) {
+  TempDb db;
+  auto fast = Open(db);
+  SqliteOptions plain;
+  plain.object_cache_bytes = 0;
+  auto sql = Open(db, plain);
+  auto day = [](int d) {
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "2024-03-%02dT00:00:00.000Z", d);
+    return std::string(buf);
+  };
+  auto sql_pages = [&] {
+    const std::string m = fast->MetricsText(), key = "tearline_store_pages_total{source=\"sql\"} ";
+    auto at = m.find(key);
+    return at == std::string::npos ? -1 : std::stoll(m.substr(at + key.size()));
+  };
+  auto pages = [&](Store& s) {
+    std::string out;
+    for (int round = 0; round < 4; ++round) {
+      Query q;
+      q.collection = "c";
+      q.share_rows = true;
+      if (round == 1) q.versions = VersionFilter{.all = true};
+      if (round == 2) q.types = {"indicator"};
+      if (round == 3) q.limit = 2;
+      auto page = s.Query(q);
+      EXPECT_TRUE(page.ok());
+      for (const auto& o : page->objects) out.append(o.Id()).append("@").append(o.Modified()).append("\n");
+      out += page->more ? "more\n" : "end\n";
+    }
+    return out;
+  };
+  std::vector<std::string> first;
+  for (int k = 0; k < 5; ++k) first.push_back(Indicator(k, day(10)));
+  first.push_back(Malware(50));
+  ASSERT_TRUE(fast->Put("c", Objects(first)).ok());
+  EXPECT_EQ(pages(*fast), pages(*sql));  // the index is built
+  {
+    // One snapshot per thread: this thread's reads of `fast` stay in the state of `then`.
+    auto old_fast = fast->ReadSnapshot();
+    ASSERT_TRUE(old_fast);
+    const std::string then = pages(*sql);
+    EXPECT_EQ(pages(*fast), then);  // the snapshot begins here
+    // New versions of three ids and two new ids (each id once: the update learns when each
+    // older version was superseded), then another reader moves the index on.
+    ASSERT_TRUE(fast->Put("c", Objects({Indicator(1, day(11)), Indicator(2, day(12)), Indicator(5, day(10))})).ok());
+    ASSERT_TRUE(fast->Put("c", Objects({Indicator(3, day(13)), Malware(51)})).ok());
+    std::string now_fast, now_sql;
+    std::thread([&] { now_fast = pages(*fast), now_sql = pages(*sql); }).join();
+    EXPECT_EQ(now_fast, now_sql);
+    EXPECT_NE(now_fast, then);
+    const auto before = sql_pages();
+    EXPECT_EQ(pages(*fast), then) << "the old snapshot, from the index moved past it";
+    EXPECT_EQ(sql_pages(), before) << "served from the index";
+  }
+  {
+    auto old_fast = fast->ReadSnapshot();
+    ASSERT_TRUE(old_fast);
+    const std::string then = pages(*sql);
+    EXPECT_EQ(pages(*fast), then);
+    // A version older than its id's latest: when it was superseded is not known to the index.
+    ASSERT_TRUE(fast->Put("c", Objects({Indicator(2, day(11))})).ok());
+    std::string now_fast, now_sql;
+    std::thread([&] { now_fast = pages(*fast), now_sql = pages(*sql); }).join();
+    EXPECT_EQ(now_fast, now_sql);
+    const auto before = sql_pages();
+    EXPECT_EQ(pages(*fast), then);
+    EXPECT_GT(sql_pages(), before) << "an older snapshot than the index answers exactly reads through SQL";
+  }
+  EXPECT_EQ(pages(*fast), pages(*sql));
+}
+
 // What a recipient holds of each object of a page (its release history, Query::held_for): a
 // page of 150 objects, an id twice in one page (every version), others' history beside it, and
 // each answer the history's, from the index and from SQL alike.
