@@ -56,31 +56,14 @@ struct CollectionState {
 
 //! One collection's versions in date_added order (the objects_added index, in memory).
 struct CollectionIndex {
-  //! `superseded`: the date_added of the version that made this one no longer the latest of its
-  //! id (its own for a version that arrived older than its id's latest; kBefore when superseded
-  //! before the index's exact_from), kLatest while it is the latest. A reader of an older state
-  //! (newest date_added M, same deletes, M >= exact_from) sees the versions with date_added <= M,
-  //! and as the latest those with superseded > M: the index serves snapshots that began before
-  //! its last update (readers of a collection under ingest read through SQL otherwise).
-  static constexpr int64_t kLatest = INT64_MAX;
-  static constexpr int64_t kBefore = 0;
   struct Entry {
     int64_t date_added;
-    int64_t pk;          //!< the objects row
-    int64_t superseded;  //!< see above
-    uint32_t type;       //!< interned in type_names
-    bool LatestAt(int64_t max_added) const { return superseded > max_added; }
+    int64_t pk;       //!< the objects row
+    uint32_t type;    //!< interned in type_names
+    bool latest;      //!< the objects.latest flag (the last version of its id)
   };
   CollectionState state;          //!< deletes -1: never built
-  //! The oldest state (newest date_added, with state.deletes) the index answers exactly: the
-  //! state it was built at, or the end of an update that could not tell when each version was
-  //! superseded (versions arriving older than their id's latest, ids sharing a key).
-  int64_t exact_from = 0;
   std::vector<Entry> entries;     //!< strictly increasing date_added
-  //! Whether a read transaction in state `s` can be answered from this index.
-  bool Serves(const CollectionState& s) const {
-    return state.deletes >= 0 && s.deletes == state.deletes && s.max_added >= exact_from && s.max_added <= state.max_added;
-  }
   //! Where each id's latest version is in `entries`, by the id's key (objects.id_key, IdKey):
   //! an update learns which version a new latest one supersedes without a query per new id
   //! (most arriving ids are new: ~7 us each for two index lookups finding nothing, the largest
@@ -90,13 +73,16 @@ struct CollectionIndex {
   std::unordered_map<int64_t, uint32_t> latest_at;
   std::vector<std::string> type_names;
   std::unordered_map<std::string, uint32_t> type_ids;
-  //! One type's versions, in date_added order: a copy of their entries' date_added, pk and
-  //! superseded, so that a page of one type walks memory in order. Positions into `entries` cost a cache miss per version (a type's versions
+  //! One type's versions, in date_added order: a copy of their entries' date_added, pk and latest
+  //! flag (the flag in the pk's top bit; pks are positive), so that a page of one type walks
+  //! memory in order. Positions into `entries` cost a cache miss per version (a type's versions
   //! are spread over the collection): ~9% of a type-filtered random page.
   struct Typed {
     int64_t date_added;
-    int64_t pk;
-    int64_t superseded;
+    uint64_t pk_latest;
+    int64_t pk() const { return static_cast<int64_t>(pk_latest & ~kLatestBit); }
+    bool latest() const { return (pk_latest & kLatestBit) != 0; }
+    static constexpr uint64_t kLatestBit = uint64_t{1} << 63;
   };
   std::vector<std::vector<Typed>> by_type;
 
@@ -115,18 +101,20 @@ struct CollectionIndex {
     return it->second;
   }
   //! Appends a version newer than every entry (the caller guarantees the order).
-  void Append(int64_t date_added, int64_t pk, std::string_view type, int64_t superseded) {
+  void Append(int64_t date_added, int64_t pk, std::string_view type, bool latest) {
     uint32_t t = Intern(type);
-    by_type[t].push_back({date_added, pk, superseded});
-    entries.push_back({date_added, pk, superseded, t});
+    by_type[t].push_back({date_added, static_cast<uint64_t>(pk) | (latest ? Typed::kLatestBit : 0)});
+    entries.push_back({date_added, pk, t, latest});
   }
-  //! Changes an entry's `superseded` (and its type's copy of it).
-  void SetSuperseded(Entry& e, int64_t at) {
-    e.superseded = at;
+  //! Changes an entry's latest flag (and its type's copy of it).
+  void SetLatest(Entry& e, bool latest) {
+    e.latest = latest;
     auto& typed = by_type[e.type];
     auto it = std::lower_bound(typed.begin(), typed.end(), e.date_added,
                                [](const Typed& t, int64_t v) { return t.date_added < v; });
-    if (it != typed.end() && it->date_added == e.date_added) it->superseded = at;
+    if (it != typed.end() && it->date_added == e.date_added) {
+      it->pk_latest = latest ? it->pk_latest | Typed::kLatestBit : it->pk_latest & ~Typed::kLatestBit;
+    }
   }
   //! Records the last appended entry as the latest version of the id with this key (building).
   void NoteLatest(int64_t id_key) {
@@ -140,7 +128,6 @@ struct CollectionIndex {
     return it != entries.end() && it->date_added == date_added ? &*it : nullptr;
   }
   void Clear() {
-    exact_from = 0;
     latest_at.clear();
     entries.clear();
     type_names.clear();
@@ -148,25 +135,23 @@ struct CollectionIndex {
     by_type.clear();
   }
 
-  //! Up to `n` entries with after < date_added <= `max_added` (the reader's state, Serves), in
-  //! order, that pass `latest_only` (the latest at that state) and (when `types` is not empty)
-  //! have one of those type ids.
-  std::vector<Entry> Scan(int64_t after, bool latest_only, const std::vector<uint32_t>& types, size_t n,
-                          int64_t max_added) const {
+  //! Up to `n` entries with date_added > `after`, in order, that pass `latest_only` and (when
+  //! `types` is not empty) have one of those type ids.
+  std::vector<Entry> Scan(int64_t after, bool latest_only, const std::vector<uint32_t>& types, size_t n) const {
     std::vector<Entry> out;
     out.reserve(std::min<size_t>(n, 1024));
     if (types.size() == 1) {  // one type: its own copy, in order
       const auto& typed = by_type[types[0]];
       auto it = std::upper_bound(typed.begin(), typed.end(), after, [](int64_t v, const Typed& t) { return v < t.date_added; });
-      for (; it != typed.end() && it->date_added <= max_added && out.size() < n; ++it) {
-        if (!latest_only || it->superseded > max_added) out.push_back({it->date_added, it->pk, it->superseded, types[0]});
+      for (; it != typed.end() && out.size() < n; ++it) {
+        if (!latest_only || it->latest()) out.push_back({it->date_added, it->pk(), types[0], it->latest()});
       }
       return out;
     }
     auto it = std::upper_bound(entries.begin(), entries.end(), after,
                                [](int64_t v, const Entry& e) { return v < e.date_added; });
-    for (; it != entries.end() && it->date_added <= max_added && out.size() < n; ++it) {
-      if (latest_only && !it->LatestAt(max_added)) continue;
+    for (; it != entries.end() && out.size() < n; ++it) {
+      if (latest_only && !it->latest) continue;
       if (!types.empty() && std::find(types.begin(), types.end(), it->type) == types.end()) continue;
       out.push_back(*it);
     }

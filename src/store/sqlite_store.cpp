@@ -3151,8 +3151,7 @@ class SqliteStore final : public Store {
 
   struct Indexed {
     std::shared_mutex mu;  // pages read `index` under it shared; an update changes it alone
-    std::mutex update;     // one update at a time (others wait for it; during a rebuild they read through SQL)
-    std::atomic<bool> rebuilding{false};  // an update reading every version again is under way
+    std::mutex update;     // one update at a time (others meanwhile read through SQL)
     detail::CollectionIndex index;
   };
 
@@ -3186,10 +3185,7 @@ class SqliteStore final : public Store {
   bool UpdateIndex(sqlite3* db, std::unordered_map<std::string, Stmt>& stmts, int64_t coll, Indexed& x,
                    const detail::CollectionState& now) {
     std::unique_lock update(x.update, std::try_to_lock);
-    if (!update.owns_lock()) {
-      if (x.rebuilding.load(std::memory_order_relaxed)) return false;
-      update.lock();
-    }
+    if (!update.owns_lock()) return false;
     detail::CollectionState had;
     {
       std::shared_lock read(x.mu);
@@ -3199,11 +3195,6 @@ class SqliteStore final : public Store {
     if (now.deletes < had.deletes || (now.deletes == had.deletes && now.max_added < had.max_added)) return false;
     if (now.deletes != had.deletes) {
       index_builds_.fetch_add(1, std::memory_order_relaxed);
-      x.rebuilding.store(true, std::memory_order_relaxed);
-      struct Done {
-        std::atomic<bool>& flag;
-        ~Done() { flag.store(false, std::memory_order_relaxed); }
-      } done{x.rebuilding};
       // Built from scratch, beside the index in use; swapped in at the end.
       detail::CollectionIndex fresh;
       Stmt& all = CachedOn(db, stmts, "SELECT date_added, pk, type, latest, id_key FROM objects WHERE coll=? ORDER BY date_added");
@@ -3214,13 +3205,12 @@ class SqliteStore final : public Store {
       while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
         all.TextInto(2, type);
         const bool latest = all.Int(3) != 0;
-        fresh.Append(all.Int(0), all.Int(1), type, latest ? detail::CollectionIndex::kLatest : detail::CollectionIndex::kBefore);
+        fresh.Append(all.Int(0), all.Int(1), type, latest);
         if (latest) fresh.NoteLatest(all.Int(4));
       }
       sqlite3_reset(all.get());
       if (rc != SQLITE_DONE) return false;
       fresh.state = now;
-      fresh.exact_from = now.max_added;  // when the others were superseded is not known
       std::unique_lock write(x.mu);
       std::swap(x.index, fresh);
       return true;
@@ -3237,14 +3227,8 @@ class SqliteStore final : public Store {
       bool latest;
     };
     std::vector<Added> added;
-    struct Flag {
-      int64_t date_added;
-      bool latest;
-      int64_t by;  // the arriving version whose older versions these are
-    };
-    std::vector<Flag> flags;  // older versions' flags read from SQL
+    std::vector<std::pair<int64_t, bool>> flags;  // (date_added, latest) of older versions read from SQL
     std::vector<uint32_t> superseded;             // positions of entries no longer the latest
-    std::vector<int64_t> superseded_by;           // ... and the date_added of the version that superseded each
     std::vector<std::pair<int64_t, uint32_t>> moved;  // id_key -> the new latest's position (or kSharedKey)
     Stmt& fresh = CachedOn(db, stmts,
                            "SELECT date_added, pk, type, latest, id, id_key FROM objects WHERE coll=? AND date_added>? ORDER BY date_added");
@@ -3271,7 +3255,7 @@ class SqliteStore final : public Store {
       older.Bind(2, IdKey(a.id));
       older.Bind(3, a.id);
       older.Bind(4, had.max_added);
-      while ((rc = sqlite3_step(older.get())) == SQLITE_ROW) flags.push_back({older.Int(0), older.Int(1) != 0, a.date_added});
+      while ((rc = sqlite3_step(older.get())) == SQLITE_ROW) flags.emplace_back(older.Int(0), older.Int(1) != 0);
       sqlite3_reset(older.get());
       return rc == SQLITE_DONE;
     };
@@ -3306,7 +3290,6 @@ class SqliteStore final : public Store {
         }
         if (same) {
           superseded.push_back(it->second);
-          superseded_by.push_back(a.date_added);
           batch[a.id_key] = pos;
         } else {
           batch[a.id_key] = detail::CollectionIndex::kSharedKey;
@@ -3315,26 +3298,14 @@ class SqliteStore final : public Store {
       }
       moved.assign(batch.begin(), batch.end());
     }
-    // When each version stopped being the latest is known exactly when every arriving version
-    // is its id's latest and superseded at most the one latest_at knew: otherwise (a version
-    // arriving older than its id's latest, or superseded within this update; ids sharing a
-    // key) older states than this one are no longer answered from the index.
-    bool exact = flags.empty();
     std::unique_lock write(x.mu);
-    for (const auto& a : added) {
-      exact &= a.latest;
-      x.index.Append(a.date_added, a.pk, a.type, a.latest ? detail::CollectionIndex::kLatest : a.date_added);
-    }
-    for (size_t k = 0; k < superseded.size(); ++k) x.index.SetSuperseded(x.index.entries[superseded[k]], superseded_by[k]);
-    for (const auto& f : flags) {
-      auto* e = x.index.At(f.date_added);
-      if (!e) continue;
-      if (f.latest) x.index.SetSuperseded(*e, detail::CollectionIndex::kLatest);
-      else if (e->superseded == detail::CollectionIndex::kLatest) x.index.SetSuperseded(*e, f.by);
+    for (const auto& a : added) x.index.Append(a.date_added, a.pk, a.type, a.latest);
+    for (uint32_t p : superseded) x.index.SetLatest(x.index.entries[p], false);
+    for (const auto& [date_added, latest] : flags) {
+      if (auto* e = x.index.At(date_added)) x.index.SetLatest(*e, latest);
     }
     for (const auto& [key, pos] : moved) x.index.latest_at[key] = pos;
     x.index.state = now;
-    if (!exact) x.index.exact_from = now.max_added;
     return true;
   }
 
@@ -3408,15 +3379,13 @@ class SqliteStore final : public Store {
     for (int attempt = 0; attempt < 2; ++attempt) {
       {
         std::shared_lock read(x.mu);
-        // This reader's state, or an older one the index still answers (a snapshot that began
-        // before another reader brought the index up to a newer commit).
-        if (x.index.Serves(*now)) {
+        if (x.index.state == *now) {
           std::vector<uint32_t> types;
           for (const auto& t : q.types) {
             if (auto id = x.index.FindType(t)) types.push_back(*id);
           }
           if (!q.types.empty() && types.empty()) return Result<Page>(Page{});  // no such type here
-          picked = x.index.Scan(after, latest_only, types, q.limit + 1, now->max_added);
+          picked = x.index.Scan(after, latest_only, types, q.limit + 1);
           break;
         }
       }
