@@ -243,6 +243,11 @@ class Releaser {
     // recipient facts -> date_added * 4 + (release history + 1) -> decision.
     std::unordered_map<std::string, std::unordered_map<int64_t, std::shared_ptr<const Decision>>> decisions;
     size_t decisions_cached = 0;
+    //! Still within its bounds (decisions or forms: a million each; beyond, it starts over).
+    bool Within() const {
+      constexpr size_t kMax = 1000000;
+      return refs_cached <= kMax && decisions_cached <= kMax && depends.size() <= 4 * kMax;
+    }
   };
   mutable std::shared_mutex cache_mu_;
   mutable std::unordered_map<std::string, CollectionCache> caches_;  // collection ->

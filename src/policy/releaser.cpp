@@ -226,7 +226,6 @@ static Status ResolveReferenced(store::Store& store, std::string_view collection
 
 namespace {
 constexpr size_t kMaxNewVersionsChecked = 10000;  // more arrived at once: start over
-constexpr size_t kMaxCached = 1000000;             // decisions or forms per collection: beyond, start over
 }  // namespace
 
 void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, const std::string& generation) const {
@@ -248,7 +247,7 @@ void Releaser::KeepOrEmpty(store::Store& store, std::string_view collection, con
   }
   std::unique_lock lock(cache_mu_);
   CollectionCache& c = caches_[std::string(collection)];
-  const bool within = c.refs_cached <= kMaxCached && c.decisions_cached <= kMaxCached && c.depends.size() <= 4 * kMaxCached;
+  const bool within = c.Within();
   if (c.generation == generation && within) return;  // another request did it meanwhile
   if (!c.generation.empty() && store.GenerationPrecedes(generation, c.generation)) return;  // (as above)
   bool keep = within && arrived && c.generation == from;
@@ -293,7 +292,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     // cache, not the other collections') takes it alone.
     auto current = [&] {
       const CollectionCache* c = CacheOf(collection, *generation);
-      return c && c->refs_cached <= kMaxCached && c->decisions_cached <= kMaxCached && c->depends.size() <= 4 * kMaxCached;
+      return c && c->Within();
     };
     bool is_current;
     {
