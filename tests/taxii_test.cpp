@@ -495,73 +495,6 @@ TEST_F(TaxiiTest, MalformedHttpGets4xxAndTheServerStaysHealthy) {
   EXPECT_EQ(Http("GET", base_ + "/taxii2/").status, 200) << "the server must still serve";
 }
 
-// A raw keep-alive connection to the test server (the deadline tests below need to control
-// when requests are sent and whether responses are read).
-class RawConnection {
- public:
-  explicit RawConnection(int port, int receive_buffer = 0) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    if (receive_buffer) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~RawConnection() { close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) {
-    for (size_t sent = 0; sent < bytes.size();) {
-      ssize_t n = send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      sent += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  //! Reads until the server closes the connection (true) or `wait_ms` passes without a byte
-  //! (false); what arrived is appended to `out`.
-  bool ReadToEnd(std::string* out, int wait_ms) {
-    timeval tv{wait_ms / 1000, (wait_ms % 1000) * 1000};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buf[65536];
-    for (;;) {
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out->append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);  // closed (or reset), or timed out
-    }
-  }
-  //! Reads one response (headers and a Content-Length body); empty if none arrives in time.
-  std::string ReadResponse(int wait_ms) {
-    timeval tv{wait_ms / 1000, (wait_ms % 1000) * 1000};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    char buf[4096];
-    for (;;) {
-      auto end = pending_.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        size_t length = 0;
-        auto cl = pending_.find("Content-Length: ");
-        if (cl != std::string::npos && cl < end) length = std::stoul(pending_.substr(cl + 16));
-        if (pending_.size() >= end + 4 + length) {
-          std::string r = pending_.substr(0, end + 4 + length);
-          pending_.erase(0, r.size());
-          return r;
-        }
-      }
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return {};
-      pending_.append(buf, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string pending_;
-};
-
 size_t Count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
@@ -571,7 +504,7 @@ size_t Count(const std::string& text, const std::string& what) {
 // The request timeout (1.5 s here) bounds each request of a keep-alive connection, each
 // response's write, and an idle connection's wait; not the connection's life.
 TEST_F(TaxiiTest, EachRequestOfAConnectionHasItsOwnDeadline) {
-  RawConnection c(server_->port());
+  test::RawConnection c(server_->port());
   ASSERT_TRUE(c.connected());
   const std::string get = "GET /taxii2/ HTTP/1.1\r\nHost: x\r\n\r\n";
   // Three requests 0.9 s apart: 1.8 s in all, longer than one deadline, each within its own.
@@ -592,7 +525,7 @@ TEST_F(TaxiiTest, EachRequestOfAConnectionHasItsOwnDeadline) {
   EXPECT_TRUE(c.ReadToEnd(&rest, 10000)) << "the idle connection was not closed";
   EXPECT_EQ(rest, "");
   // A request started and not finished gets 408, on a connection that served one before.
-  RawConnection d(server_->port());
+  test::RawConnection d(server_->port());
   ASSERT_TRUE(d.Send(get));
   EXPECT_EQ(d.ReadResponse(5000).substr(0, 12), "HTTP/1.1 200");
   ASSERT_TRUE(d.Send("GET /taxii2/ HTTP/1.1\r\nHost: x\r\n"));
@@ -604,7 +537,7 @@ TEST_F(TaxiiTest, EachRequestOfAConnectionHasItsOwnDeadline) {
 // A client that sends requests and stops reading the responses is cut off once a write has
 // waited for it longer than the request timeout; the server stays healthy.
 TEST_F(TaxiiTest, AClientThatStopsReadingIsCutOff) {
-  RawConnection c(server_->port(), 4096);
+  test::RawConnection c(server_->port(), 4096);
   ASSERT_TRUE(c.connected());
   // 300 pipelined requests for every demo object: several MB of responses, more than the
   // sockets' buffers hold.
