@@ -15,11 +15,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -190,6 +192,41 @@ class RowCache {
     if (s.generation != deletes || s.slots.empty()) return nullptr;
     const Slot& slot = s.slots[SlotOf(s, pk)];
     return slot.pk == pk ? slot.row : nullptr;
+  }
+  //! Find() for each of `pks` into `out` (as many; a row not found stays null). A page's rows are
+  //! scattered in memory and mostly not in the CPU's caches: Find() in turn for each waited for
+  //! its slot's miss, then its row's (the reference count's locked increment lets no later load
+  //! start before it), one after the other. Here each shard is locked once for its rows of the
+  //! page, and their slots, then their rows, are fetched together (prefetches) before the counts
+  //! are taken.
+  void FindMany(int64_t deletes, std::span<const int64_t> pks, RowRef* out) {
+    // The positions of `pks` grouped by shard (a counting sort).
+    std::array<uint32_t, kShards + 1> start{};
+    for (int64_t pk : pks) ++start[ShardOf(pk) + 1];
+    for (size_t s = 0; s < kShards; ++s) start[s + 1] += start[s];
+    std::vector<uint32_t> order(pks.size());
+    {
+      std::array<uint32_t, kShards> at{};
+      std::copy(start.begin(), start.end() - 1, at.begin());
+      for (size_t k = 0; k < pks.size(); ++k) order[at[ShardOf(pks[k])]++] = static_cast<uint32_t>(k);
+    }
+    for (size_t sh = 0; sh < kShards; ++sh) {
+      if (start[sh] == start[sh + 1]) continue;
+      const auto mine = std::span(order).subspan(start[sh], start[sh + 1] - start[sh]);
+      Shard& s = shards_[sh];
+      std::lock_guard lock(s.mu);
+      if (s.generation != deletes || s.slots.empty()) continue;
+      const Slot* slots = s.slots.data();
+      for (uint32_t k : mine) __builtin_prefetch(&slots[SlotOf(s, pks[k])]);
+      for (uint32_t k : mine) {
+        const Slot& slot = slots[SlotOf(s, pks[k])];
+        if (slot.pk == pks[k] && slot.row) __builtin_prefetch(slot.row.get());
+      }
+      for (uint32_t k : mine) {
+        const Slot& slot = slots[SlotOf(s, pks[k])];
+        if (slot.pk == pks[k]) out[k] = slot.row;
+      }
+    }
   }
   //! Keeps `row` (read in generation `deletes`); a shard of another generation starts over.
   void Put(int64_t deletes, int64_t pk, RowRef row) {

@@ -2476,6 +2476,45 @@ TEST(RowCache, FindsRowsByPkWithinTheBudgetAndGeneration) {
   EXPECT_FALSE(cache.Find(2, 32));
 }
 
+// FindMany finds what Find finds, for pks in any order, across shards, missing ones and a
+// shard of another generation included.
+TEST(RowCache, FindsManyRowsAsFindFindsEach) {
+  detail::RowCache cache(size_t{16} << 20);
+  auto put = [&](int64_t deletes, int64_t pk) {
+    auto o = std::make_shared<StoredObject>();
+    o->id = "indicator--" + std::to_string(pk);
+    o->json = std::string(static_cast<size_t>(pk % 700), 'j');  // rows of 0 to 11 cache lines
+    cache.Put(deletes, pk, o->MakeRow());
+  };
+  for (int64_t pk = 1; pk <= 3000; ++pk) {
+    if (pk % 7 != 0) put(0, pk);  // every 7th missing
+  }
+  put(1, 35);  // shard 3 (35 % 16) now of generation 1: its rows are not found at generation 0
+  std::vector<int64_t> pks;
+  for (int64_t k = 0; k < 500; ++k) pks.push_back((k * 7919) % 3100 + 1);  // scattered, some past the end
+  pks.push_back(pks.front());  // a pk twice
+  std::vector<RowRef> many(pks.size());
+  cache.FindMany(0, pks, many.data());
+  size_t found = 0, other_generation = 0;
+  for (size_t k = 0; k < pks.size(); ++k) {
+    RowRef one = cache.Find(0, pks[k]);
+    ASSERT_EQ(one.get(), many[k].get()) << pks[k];
+    if (many[k]) {
+      ++found;
+      many[k]->Prefetch();
+      EXPECT_EQ(many[k]->Get(Row::kId), "indicator--" + std::to_string(pks[k]));
+    } else if (pks[k] % 16 == 3 && pks[k] <= 3000 && pks[k] % 7 != 0) {
+      ++other_generation;
+    }
+  }
+  EXPECT_GT(found, 350u);
+  EXPECT_GT(other_generation, 10u);
+  std::vector<RowRef> newer(pks.size());
+  cache.FindMany(1, pks, newer.data());
+  for (size_t k = 0; k < pks.size(); ++k) EXPECT_EQ(static_cast<bool>(newer[k]), pks[k] == 35) << pks[k];
+  cache.FindMany(0, {}, nullptr);  // an empty page
+}
+
 // A large budget costs slots only as rows fill them; every row kept while the slots grew is found.
 TEST(RowCache, GrowsItsSlotsWithTheRowsItKeeps) {
   detail::RowCache cache(size_t{64} << 20);  // at most 8192 slots per shard
