@@ -2493,6 +2493,7 @@ TEST(RowCache, FindsManyRowsAsFindFindsEach) {
   std::vector<int64_t> pks;
   for (int64_t k = 0; k < 500; ++k) pks.push_back((k * 7919) % 3100 + 1);  // scattered, some past the end
   pks.push_back(pks.front());  // a pk twice
+  for (int64_t pk : {1, 2, 100}) pks.push_back(pk + 16 * 1024);  // in the slot of a row kept (1024 slots a shard)
   std::vector<RowRef> many(pks.size());
   cache.FindMany(0, pks, many.data());
   size_t found = 0, other_generation = 0;
@@ -2507,6 +2508,7 @@ TEST(RowCache, FindsManyRowsAsFindFindsEach) {
       ++other_generation;
     }
   }
+  for (size_t k = pks.size() - 3; k < pks.size(); ++k) EXPECT_FALSE(many[k]) << pks[k];
   EXPECT_GT(found, 350u);
   EXPECT_GT(other_generation, 10u);
   std::vector<RowRef> newer(pks.size());
