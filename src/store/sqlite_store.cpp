@@ -3404,11 +3404,7 @@ class SqliteStore final : public Store {
     }
     std::vector<size_t> missing;  // positions in picked, in pk order (picked is in date_added order)
     for (size_t k = 0; k < picked.size(); ++k) {
-      if (!rows[k] || rows[k]->date_added() != picked[k].date_added) {
-        missing.push_back(k);
-      } else if (with_json) {
-        rows[k]->Prefetch();  // for the response's copy of the JSON
-      }
+      if (!rows[k] || rows[k]->date_added() != picked[k].date_added) missing.push_back(k);
     }
     const uint64_t misses = missing.size(), hits = picked.size() - misses;  // added once per page: the counters' line is shared by every HTTP thread
     if (!missing.empty()) {

@@ -2502,7 +2502,6 @@ TEST(RowCache, FindsManyRowsAsFindFindsEach) {
     ASSERT_EQ(one.get(), many[k].get()) << pks[k];
     if (many[k]) {
       ++found;
-      many[k]->Prefetch();
       EXPECT_EQ(many[k]->Get(Row::kId), "indicator--" + std::to_string(pks[k]));
     } else if (pks[k] % 16 == 3 && pks[k] <= 3000 && pks[k] % 7 != 0) {
       ++other_generation;

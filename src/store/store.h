@@ -105,14 +105,6 @@ class Row {
   int64_t date_added() const { return date_added_; }
   //! Its allocation's size.
   size_t Bytes() const { return sizeof(Row) + end_[kFields - 1]; }
-  //! Asks the CPU to bring the whole row into its caches (a hint: it waits for nothing). A page's
-  //! rows are copied into the response a little later; fetched together, their misses overlap.
-  void Prefetch() const {
-    const auto first = reinterpret_cast<uintptr_t>(this);
-    for (uintptr_t line = (first | 63) + 1; line < first + Bytes(); line += 64) {
-      __builtin_prefetch(reinterpret_cast<const void*>(line));  // the lines after the header's
-    }
-  }
 
  private:
   friend class RowRef;
