@@ -2483,7 +2483,7 @@ TEST(RowCache, FindsManyRowsAsFindFindsEach) {
   auto put = [&](int64_t deletes, int64_t pk) {
     auto o = std::make_shared<StoredObject>();
     o->id = "indicator--" + std::to_string(pk);
-    o->json = std::string(static_cast<size_t>(pk % 700), 'j');  // rows of 0 to 11 cache lines
+    o->json = std::string(static_cast<size_t>(pk % 700), 'j');  // rows of many sizes
     cache.Put(deletes, pk, o->MakeRow());
   };
   for (int64_t pk = 1; pk <= 3000; ++pk) {
