@@ -133,11 +133,11 @@ int Serve(const std::string& path) {
       stix::AppendJsonString(line, req.method);
       line += ",\"target\":";
       stix::AppendJsonString(line, req.target);
-      line += ",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.BodySize()) +
+      line += ",\"status\":" + std::to_string(res.status) + ",\"bytes\":" + std::to_string(res.body.size()) +
               ",\"micros\":" + std::to_string(took.count()) + "}";
       log->info(line);
     } else {
-      log->info("{} {} {} {} {}B {}us", req.remote, req.method, req.target, res.status, res.BodySize(), took.count());
+      log->info("{} {} {} {} {}B {}us", req.remote, req.method, req.target, res.status, res.body.size(), took.count());
     }
   };
   taxii::Service service(c, **store, releaser, &metrics);

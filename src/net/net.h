@@ -49,24 +49,6 @@ struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  //! Or, with `body` empty, the body in pieces sent in order as they are (on plain HTTP one
-  //! gather write: no copy of a page's objects into one buffer; over TLS they are joined):
-  //! views into memory that `pieces_owner` keeps alive until the response is written.
-  std::vector<std::string_view> pieces;
-  std::shared_ptr<const void> pieces_owner;
-  size_t BodySize() const {
-    size_t n = body.size();
-    for (auto p : pieces) n += p.size();
-    return n;
-  }
-  //! The body as one string (the pieces joined when there are any).
-  std::string JoinedBody() const {
-    if (pieces.empty()) return body;
-    std::string out;
-    out.reserve(BodySize());
-    for (auto p : pieces) out += p;
-    return out;
-  }
   //! A response that may leave only once something finishes elsewhere (the durable commit of
   //! the audit entry recording its release, the group commit storing posted objects). The
   //! server calls `defer` once with a completion; the deferred work calls that completion

@@ -1,9 +1,6 @@
 // The only translation unit that includes Boost.Beast/Asio (compile time, see TOOLCHAIN.md).
 // One coroutine per connection; plain and TLS share the session template.
-#include <limits.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -15,7 +12,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <type_traits>
 
 #include "net/net.h"
 
@@ -340,15 +336,6 @@ class ServerImpl final : public Server {
   // cut off): the watchdog cancels the write, and the session ends.
   template <class Stream>
   awaitable<bool> Write(Stream& stream, Response& r, bool keep_alive, unsigned version, const std::shared_ptr<Watchdog>& watchdog) {
-    if (!r.pieces.empty()) {
-      if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-        co_return co_await WritePieces(stream, r, keep_alive, version, watchdog);
-      } else {
-        r.body = r.JoinedBody();  // TLS encrypts from one buffer anyway
-        r.pieces.clear();
-        r.pieces_owner.reset();
-      }
-    }
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     for (const auto& [k, v] : r.headers) res.insert(k, v);
     res.body() = std::move(r.body);
@@ -358,67 +345,6 @@ class ServerImpl final : public Server {
     auto [ec, n] = co_await http::async_write(stream, res, kTuple);
     watchdog->Stop();
     r.body = std::move(res.body());
-    co_return !ec;
-  }
-
-  // A body in pieces on plain HTTP: the header (Beast's text of it) and the pieces leave in one
-  // gather write, sendmsg(2) straight from where they are, without being copied into one buffer
-  // first. What the socket cannot take at once (a reader slower than the response) is written
-  // asynchronously like any response, under the write deadline.
-  awaitable<bool> WritePieces(beast::tcp_stream& stream, Response& r, bool keep_alive, unsigned version,
-                              const std::shared_ptr<Watchdog>& watchdog) {
-    http::response<http::empty_body> res{static_cast<http::status>(r.status), version};
-    for (const auto& [k, v] : r.headers) res.insert(k, v);
-    res.keep_alive(keep_alive);
-    res.content_length(r.BodySize());
-    std::string head;
-    {
-      http::response_serializer<http::empty_body> sr{res};
-      sr.split(true);
-      beast::error_code ec;
-      while (!ec && !sr.is_header_done()) {
-        sr.next(ec, [&](beast::error_code&, const auto& buffers) {
-          const size_t before = head.size();
-          for (auto b : beast::buffers_range_ref(buffers)) head.append(static_cast<const char*>(b.data()), b.size());
-          sr.consume(head.size() - before);
-        });
-      }
-      if (ec) co_return false;
-    }
-    std::vector<iovec> iov;
-    iov.reserve(r.pieces.size() + 1);
-    iov.push_back({head.data(), head.size()});
-    for (auto p : r.pieces) {
-      if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});  // sendmsg only reads them
-    }
-    size_t at = 0;  // the first iovec not wholly sent
-    const int fd = stream.socket().native_handle();
-    while (at < iov.size()) {
-      msghdr m{};
-      m.msg_iov = &iov[at];
-      m.msg_iovlen = std::min<size_t>(iov.size() - at, IOV_MAX);
-      const ssize_t sent = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (sent < 0 && errno == EINTR) continue;
-      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (sent < 0) co_return false;
-      for (size_t left = static_cast<size_t>(sent); left > 0;) {
-        if (left >= iov[at].iov_len) {
-          left -= iov[at].iov_len;
-          ++at;
-        } else {
-          iov[at].iov_base = static_cast<char*>(iov[at].iov_base) + left;
-          iov[at].iov_len -= left;
-          left = 0;
-        }
-      }
-    }
-    if (at == iov.size()) co_return true;
-    std::vector<asio::const_buffer> rest;
-    rest.reserve(iov.size() - at);
-    for (size_t k = at; k < iov.size(); ++k) rest.emplace_back(iov[k].iov_base, iov[k].iov_len);
-    Watchdog::Start(watchdog, opt_.request_timeout);
-    auto [ec, n] = co_await asio::async_write(stream, rest, kTuple);
-    watchdog->Stop();
     co_return !ec;
   }
 

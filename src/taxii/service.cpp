@@ -80,7 +80,6 @@ class Json {
     return *this;
   }
   std::string Take() { return std::move(out_); }
-  size_t Size() const { return out_.size(); }
 
  private:
   std::string out_;
@@ -750,7 +749,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     auto c = std::make_shared<CachedResponse>(rec);
     c->status = r.status;
     c->headers = r.headers;
-    c->body = r.JoinedBody();
+    c->body = r.body;
     cache_->Put(key, std::move(c));
   };
   // A released page leaving as `r`: its audit record, kept with the response, then audited.
@@ -900,39 +899,24 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     return out;
   };
 
-  // An envelope (§3.7) as a response whose body is in pieces: the envelope's own text around
-  // the objects' JSON, which is sent from where it is (the store's rows, or the objects' own
-  // strings for rendered ones), not copied into one buffer (Response::pieces). `page` is kept
-  // alive with the response.
-  auto envelope = [&](std::shared_ptr<const Released> page) {
-    std::string sig = sign_member(page->objects);
-    Json j(64 + page->next.size() + sig.size());
-    j.Open().Bool("more", page->more);
-    if (page->more) j.Str("next", page->next);
-    size_t cut = 0;  // where the objects go
-    if (!page->objects.empty()) {
+  // An envelope (§3.7) written once into one buffer: the objects' JSON is copied only there.
+  auto envelope = [&](const Released& page) {
+    std::string sig = sign_member(page.objects);
+    size_t size = 64 + page.next.size() + sig.size();
+    for (const auto& o : page.objects) size += o.Json().size() + 1;
+    Json j(size);
+    j.Open().Bool("more", page.more);
+    if (page.more) j.Str("next", page.next);
+    if (!page.objects.empty()) {
       j.Key("objects").Raw("[");
-      cut = j.Size();
+      for (size_t k = 0; k < page.objects.size(); ++k) {
+        if (k) j.Raw(",");
+        j.Raw(page.objects[k].Json());
+      }
       j.Raw("]");
     }
     if (!sig.empty()) j.RawValue(federation::kSignaturesMember, sig);
-    if (page->objects.empty()) return JsonResponse(200, j.Close().Take());
-    struct Owner {
-      std::string text;  // the envelope without the objects
-      std::shared_ptr<const Released> page;
-    };
-    auto owner = std::make_shared<Owner>(Owner{j.Close().Take(), std::move(page)});
-    Response r = JsonResponse(200, "");
-    const std::string_view text = owner->text;
-    r.pieces.reserve(2 * owner->page->objects.size() + 1);
-    r.pieces.push_back(text.substr(0, cut));
-    for (size_t k = 0; k < owner->page->objects.size(); ++k) {
-      if (k) r.pieces.push_back(",");
-      r.pieces.push_back(owner->page->objects[k].Json());
-    }
-    r.pieces.push_back(text.substr(cut));
-    r.pieces_owner = std::move(owner);
-    return r;
+    return j.Close().Take();
   };
 
   // §5.3 Manifest
@@ -1186,10 +1170,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     if (auto hit = from_cache(key)) return std::move(*hit);
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
-    auto held = std::make_shared<const Released>(std::move(*page));
-    Response r = envelope(held);
-    page_headers(r, held->objects);
-    release(key, r, held->objects, held->decisions, held->local);
+    Response r = JsonResponse(200, envelope(*page));
+    page_headers(r, page->objects);
+    release(key, r, page->objects, page->decisions, page->local);
     return r;
   }
 
@@ -1218,10 +1201,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     auto page = release_page(q, true);
     if (!page.ok()) return page_error(page.status());
     if (page->objects.empty()) return Error(404, "Not Found", "no such object");
-    auto held = std::make_shared<const Released>(std::move(*page));
-    Response r = envelope(held);
-    page_headers(r, held->objects);
-    release(key, r, held->objects, held->decisions, held->local);
+    Response r = JsonResponse(200, envelope(*page));
+    page_headers(r, page->objects);
+    release(key, r, page->objects, page->decisions, page->local);
     return r;
   }
 
