@@ -234,6 +234,35 @@ TEST(CliServe, ConfigCheckServeAndGracefulStop) {
   EXPECT_EQ(RunCommand(Bin() + " serve --config " + tmp.path() + "/bad.toml", &out), 2);
 }
 
+// The access log goes to stderr; a destination that stops reading (a paused terminal, a pipe
+// into a stalled program) must not stop the node. Here stderr is a FIFO whose reader never
+// reads: 3,000 requests on one connection (~100 bytes of access log each, far more than the
+// pipe and the log's first buffer hold) are all answered, and SIGTERM still ends the node in a
+// few seconds. (Before, every request thread waited behind the one blocked in write(2): the
+// node stopped answering after ~1,000 requests.)
+TEST(CliServe, AStalledAccessLogStopsNothing) {
+  TempDir tmp;
+  const std::string t = tmp.path(), cfg = t + "/t.toml";
+  WriteFile(cfg, "[server]\naddress = \"127.0.0.1\"\nport = 0\n[database]\npath = \"" + t +
+                     "/t.db\"\n[[api_roots]]\npath = \"ct\"\n  [[api_roots.collections]]\n  name = \"demo\"\n");
+  std::string script = "set -u; mkfifo " + t + "/fifo; sleep 60 < " + t + "/fifo & reader=$!; " +
+                       Bin() + " serve --config " + cfg + " > " + t + "/out 2> " + t + "/fifo & pid=$!; " +
+                       "for i in $(seq 50); do grep -q serving " + t + "/out && break; sleep 0.1; done; " +
+                       "url=$(grep -o 'http://[^ ]*' " + t + "/out); " +
+                       "for i in $(seq 3000); do echo \"url = \\\"$url\\\"\"; echo 'output = \"/dev/null\"'; done > " + t + "/urls; " +
+                       "timeout 60 curl -s -w '%{http_code}\\n' --config " + t + "/urls | sort | uniq -c; " +
+                       "start=$(date +%s); kill -TERM $pid; wait $pid; echo exit=$? took=$(( $(date +%s) - start )); " +
+                       "kill $reader";
+  WriteFile(t + "/run.sh", script + "\n");
+  std::string out;
+  RunCommand("bash " + t + "/run.sh", &out);
+  EXPECT_NE(out.find("3000 401"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=0"), std::string::npos) << out;
+  auto took = out.find("took=");
+  ASSERT_NE(took, std::string::npos) << out;
+  EXPECT_LE(std::stoi(out.substr(took + 5)), 20) << "the stop waits for the log a few seconds at most, not for its reader: " << out;
+}
+
 TEST(CliServe, Principals) {
   TempDir tmp;
   std::string db = tmp.path() + "/t.db", out;

@@ -6,10 +6,18 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <thread>
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -29,34 +37,130 @@ int Fail(const std::string& msg) {
   return 2;
 }
 
-// The access log's sink: lines gathered in memory and written to stderr once 64 KB are
-// pending or 200 ms after the last write (checked as lines come), at the latest by the
-// logger's flush every second (spdlog::flush_every), and on shutdown. spdlog's stderr sink
-// wrote and flushed every line: a write(2) per request, ~3% of the HTTP threads' time on
-// random pages (perf, twelfth session). Access lines are operations data, not the audit log
-// (every release is in the audit chain, synced before its response leaves).
-class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+// The access log's sink. The request threads gather lines in memory; a thread of its own
+// writes them to stderr, 64 KB at a time or 200 ms after the last hand-over (checked as lines
+// come), at the latest at the logger's flush every second, and on shutdown. A request thread
+// never writes to stderr itself: when it did, a log destination that stopped reading (a paused
+// terminal, a pipe into a stalled program) stopped the whole node, every request thread waiting
+// for the sink's lock behind the one blocked in write(2). Lines beyond kMaxPending waiting (a
+// destination slower than the requests) are dropped and counted, and the count is logged when
+// lines are handed over again. Access lines are operations data, not the audit log (every
+// release is in the audit chain, synced before its response leaves). (spdlog's stderr sink
+// wrote and flushed every line: a write(2) per request, ~3% of the HTTP threads' time on random
+// pages, twelfth session.)
+class AccessLogSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  ~BufferedStderrSink() override { flush_(); }
+  static constexpr size_t kMaxPending = 4 << 20;
+
+  explicit AccessLogSink(bool json) : json_(json), state_(std::make_shared<State>()) {
+    // Detached, holding the state: on shutdown it is waited for a few seconds at most (Drain), a
+    // destination that never reads again must not hold the node's exit.
+    std::thread([s = state_] { WriteLoop(*s); }).detach();
+  }
+  ~AccessLogSink() override {
+    Drain(std::chrono::seconds(3));
+    std::lock_guard l(state_->mu);
+    state_->stop = true;
+    state_->cv.notify_all();
+  }
+  //! A line of the node's own (not an access line) into the same stream, written the same way:
+  //! a blocked stderr must not hold the thread that says it.
+  void Note(const std::string& line) {
+    std::lock_guard lock(mutex_);
+    if (pending_.size() + line.size() + 1 > kMaxPending) return;
+    pending_ += line;
+    pending_ += '\n';
+    std::lock_guard l(state_->mu);
+    HandOverLocked();
+  }
+  //! Hands over what is gathered and waits until it is written, at most `limit` (the sink's
+  //! lock is not held while waiting: requests go on logging).
+  void Drain(std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    auto written = [&] { return state_->out.empty() && !state_->writing; };
+    for (int round = 0; round < 2; ++round) {  // what the writer has, then what was gathered here
+      {
+        std::unique_lock l(state_->mu);
+        if (!state_->cv.wait_until(l, until, written)) return;
+      }
+      std::lock_guard lock(mutex_);
+      std::lock_guard l(state_->mu);
+      HandOverLocked();
+    }
+    std::unique_lock l(state_->mu);
+    state_->cv.wait_until(l, until, written);
+  }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t formatted;
     formatter_->format(msg, formatted);
+    if (pending_.size() + formatted.size() > kMaxPending) {
+      ++dropped_;
+      return;
+    }
     pending_.append(formatted.data(), formatted.size());
-    const auto now = std::chrono::steady_clock::now();
-    if (pending_.size() >= 64 * 1024 || now - written_ >= std::chrono::milliseconds(200)) flush_();
+    if (pending_.size() >= 64 * 1024 || std::chrono::steady_clock::now() - handed_ >= std::chrono::milliseconds(200)) {
+      std::lock_guard l(state_->mu);
+      HandOverLocked();
+    }
   }
   void flush_() override {
-    if (!pending_.empty()) std::fwrite(pending_.data(), 1, pending_.size(), stderr);
-    std::fflush(stderr);
-    pending_.clear();
-    written_ = std::chrono::steady_clock::now();
+    std::lock_guard l(state_->mu);
+    HandOverLocked();
   }
 
  private:
-  std::string pending_;
-  std::chrono::steady_clock::time_point written_ = std::chrono::steady_clock::now();
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string out;       // handed over, not yet taken by the writer
+    bool writing = false;  // the writer is writing what it took
+    bool stop = false;
+  };
+  // With state_->mu (and the sink's lock): gives the writer what is gathered, unless it has
+  // not taken the last hand-over yet (then the lines wait here, up to kMaxPending).
+  void HandOverLocked() {
+    handed_ = std::chrono::steady_clock::now();
+    if (!state_->out.empty()) return;
+    if (dropped_ > 0) {
+      const std::string n = std::to_string(dropped_);
+      const std::string when = FormatMicros(NowMicros());
+      pending_ += json_ ? "{\"time\":\"" + when + "\",\"access_lines_dropped\":" + n + "}\n"
+                        : when + " tearline: " + n + " access log lines dropped: the log's destination did not keep up\n";
+      dropped_ = 0;
+    }
+    if (pending_.empty()) return;
+    state_->out.swap(pending_);
+    state_->cv.notify_one();
+  }
+  static void WriteLoop(State& s) {
+    pthread_setname_np(pthread_self(), "tl-log");
+    std::unique_lock l(s.mu);
+    while (true) {
+      s.cv.wait(l, [&] { return s.stop || !s.out.empty(); });
+      if (s.out.empty()) return;
+      std::string buf;
+      buf.swap(s.out);
+      s.writing = true;
+      l.unlock();
+      for (size_t done = 0; done < buf.size();) {
+        const ssize_t n = ::write(STDERR_FILENO, buf.data() + done, buf.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // e.g. EPIPE: the reader is gone; these lines are lost
+        done += static_cast<size_t>(n);
+      }
+      l.lock();
+      s.writing = false;
+      s.cv.notify_all();
+    }
+  }
+
+  const bool json_;
+  std::shared_ptr<State> state_;
+  std::string pending_;  // gathered, under the sink's lock
+  uint64_t dropped_ = 0;
+  std::chrono::steady_clock::time_point handed_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace
@@ -99,6 +203,9 @@ int Serve(const std::string& path) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  // A reader of stdout or stderr that goes away (the log piped into a program that ended) must
+  // not end the node: writes then fail with EPIPE instead (sockets never raise it: MSG_NOSIGNAL).
+  signal(SIGPIPE, SIG_IGN);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   net::ServerOptions opt;
@@ -116,7 +223,8 @@ int Serve(const std::string& path) {
   };
   // Access log: one line per request on stderr, text or JSON lines (spdlog, UTC timestamps).
   bool json_log = c.log_format == "json";
-  auto log = std::make_shared<spdlog::logger>("access", std::make_shared<BufferedStderrSink>());
+  auto sink = std::make_shared<AccessLogSink>(json_log);
+  auto log = std::make_shared<spdlog::logger>("access", sink);
   spdlog::register_logger(log);  // for flush_every
   struct Unregister {
     ~Unregister() { spdlog::drop("access"); }  // on every return: the registry's flusher holds it no longer
@@ -175,8 +283,7 @@ int Serve(const std::string& path) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);
-  log->flush();  // the lines before this one
-  std::fprintf(stderr, "tearline: %s received, finishing in-flight requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  sink->Note(std::string("tearline: ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") + " received, finishing in-flight requests");
   (*server)->Stop();
   federator.Stop();
   log->flush();
