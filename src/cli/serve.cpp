@@ -67,9 +67,7 @@ class AccessLogSink final : public spdlog::sinks::base_sink<std::mutex> {
   //! a blocked stderr must not hold the thread that says it.
   void Note(const std::string& line) {
     std::lock_guard lock(mutex_);
-    if (pending_.size() + line.size() + 1 > kMaxPending) return;
-    pending_ += line;
-    pending_ += '\n';
+    Gather(line + "\n");
     std::lock_guard l(state_->mu);
     HandOverLocked();
   }
@@ -95,11 +93,7 @@ class AccessLogSink final : public spdlog::sinks::base_sink<std::mutex> {
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t formatted;
     formatter_->format(msg, formatted);
-    if (pending_.size() + formatted.size() > kMaxPending) {
-      ++dropped_;
-      return;
-    }
-    pending_.append(formatted.data(), formatted.size());
+    if (!Gather({formatted.data(), formatted.size()})) return;
     if (pending_.size() >= 64 * 1024 || std::chrono::steady_clock::now() - handed_ >= std::chrono::milliseconds(200)) {
       std::lock_guard l(state_->mu);
       HandOverLocked();
@@ -118,6 +112,16 @@ class AccessLogSink final : public spdlog::sinks::base_sink<std::mutex> {
     bool writing = false;  // the writer is writing what it took
     bool stop = false;
   };
+  // Under the sink's lock: `text` (whole lines) gathered, or dropped and counted when
+  // kMaxPending are waiting already.
+  bool Gather(std::string_view text) {
+    if (pending_.size() + text.size() > kMaxPending) {
+      ++dropped_;
+      return false;
+    }
+    pending_.append(text);
+    return true;
+  }
   // With state_->mu (and the sink's lock): gives the writer what is gathered, unless it has
   // not taken the last hand-over yet (then the lines wait here, up to kMaxPending).
   void HandOverLocked() {
