@@ -3411,7 +3411,10 @@ class SqliteStore final : public Store {
       std::sort(missing.begin(), missing.end(), [&](size_t a, size_t b) { return picked[a].pk < picked[b].pk; });
       if (auto st = ReadRows(db, stmts, picked, missing, now->deletes, rows); !st.ok()) return Result<Page>(st);
     }
-    Stmt& held = CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
+    // The release history only for a partner's page (a local reader's page looked the
+    // statement up by its text, a string built and hashed, for nothing).
+    Stmt* held = q.held_for.empty() ? nullptr
+                                    : &CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
     for (size_t k = 0; k < picked.size(); ++k) {
       RowRef cached = std::move(rows[k]);
       StoredObject& o = page.objects.emplace_back();
@@ -3427,13 +3430,13 @@ class SqliteStore final : public Store {
         o.source = cached->Get(Row::kSource);
         if (with_json) o.json = cached->Get(Row::kJson);
       }
-      if (!q.held_for.empty()) {
-        held.Reset();
-        held.Bind(1, q.held_for);
-        held.Bind(2, o.Id());
-        int rc = sqlite3_step(held.get());
-        o.held = rc == SQLITE_ROW ? static_cast<int>(held.Int(0)) : -1;
-        sqlite3_reset(held.get());
+      if (held) {
+        held->Reset();
+        held->Bind(1, q.held_for);
+        held->Bind(2, o.Id());
+        int rc = sqlite3_step(held->get());
+        o.held = rc == SQLITE_ROW ? static_cast<int>(held->Int(0)) : -1;
+        sqlite3_reset(held->get());
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
           return Result<Page>(Status::Io(std::string("read release history: ") + sqlite3_errmsg(db)));
         }
