@@ -14,6 +14,12 @@
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # CHECKPOINT_EVERY=N sets [audit] checkpoint_every (default 1000, the server's default: a signed
 # checkpoint of the audit chain every 1000 audited releases).
+# RATE=R: the GET routes at R requests/s (over the 64 connections, bench/taxii-pace.lua) instead
+# of as fast as the server answers: the latency at that load (e.g. RATE=10000, issue #3's
+# target rate). Without RATE every connection sends again as soon as it has its answer (the
+# server saturated; the latency then is mostly the queue: mean = 64 / rate). POSTs are not paced.
+# WRK_THREADS=N: wrk's threads (default 2). One thread sends these rates with a third of a core;
+# a second one is one more runnable thread on the two cores the server uses too.
 # OBJECT_CACHE_MB=N sets [limits] object_cache_mb (default: the server's, an eighth of the memory).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
@@ -24,6 +30,9 @@ TEARLINE=${TEARLINE:-build/tearline}
 N=${1:-1000000}
 SECS=${2:-10}
 MODE=${3:-all}
+WRK_THREADS=${WRK_THREADS:-2}
+[[ "$WRK_THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/taxii-load.sh: WRK_THREADS must be a positive integer"; exit 2; }
+[[ -z "${RATE:-}" || "$RATE" =~ ^[1-9][0-9]*$ ]] || { echo "bench/taxii-load.sh: RATE must be a positive integer (requests/s)"; exit 2; }
 command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
 DIR=build/bench-taxii
 mkdir -p "$DIR"
@@ -42,6 +51,10 @@ else
   [ -f "$PRISTINE".audit-chain ] && cp "$PRISTINE".audit-chain "$DB".audit-chain
 fi
 PORT=18555
+# Each wrk thread sends its share of RATE.
+[ -n "${RATE:-}" ] && export RATE_PER_THREAD=$(awk -v r="$RATE" -v t="$WRK_THREADS" 'BEGIN {print r / t}')
+PACE=()
+[ -n "${RATE:-}" ] && PACE=(-s bench/taxii-rate.lua)
 cat > "$DIR/bench.toml" <<TOML
 [server]
 port = $PORT
@@ -88,9 +101,9 @@ run() {
   local out t0 t1
   # WARMUP=S: the same load for S seconds first, not measured (a large collection's rows reach
   # the row cache; what a node that has been serving for a while is like).
-  [ "${WARMUP:-0}" -gt 0 ] && wrk -t2 -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@" >/dev/null
+  [ "${WARMUP:-0}" -gt 0 ] && wrk -t"$WRK_THREADS" -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@" >/dev/null
   t0=$(ticks)
-  out=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
+  out=$(wrk -t"$WRK_THREADS" -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
   t1=$(ticks)
   # The server's CPU time (user + system, all its threads) per request of the measured run.
   out="$out
@@ -104,7 +117,7 @@ server_cpu_us_per_request $(echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getco
     "$(echo "$out" | awk '/^server_cpu_us_per_request/ {print $2}')"
 }
 if [ "$MODE" = policy ]; then
-  echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback; policy cost (same run)"
+  echo "collection: $N objects; wrk -t$WRK_THREADS -c64 -d${SECS}s on loopback; policy cost (same run)"
   # Interleaved rounds (read, partner, read, partner, ...): this VM drifts by +-15% between
   # runs, so the ratio is the sum of the partner rates over the sum of the read rates.
   ROUNDS=${ROUNDS:-3}
@@ -120,7 +133,7 @@ if [ "$MODE" = policy ]; then
   done
   exit 0
 fi
-echo "collection: $N objects; wrk -t2 -c64 -d${SECS}s on loopback (server and wrk share the cores)"
+echo "collection: $N objects; wrk -t$WRK_THREADS -c64 -d${SECS}s on loopback (server and wrk share the cores)${RATE:+; GETs paced at $RATE req/s}"
 if [ "$MODE" = post ]; then  # the POST route alone (e.g. to profile it)
   run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
   exit 0
@@ -135,11 +148,11 @@ PAGES_STARTS=$DIR/starts-$N.txt
 sqlite3 "$DB" "SELECT date_added - 1 FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench') AND latest=1 ORDER BY date_added" >"$PAGES_STARTS"
 export PAGES_STARTS
 if [ "$MODE" = first ]; then  # the first page alone (served from the response cache after the second request)
-  run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+  run "GET objects limit=100 (first page)" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100"
   exit 0
 fi
 if [ "$MODE" = one ]; then  # GET one object alone
-  run "GET one object" "$BASE/$COLL/objects/$ONE/"
+  run "GET one object" "${PACE[@]}" "$BASE/$COLL/objects/$ONE/"
   exit 0
 fi
 if [ "$MODE" = random ]; then  # random pages alone (e.g. to profile them)
@@ -173,16 +186,16 @@ if [ "$MODE" = mixed ]; then  # random pages and POSTs at once (32 connections e
   exit 0
 fi
 if [ "$MODE" = pages ]; then  # GET objects limit=100 alone
-  run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+  run "GET objects limit=100 (first page)" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100"
   run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
   exit 0
 fi
-run "GET objects limit=100 (first page)" "$BASE/$COLL/objects/?limit=100"
+run "GET objects limit=100 (first page)" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100"
 run "GET objects limit=100 (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 PAGES_FOLLOW=1 run "GET objects limit=100 (paging)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
-run "GET objects type=indicator" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"
+run "GET objects type=indicator" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100&match%5Btype%5D=indicator"
 PAGES_QUERY="&match%5Btype%5D=indicator" run "GET type=indicator (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
-run "GET one object" "$BASE/$COLL/objects/$ONE/"
-run "GET manifest limit=100" "$BASE/$COLL/manifest/?limit=100"
+run "GET one object" "${PACE[@]}" "$BASE/$COLL/objects/$ONE/"
+run "GET manifest limit=100" "${PACE[@]}" "$BASE/$COLL/manifest/?limit=100"
 run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
 echo "POST objects/s = 100 x the POST req/s"

@@ -5,12 +5,14 @@
 -- time between the first and the last date_added would not do: objects arrive in batches whose
 -- date_added values bunch, so most random times fall between batches and their pages start at
 -- a batch's first object: a quarter of the collection read over and over.)
+-- RATE_PER_THREAD paces the requests (bench/taxii-pace.lua).
 -- PAGES_QUERY adds filters (e.g. "&match%5Btype%5D=indicator").
 -- PAGES_FOLLOW=1: clients paging through the collection: each page's X-TAXII-Date-Added-Last
 -- becomes the added_after of a next request (TAXII 2.1 section 3.4.2; by whichever connection
 -- sends next: wrk does not say which request a response answers, so `next` cursors, bound to
 -- their walk's first added_after, cannot be followed here), and a walk that ends starts again at
 -- a random object: ~64 walks through the collection at once, every page a new one.
+dofile("bench/taxii-pace.lua")
 local extra = os.getenv("PAGES_QUERY") or ""
 local follow = os.getenv("PAGES_FOLLOW") == "1"
 local follows, first_follow, last_follow = {}, 1, 0  -- a queue of added_after values to request
