@@ -20,6 +20,7 @@
 # server saturated; the latency then is mostly the queue: mean = 64 / rate). POSTs are not paced.
 # WRK_THREADS=N: wrk's threads (default 2). One thread sends these rates with a third of a core;
 # a second one is one more runnable thread on the two cores the server uses too.
+# READER=partner reads as the partner (below) instead of a local reader.
 # OBJECT_CACHE_MB=N sets [limits] object_cache_mb (default: the server's, an eighth of the memory).
 # Generates the collection once (build/bench-taxii/), starts `tearline serve`, runs:
 #   GET objects (limit=100: the first page, and random pages through bench/taxii-pages.lua), GET objects
@@ -32,6 +33,7 @@ SECS=${2:-10}
 MODE=${3:-all}
 WRK_THREADS=${WRK_THREADS:-2}
 [[ "$WRK_THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "bench/taxii-load.sh: WRK_THREADS must be a positive integer"; exit 2; }
+[[ "${READER:-local}" =~ ^(local|partner)$ ]] || { echo "bench/taxii-load.sh: READER must be local or partner"; exit 2; }
 [[ -z "${RATE:-}" || "$RATE" =~ ^[1-9][0-9]*$ ]] || { echo "bench/taxii-load.sh: RATE must be a positive integer (requests/s)"; exit 2; }
 command -v wrk >/dev/null || { echo "bench/taxii-load.sh: install wrk (apt-get install wrk)"; exit 2; }
 DIR=build/bench-taxii
@@ -87,6 +89,10 @@ PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q serving "$DIR/serve.out" && break; sleep 0.1; done
 AUTH="Authorization: Bearer $TOKEN"
+# READER=partner: the GET routes (not the policy mode's, which compares both) as the partner's
+# principal (sharing rules, release history, audit as a partner's).
+READ_AUTH=$AUTH
+[ "${READER:-local}" = partner ] && READ_AUTH="Authorization: Bearer $PTOKEN"
 ACCEPT="Accept: application/taxii+json;version=2.1"
 BASE=http://127.0.0.1:$PORT/api/collections
 COLL=$(curl -s -H "$AUTH" "$BASE/" | grep -o '"id":"[^"]*"' | head -1 | cut -d'"' -f4)
@@ -101,9 +107,9 @@ run() {
   local out t0 t1
   # WARMUP=S: the same load for S seconds first, not measured (a large collection's rows reach
   # the row cache; what a node that has been serving for a while is like).
-  [ "${WARMUP:-0}" -gt 0 ] && wrk -t"$WRK_THREADS" -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@" >/dev/null
+  [ "${WARMUP:-0}" -gt 0 ] && wrk -t"$WRK_THREADS" -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$READ_AUTH}" -H "$ACCEPT" "$@" >/dev/null
   t0=$(ticks)
-  out=$(wrk -t"$WRK_THREADS" -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$AUTH}" -H "$ACCEPT" "$@")
+  out=$(wrk -t"$WRK_THREADS" -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$READ_AUTH}" -H "$ACCEPT" "$@")
   t1=$(ticks)
   # The server's CPU time (user + system, all its threads) per request of the measured run.
   out="$out
@@ -135,11 +141,11 @@ if [ "$MODE" = policy ]; then
 fi
 echo "collection: $N objects; wrk -t$WRK_THREADS -c64 -d${SECS}s on loopback (server and wrk share the cores)${RATE:+; GETs paced at $RATE req/s}"
 if [ "$MODE" = post ]; then  # the POST route alone (e.g. to profile it)
-  run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
+  RUN_AUTH="$AUTH" run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
   exit 0
 fi
 if [ "$MODE" = post-full ]; then  # POST into the generated collection (N objects already there)
-  run "POST 100 objects (into $N)" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$COLL/objects/"
+  RUN_AUTH="$AUTH" run "POST 100 objects (into $N)" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$COLL/objects/"
   exit 0
 fi
 # Random pages (bench/taxii-pages.lua): where a page starts at each object of the collection
@@ -197,5 +203,5 @@ run "GET objects type=indicator" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100&ma
 PAGES_QUERY="&match%5Btype%5D=indicator" run "GET type=indicator (random pages)" -s bench/taxii-pages.lua "$BASE/$COLL/objects/"
 run "GET one object" "${PACE[@]}" "$BASE/$COLL/objects/$ONE/"
 run "GET manifest limit=100" "${PACE[@]}" "$BASE/$COLL/manifest/?limit=100"
-run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
+RUN_AUTH="$AUTH" run "POST 100 objects" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$POSTED/objects/"
 echo "POST objects/s = 100 x the POST req/s"

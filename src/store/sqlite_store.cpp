@@ -29,6 +29,7 @@
 #include "store/audit_chain.h"
 #include "store/recent_ids.h"
 #include "store/page_index.h"
+#include "store/release_history.h"
 #include "store/store.h"
 
 namespace tearline::store {
@@ -2965,6 +2966,9 @@ class SqliteStore final : public Store {
            "# HELP tearline_store_row_cache_slots Slots of the row cache (grow with the rows it keeps).\n"
            "# TYPE tearline_store_row_cache_slots gauge\n"
            "tearline_store_row_cache_slots " + std::to_string(rows_.Slots()) + "\n"
+           "# HELP tearline_store_release_history_entries Partners' release history rows kept in memory for their pages.\n"
+           "# TYPE tearline_store_release_history_entries gauge\n"
+           "tearline_store_release_history_entries " + std::to_string(history_.Entries()) + "\n"
            "# HELP tearline_store_wal_syncs_total Syncs of the write-ahead logs after group commits (one may cover several).\n"
            "# TYPE tearline_store_wal_syncs_total counter\n"
            "tearline_store_wal_syncs_total " + n(wal_syncs_) + "\n"
@@ -3139,7 +3143,10 @@ class SqliteStore final : public Store {
       o.date_added = s.Int(5);
       s.TextInto(6, o.source);
       if (with_json) s.TextInto(7, o.json);
-      if (held) o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
+      if (held) {
+        o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
+        if (o.held >= 0) history_.Note(q.held_for, o.Id(), o.held);
+      }
     }
     sqlite3_reset(s.get());
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return io("query");
@@ -3415,6 +3422,7 @@ class SqliteStore final : public Store {
     // statement up by its text, a string built and hashed, for nothing).
     Stmt* held = q.held_for.empty() ? nullptr
                                     : &CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
+    auto given_before = history_.For(held ? q.held_for : std::string_view());
     for (size_t k = 0; k < picked.size(); ++k) {
       RowRef cached = std::move(rows[k]);
       StoredObject& o = page.objects.emplace_back();
@@ -3431,6 +3439,11 @@ class SqliteStore final : public Store {
         if (with_json) o.json = cached->Get(Row::kJson);
       }
       if (held) {
+        // What was given stands: a row once read needs no seek again (release_history.h).
+        if (auto given = given_before.Find(o.Id())) {
+          o.held = *given;
+          continue;
+        }
         held->Reset();
         held->Bind(1, q.held_for);
         held->Bind(2, o.Id());
@@ -3440,6 +3453,7 @@ class SqliteStore final : public Store {
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
           return Result<Page>(Status::Io(std::string("read release history: ") + sqlite3_errmsg(db)));
         }
+        if (rc == SQLITE_ROW) history_.Note(q.held_for, o.Id(), o.held);
       }
     }
     row_hits_.fetch_add(hits, std::memory_order_relaxed);  // (a page that failed is not counted)
@@ -3495,6 +3509,9 @@ class SqliteStore final : public Store {
   std::mutex indexes_mu_;
   std::unordered_map<int64_t, std::unique_ptr<Indexed>> indexes_;  // by collection pk
   detail::RowCache rows_;
+  // Partners' release history rows read by pages (release_history.h): an eighth of the row
+  // cache's budget at ~48 bytes an entry.
+  detail::ReleaseHistoryCache history_{opt_.object_cache_bytes / 8 / 48};
   std::atomic<uint64_t> pages_indexed_{0}, pages_sql_{0}, index_builds_{0}, row_hits_{0}, row_misses_{0};
   std::unique_ptr<SqlProfile> profile_;
   // Rows in id_index, as this writer knows them (MaybeMergeIdIndexLocked): counted once, then

@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -20,6 +22,7 @@
 #include "store/audit_chain.h"
 #include "store/page_index.h"
 #include "store/recent_ids.h"
+#include "store/release_history.h"
 #include "store/store.h"
 
 namespace tearline::store {
@@ -45,6 +48,16 @@ class TempDb {
   }
   std::string path_;
 };
+
+// A value of the store's Prometheus text (MetricsText), -1 when absent.
+double MetricValue(Store& s, const std::string& name) {
+  std::istringstream in(s.MetricsText());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
 
 std::string Uuid(int n) {
   char buf[64];
@@ -561,23 +574,99 @@ TEST(Store, APageReadsTheReleaseHistoryOfEveryObject) {
     if (k % 2) history.push_back({"identity--other", "indicator--" + Uuid(k), true});
   }
   ASSERT_TRUE(fast->AppendAudit({{0, 1, "p", "o", "v", "release", "why", "", ""}}, history).ok());
-  for (bool all : {false, true}) {
-    for (Store* s : {fast.get(), sql.get()}) {
-      Query q;
-      q.collection = "c";
-      q.limit = 1000;
-      q.held_for = "identity--partner";
-      q.share_rows = true;
-      if (all) q.versions = VersionFilter{.all = true};
-      auto page = s->Query(q);
-      ASSERT_TRUE(page.ok());
-      ASSERT_EQ(page->objects.size(), all ? 152u : 150u);
-      for (const auto& o : page->objects) {
-        const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));  // Uuid(k) ends in k
-        EXPECT_EQ(o.held, expected(k)) << o.Id() << (s == fast.get() ? " (index)" : " (SQL)") << (all ? ", all versions" : "");
+  auto check = [&](const std::function<int(int)>& want, const std::string& when) {
+    for (bool all : {false, true}) {
+      for (Store* s : {fast.get(), sql.get()}) {
+        Query q;
+        q.collection = "c";
+        q.limit = 1000;
+        q.held_for = "identity--partner";
+        q.share_rows = true;
+        if (all) q.versions = VersionFilter{.all = true};
+        auto page = s->Query(q);
+        ASSERT_TRUE(page.ok());
+        ASSERT_EQ(page->objects.size(), all ? 152u : 150u);
+        for (const auto& o : page->objects) {
+          const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));  // Uuid(k) ends in k
+          EXPECT_EQ(o.held, want(k)) << o.Id() << (s == fast.get() ? " (index)" : " (SQL)") << (all ? ", all versions" : "")
+                                     << ", " << when;
+        }
       }
     }
+  };
+  check(expected, "first read");
+  // Read again: the index's pages now find what was given in memory (release_history.h).
+  EXPECT_GT(MetricValue(*fast, "tearline_store_release_history_entries"), 0);
+  check(expected, "second read");
+  // Releases recorded by another store on the file (another process): objects never given
+  // before are now given, and what was given stands (the first form recorded wins).
+  std::vector<ReleaseRecord> more;
+  for (int k = 0; k < 150; ++k) {
+    if (k % 7 == 0) more.push_back({"identity--partner", "indicator--" + Uuid(k), expected(k) != 1});
   }
+  ASSERT_TRUE(sql->AppendAudit({{0, 2, "p", "o", "v", "release", "why", "", ""}}, more).ok());
+  auto now = [&](int k) { return expected(k) >= 0 ? expected(k) : k % 7 == 0 ? 1 : -1; };
+  check(now, "after another store's releases");
+  check(now, "after another store's releases, again");
+}
+
+// The release history kept in memory: exact keys (recipient, type, uuid), only ids of the
+// canonical form (lowercase uuid), only the two forms, at most its entries.
+TEST(ReleaseHistoryCache, KeepsWhatWasReadUnderExactKeys) {
+  detail::ReleaseHistoryCache cache(1 << 20);
+  const std::string id = "indicator--a6f12b93-270d-41b3-a42c-000000000007";
+  EXPECT_FALSE(cache.For("identity--p").Find(id));
+  cache.Note("identity--p", id, 1);
+  cache.Note("identity--p", "malware--a6f12b93-270d-41b3-a42c-000000000007", 0);  // same uuid, another type
+  EXPECT_EQ(cache.For("identity--p").Find(id), 1);
+  EXPECT_EQ(cache.For("identity--p").Find("malware--a6f12b93-270d-41b3-a42c-000000000007"), 0);
+  EXPECT_FALSE(cache.For("identity--q").Find(id));                                               // another recipient
+  EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000008"));  // another uuid
+  EXPECT_FALSE(cache.For("identity--p").Find("x-indicator--a6f12b93-270d-41b3-a42c-000000000007"));
+  EXPECT_FALSE(cache.For("identity--p").Find("tool--a6f12b93-270d-41b3-a42c-000000000007"));     // a type never seen
+  // The same uuid in capitals is another id to the store: never kept, never found.
+  const std::string upper = "indicator--A6F12B93-270D-41B3-A42C-000000000007";
+  cache.Note("identity--p", upper, 0);
+  EXPECT_FALSE(cache.For("identity--p").Find(upper));
+  EXPECT_EQ(cache.For("identity--p").Find(id), 1);
+  // Other forms are not kept; nor values other than the two forms.
+  for (std::string bad : {"indicator--a6f12b93-270d-41b3-a42c-00000000000", "indicator-a6f12b93-270d-41b3-a42c-000000000007",
+                          "--a6f12b93-270d-41b3-a42c-000000000007", "indicator--a6f12b93x270d-41b3-a42c-000000000007",
+                          "indicator--g6f12b93-270d-41b3-a42c-000000000007", "indicator--"}) {
+    cache.Note("identity--p", bad, 0);
+    EXPECT_FALSE(cache.For("identity--p").Find(bad)) << bad;
+  }
+  cache.Note("identity--p", "indicator--a6f12b93-270d-41b3-a42c-000000000009", -1);
+  cache.Note("identity--p", "indicator--a6f12b93-270d-41b3-a42c-000000000010", 2);
+  EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000009"));
+  EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000010"));
+  EXPECT_EQ(cache.Entries(), 2u);
+  // Every uuid digit counts (each one changed once).
+  const std::string hex = "0123456789abcdef";
+  for (size_t at = 0; at < 36; ++at) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) continue;
+    std::string other = id;
+    char& c = other[11 + at];
+    c = hex[(hex.find(c) + 1) % 16];
+    EXPECT_FALSE(cache.For("identity--p").Find(other)) << other;
+  }
+  // A budget: entries beyond it empty a shard, and what remains is still right.
+  detail::ReleaseHistoryCache small(64 * 4);
+  for (int k = 0; k < 5000; ++k) small.Note("identity--p", "indicator--" + Uuid(k), k % 2);
+  EXPECT_LE(small.Entries(), 64u * 4);
+  EXPECT_GT(small.Entries(), 0u);
+  int found = 0;
+  for (int k = 0; k < 5000; ++k) {
+    if (auto v = small.For("identity--p").Find("indicator--" + Uuid(k))) {
+      EXPECT_EQ(*v, k % 2);
+      ++found;
+    }
+  }
+  EXPECT_EQ(static_cast<size_t>(found), small.Entries());
+  // Nothing kept with no budget.
+  detail::ReleaseHistoryCache none(0);
+  none.Note("identity--p", id, 1);
+  EXPECT_FALSE(none.For("identity--p").Find(id));
 }
 
 // A page's rows missing from the row cache are read together when they lie close in the table
