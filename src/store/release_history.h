@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace tearline::store::detail {
 
@@ -46,12 +47,20 @@ class ReleaseHistoryCache {
     std::optional<int> Find(std::string_view id) {
       Key k;
       if (!known_ || !ParseId(id, &k, &type_)) return std::nullopt;
-      if (type_ != last_type_) {
-        if (!Number(cache_->types_, type_, false, &last_number_)) return std::nullopt;
-        last_type_.assign(type_);
+      // A page holds a few types: their numbers are remembered here (no lock).
+      const Type* t = nullptr;
+      for (const Type& seen : types_) {
+        if (seen.name == type_) t = &seen;
+      }
+      if (!t) {
+        uint32_t number;
+        if (!Number(cache_->types_, type_, false, &number)) return std::nullopt;
+        if (types_.size() < kTypesRemembered) types_.push_back({std::string(type_), number});
+        k.type = number;
+      } else {
+        k.type = t->number;
       }
       k.recipient = recipient_;
-      k.type = last_number_;
       const Shard& s = cache_->shards_[ShardOf(k)];
       std::lock_guard lock(s.mu);
       auto it = s.map.find(k);
@@ -65,9 +74,14 @@ class ReleaseHistoryCache {
         : cache_(c), known_(c->per_shard_ > 0 && Number(c->recipients_, recipient, false, &recipient_)) {}
     ReleaseHistoryCache* cache_;
     bool known_;
-    uint32_t recipient_ = 0, last_number_ = 0;
-    std::string_view type_;   // the id being looked up's
-    std::string last_type_;   // numbered as last_number_; empty: none yet (an id's type is never empty)
+    static constexpr size_t kTypesRemembered = 16;
+    struct Type {
+      std::string name;
+      uint32_t number;
+    };
+    uint32_t recipient_ = 0;
+    std::string_view type_;     // the id being looked up's
+    std::vector<Type> types_;  // numbered types met by this reader
   };
   Reader For(std::string_view recipient) { return Reader(this, recipient); }
 
