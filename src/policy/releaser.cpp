@@ -22,7 +22,7 @@ Decision DecideWith(const ObjectFacts* facts, const store::StoredObject& object,
     f.approved_warning_for = true;
     return DecideForPartner(f, *to.partner, to.audience ? *to.audience : kNobody, Held::kNothing);
   }
-  Held held = to.held ? to.held(object.id) : Held::kNothing;
+  Held held = to.held ? to.held(object.Id()) : Held::kNothing;
   Decision d = DecideForPartner(*facts, *to.partner, to.audience ? *to.audience : kNobody, held);
   d.first_release = held == Held::kNothing;
   return d;
@@ -32,7 +32,7 @@ Decision DecideWith(const ObjectFacts* facts, const store::StoredObject& object,
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
   if (!to.can_read || !to.partner) return DecideWith(nullptr, object, to);
-  auto facts = ExtractFacts(object.json, object.source);
+  auto facts = ExtractFacts(object.Json(), object.Source());
   return DecideWith(facts ? &*facts : nullptr, object, to);
 }
 
@@ -85,17 +85,18 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
     }
     const ObjectFacts* f = k < facts.size() ? facts[k].get() : nullptr;
     Decision d = DecideWith(f, o, to);
-    d.object_id = o.id;
+    d.object_id = o.Id();
     if (d.outcome == Outcome::kWithhold) {
       if (learned && f) learned->emplace_back(k, d);
       continue;
     }
-    if (to.partner && RendersUnchanged(o.json, d, to.resolve, f ? &f->refs : nullptr)) {
+    if (to.partner && RendersUnchanged(o.Json(), d, to.resolve, f ? &f->refs : nullptr)) {
       if (learned && f) learned->emplace_back(k, d);
     } else if (to.partner) {
       bool as_variant = false;
-      auto json = Render(o.json, d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
+      auto json = Render(o.Json(), d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
       if (!json) continue;
+      o.Own();  // changed for the partner: its own copy (a page may share the store's rows)
       if (as_variant) {
         o.id = VariantId(o.id, to.node_identity);
         d.outcome = Outcome::kReleaseVariant;
@@ -121,7 +122,10 @@ static Status FetchViews(store::Store& store, std::string_view collection, std::
   for (auto& [added, view] : *views) by_added[added] = &view;
   for (size_t k : which) {
     auto it = by_added.find(objects[k].date_added);
-    if (it != by_added.end() && it->second->first == objects[k].id) objects[k].json = std::move(it->second->second);
+    if (it != by_added.end() && it->second->first == objects[k].Id()) {
+      objects[k].Own();
+      objects[k].json = std::move(it->second->second);
+    }
   }
   return Status::Ok();
 }
@@ -264,7 +268,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
-  for (auto& o : objects) o.Own();  // rendered for the partner: its own copy
+  // The objects may share the store's rows (Query::share_rows): read through Id(), Json(), ...;
+  // ReleaseWith copies only those it changes.
   // Everything a decision depends on besides the object itself (whose version date_added and
   // the collection generation pin), its release history (read per request, part of the key)
   // and the referenced objects (pinned by the generation too).
@@ -306,7 +311,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
         for (size_t k = 0; k < objects.size(); ++k) {
           if (keys[k] < 0) continue;
           auto it = c->second.find(keys[k]);
-          if (it != c->second.end() && it->second->object_id == objects[k].id) known[k] = it->second;
+          if (it != c->second.end() && it->second->object_id == objects[k].Id()) known[k] = it->second;
         }
       }
     }
@@ -319,14 +324,14 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
         for (size_t k = 0; k < objects.size(); ++k) {
           if (known[k]) continue;
           auto it = c->second.find(objects[k].date_added);
-          if (it != c->second.end() && it->second.first == objects[k].id) facts[k] = it->second.second;
+          if (it != c->second.end() && it->second.first == objects[k].Id()) facts[k] = it->second.second;
         }
       }
     }
     // Manifest rows come without a body: the policy view of the versions not cached is read now.
     std::vector<size_t> bodiless;
     for (size_t k = 0; k < objects.size(); ++k) {
-      if (!known[k] && !facts[k] && objects[k].json.empty()) bodiless.push_back(k);
+      if (!known[k] && !facts[k] && objects[k].Json().empty()) bodiless.push_back(k);
     }
     if (auto st = FetchViews(store, collection, objects, bodiless); !st.ok()) return st;
     std::vector<size_t> fresh;
@@ -334,7 +339,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       if (facts[k] || known[k]) continue;
       const auto& o = objects[k];
       // The JSON of the page, or the policy view read for a manifest row: every fact the rules need.
-      auto f = ExtractFacts(o.json, o.source);
+      auto f = ExtractFacts(o.Json(), o.Source());
       if (!f) continue;
       facts[k] = std::make_shared<const ObjectFacts>(std::move(*f));
       if (o.date_added > 0) fresh.push_back(k);  // only versions really stored are cached
@@ -346,7 +351,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
         facts_cached_ = 0;
       }
       auto& c = facts_cache_[std::string(collection)];
-      for (size_t k : fresh) facts_cached_ += c.insert_or_assign(objects[k].date_added, std::pair{objects[k].id, facts[k]}).second;
+      for (size_t k : fresh) facts_cached_ += c.insert_or_assign(objects[k].date_added, std::pair{std::string(objects[k].Id()), facts[k]}).second;
     }
   }
   std::vector<std::string> refs;
@@ -383,8 +388,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   for (size_t k = 0; k < objects.size(); ++k) {
     const auto& o = objects[k];
     if (known[k]) continue;  // decided already: its history is in the key
-    if (o.held == -2) all.push_back(o.id);
-    else if (o.held >= 0) held[o.id] = o.held ? Held::kVariant : Held::kOriginal;
+    if (o.held == -2) all.emplace_back(o.Id());
+    else if (o.held >= 0) held[std::string(o.Id())] = o.held ? Held::kVariant : Held::kOriginal;
   }
   all.insert(all.end(), missing.begin(), missing.end());
   auto h = store.Held(to.partner->identity, all);
@@ -419,7 +424,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   std::vector<size_t> render;
   for (size_t k = 0; k < objects.size(); ++k) {
     const auto& f = facts[k];
-    if (!f || !objects[k].json.empty()) continue;
+    if (!f || !objects[k].Json().empty()) continue;
     bool may_change = f->has_extension || !f->granular.empty();
     for (const auto& id : f->refs) {
       RefForm form = r.resolve(id);

@@ -1,6 +1,8 @@
 // The sharing rules as a table: object facts x recipient x audience -> decision.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <map>
 #include <set>
 #include <thread>
@@ -314,20 +316,33 @@ TEST(Releaser, ReferencesFollowHowEachReferredObjectIsReleased) {
   Recipient to{"south", true, &south, &audience};
   to.node_identity = "identity--7e0c4b1a-2f3d-4e5a-8b6c-9d0e1f2a3b4c";
   auto as_variant = [&](const std::string& id) { return VariantId(id, to.node_identity); };
-  // What the partner receives when it reads `ids` (all objects when empty): id -> JSON.
-  auto release = [&](std::vector<std::string> ids) {
+  // What the partner receives when it reads `ids` (all objects when empty): id -> JSON. Read
+  // both ways: a page whose objects share the store's cached rows (as the server reads them;
+  // the Releaser copies those it changes) releases what a page of copies does.
+  auto release_as = [&](std::vector<std::string> ids, bool share_rows) {
     Releaser releaser;  // a new one each time: nothing decided in an earlier read is reused
     store::Query q;
     q.collection = "c";
     q.held_for = kSouth;
     q.ids = std::move(ids);
+    q.share_rows = share_rows;
+    (void)(*store)->Query(q);  // the row cache filled: the second read shares its rows
     auto page = (*store)->Query(q);
     EXPECT_TRUE(page.ok());
+    if (share_rows && q.ids.empty()) {
+      EXPECT_TRUE(std::all_of(page->objects.begin(), page->objects.end(), [](const auto& o) { return o.row && o.id.empty(); }))
+          << "the page shares the store's rows";
+    }
     auto out = releaser.ReleaseFrom(**store, "c", std::move(page->objects), to);
     EXPECT_TRUE(out.ok());
     std::map<std::string, std::string> got;
     for (const auto& o : *out) got[std::string(o.Id())] = o.Json();
     return got;
+  };
+  auto release = [&](std::vector<std::string> ids) {
+    auto copies = release_as(ids, false);
+    EXPECT_EQ(release_as(ids, true), copies) << "shared rows and copies";
+    return copies;
   };
   // The references of a received object, but its creator (the node, for what it republished).
   auto refs = [&](const std::string& json) {

@@ -847,8 +847,9 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
     Released out;
     const size_t limit = query.limit;
     const bool for_partner = partner.has_value();  // partners need bodies to be decided and rendered
-    // A local reader's objects leave as stored: the page may share the store's cached rows.
-    query.share_rows = !for_partner;
+    // The page may share the store's cached rows: a local reader's objects leave as stored, and
+    // the Releaser copies a partner's only when it changes them (a variant, a rendering).
+    query.share_rows = true;
     const uint64_t fp = store::QueryFingerprint(query);
     if (for_partner) query.held_for = partner->identity;  // the release history comes with the page
     // One object more than the page from the store: whether there is more is then known without
