@@ -122,17 +122,25 @@ server_cpu_us_per_request $(echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getco
     "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" \
     "$(echo "$out" | awk '/^server_cpu_us_per_request/ {print $2}')"
 }
+# Random pages (bench/taxii-pages.lua): where a page starts at each object of the collection
+# (the last versions: what a page holds by default), one drawn uniformly per request.
+PAGES_STARTS=$DIR/starts-$N.txt
+sqlite3 "$DB" "SELECT date_added - 1 FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench') AND latest=1 ORDER BY date_added" >"$PAGES_STARTS"
+export PAGES_STARTS
 if [ "$MODE" = policy ]; then
   echo "collection: $N objects; wrk -t$WRK_THREADS -c64 -d${SECS}s on loopback; policy cost (same run)"
   # Interleaved rounds (read, partner, read, partner, ...): this VM drifts by +-15% between
   # runs, so the ratio is the sum of the partner rates over the sum of the read rates.
   ROUNDS=${ROUNDS:-3}
-  for route in "objects/?limit=100" "objects/$ONE/" "manifest/?limit=100"; do
+  # "random pages": pages of 100 from random objects (bench/taxii-pages.lua), each a new one:
+  # no response cache helps (the first page is served from it after its first request).
+  for route in "objects/?limit=100" "random pages" "objects/$ONE/" "manifest/?limit=100"; do
     READ_SUM=0; PARTNER_SUM=0
+    if [ "$route" = "random pages" ]; then target=(-s bench/taxii-pages.lua "$BASE/$COLL/objects/"); else target=("$BASE/$COLL/$route"); fi
     for _ in $(seq "$ROUNDS"); do
-      RUN_AUTH="$AUTH" run "read permission: GET $route" "$BASE/$COLL/$route"
+      RUN_AUTH="$AUTH" run "read permission: GET $route" "${target[@]}"
       READ_SUM=$(awk -v a="$READ_SUM" -v b="$LAST" 'BEGIN {print a+b}')
-      RUN_AUTH="Authorization: Bearer $PTOKEN" run "partner policy+audit: GET $route" "$BASE/$COLL/$route"
+      RUN_AUTH="Authorization: Bearer $PTOKEN" run "partner policy+audit: GET $route" "${target[@]}"
       PARTNER_SUM=$(awk -v a="$PARTNER_SUM" -v b="$LAST" 'BEGIN {print a+b}')
     done
     echo "ratio partner/read over $ROUNDS rounds: $(awk -v a="$PARTNER_SUM" -v b="$READ_SUM" 'BEGIN {printf "%.2f", a/b}')"
@@ -148,11 +156,6 @@ if [ "$MODE" = post-full ]; then  # POST into the generated collection (N object
   RUN_AUTH="$AUTH" run "POST 100 objects (into $N)" -s bench/taxii-post.lua -H "Content-Type: application/taxii+json;version=2.1" "$BASE/$COLL/objects/"
   exit 0
 fi
-# Random pages (bench/taxii-pages.lua): where a page starts at each object of the collection
-# (the last versions: what a page holds by default), one drawn uniformly per request.
-PAGES_STARTS=$DIR/starts-$N.txt
-sqlite3 "$DB" "SELECT date_added - 1 FROM objects WHERE coll=(SELECT pk FROM collections WHERE name='bench') AND latest=1 ORDER BY date_added" >"$PAGES_STARTS"
-export PAGES_STARTS
 if [ "$MODE" = first ]; then  # the first page alone (served from the response cache after the second request)
   run "GET objects limit=100 (first page)" "${PACE[@]}" "$BASE/$COLL/objects/?limit=100"
   exit 0
