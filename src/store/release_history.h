@@ -33,6 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "store/store.h"
+
 namespace tearline::store::detail {
 
 class ReleaseHistoryCache {
@@ -68,12 +70,19 @@ class ReleaseHistoryCache {
       return it->second;
     }
 
+    //! The recipient's slot on rows (Row::HeldHint), or -1: the first Row::kHeldSlots
+    //! recipients numbered have one.
+    int RowSlot() const { return known_ && recipient_ < kRowSlots ? static_cast<int>(recipient_) : -1; }
+
    private:
     friend class ReleaseHistoryCache;
     Reader(ReleaseHistoryCache* c, std::string_view recipient)
-        : cache_(c), known_(c->per_shard_ > 0 && Number(c->recipients_, recipient, false, &recipient_)) {}
+        : cache_(c) {
+      // In the body: recipient_'s own initializer runs after known_'s (declaration order).
+      known_ = c->per_shard_ > 0 && Number(c->recipients_, recipient, false, &recipient_);
+    }
     ReleaseHistoryCache* cache_;
-    bool known_;
+    bool known_ = false;
     static constexpr size_t kTypesRemembered = 16;
     struct Type {
       std::string name;
@@ -106,6 +115,7 @@ class ReleaseHistoryCache {
 
  private:
   static constexpr size_t kShards = 64;
+  static constexpr uint32_t kRowSlots = Row::kHeldSlots;
   static constexpr size_t kMaxNames = 1 << 16;  // recipients and types; more are not kept
 
   struct Key {

@@ -3423,8 +3423,10 @@ class SqliteStore final : public Store {
     Stmt* held = q.held_for.empty() ? nullptr
                                     : &CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
     auto given_before = history_.For(held ? q.held_for : std::string_view());
+    const int slot = given_before.RowSlot();
     for (size_t k = 0; k < picked.size(); ++k) {
       RowRef cached = std::move(rows[k]);
+      const Row* row = cached.get();  // alive while `cached` or the page's object holds it
       StoredObject& o = page.objects.emplace_back();
       o.date_added = cached->date_added();
       if (with_json && q.share_rows) {
@@ -3440,8 +3442,10 @@ class SqliteStore final : public Store {
       }
       if (held) {
         // What was given stands: a row once read needs no seek again (release_history.h).
+        if (slot >= 0 && (o.held = row->HeldHint(static_cast<unsigned>(slot))) >= 0) continue;  // noted on the row
         if (auto given = given_before.Find(o.Id())) {
           o.held = *given;
+          if (slot >= 0) row->NoteHeld(static_cast<unsigned>(slot), o.held);
           continue;
         }
         held->Reset();
@@ -3453,7 +3457,10 @@ class SqliteStore final : public Store {
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
           return Result<Page>(Status::Io(std::string("read release history: ") + sqlite3_errmsg(db)));
         }
-        if (rc == SQLITE_ROW) history_.Note(q.held_for, o.Id(), o.held);
+        if (rc == SQLITE_ROW) {
+          history_.Note(q.held_for, o.Id(), o.held);
+          if (slot >= 0) row->NoteHeld(static_cast<unsigned>(slot), o.held);
+        }
       }
     }
     row_hits_.fetch_add(hits, std::memory_order_relaxed);  // (a page that failed is not counted)

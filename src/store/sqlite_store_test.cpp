@@ -608,6 +608,34 @@ TEST(Store, APageReadsTheReleaseHistoryOfEveryObject) {
   auto now = [&](int k) { return expected(k) >= 0 ? expected(k) : k % 7 == 0 ? 1 : -1; };
   check(now, "after another store's releases");
   check(now, "after another store's releases, again");
+  // More recipients than rows have slots for (Row::kHeldSlots): each reads its own history,
+  // twice (noted on the rows, or kept beside them).
+  const int kRecipients = static_cast<int>(Row::kHeldSlots) + 4;
+  auto given = [](int r, int k) { return (k + r) % 4 == 0 ? 1 : (k + r) % 4 == 1 ? 0 : -1; };
+  std::vector<ReleaseRecord> theirs;
+  for (int r = 0; r < kRecipients; ++r) {
+    for (int k = 0; k < 150; ++k) {
+      if (given(r, k) >= 0) theirs.push_back({"identity--r" + std::to_string(r), "indicator--" + Uuid(k), given(r, k) == 1});
+    }
+  }
+  ASSERT_TRUE(fast->AppendAudit({{0, 3, "p", "o", "v", "release", "why", "", ""}}, theirs).ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int r = 0; r < kRecipients; ++r) {
+      Query q;
+      q.collection = "c";
+      q.limit = 1000;
+      q.held_for = "identity--r" + std::to_string(r);
+      q.share_rows = pass == 1;
+      auto page = fast->Query(q);
+      ASSERT_TRUE(page.ok());
+      ASSERT_EQ(page->objects.size(), 150u);
+      for (const auto& o : page->objects) {
+        const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));
+        EXPECT_EQ(o.held, given(r, k)) << o.Id() << " for recipient " << r << ", pass " << pass;
+      }
+    }
+  }
+  check(now, "after the others' reads");
 }
 
 // The release history kept in memory: exact keys (recipient, type, uuid), only ids of the
@@ -621,6 +649,17 @@ TEST(ReleaseHistoryCache, KeepsWhatWasReadUnderExactKeys) {
   EXPECT_EQ(cache.For("identity--p").Find(id), 1);
   EXPECT_EQ(cache.For("identity--p").Find("malware--a6f12b93-270d-41b3-a42c-000000000007"), 0);
   EXPECT_FALSE(cache.For("identity--q").Find(id));                                               // another recipient
+  // Recipients numbered after the first find their own history, not the first one's.
+  cache.Note("identity--q", "malware--a6f12b93-270d-41b3-a42c-000000000007", 1);
+  cache.Note("identity--r", id, 0);
+  EXPECT_EQ(cache.For("identity--q").Find("malware--a6f12b93-270d-41b3-a42c-000000000007"), 1);
+  EXPECT_FALSE(cache.For("identity--q").Find(id));
+  EXPECT_EQ(cache.For("identity--r").Find(id), 0);
+  EXPECT_FALSE(cache.For("identity--r").Find("malware--a6f12b93-270d-41b3-a42c-000000000007"));
+  EXPECT_EQ(cache.For("identity--p").RowSlot(), 0);
+  EXPECT_EQ(cache.For("identity--q").RowSlot(), 1);
+  EXPECT_EQ(cache.For("identity--r").RowSlot(), 2);
+  EXPECT_EQ(cache.For("identity--s").RowSlot(), -1) << "not numbered yet";
   EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000008"));  // another uuid
   EXPECT_FALSE(cache.For("identity--p").Find("x-indicator--a6f12b93-270d-41b3-a42c-000000000007"));
   EXPECT_FALSE(cache.For("identity--p").Find("tool--a6f12b93-270d-41b3-a42c-000000000007"));     // a type never seen
@@ -640,7 +679,7 @@ TEST(ReleaseHistoryCache, KeepsWhatWasReadUnderExactKeys) {
   cache.Note("identity--p", "indicator--a6f12b93-270d-41b3-a42c-000000000010", 2);
   EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000009"));
   EXPECT_FALSE(cache.For("identity--p").Find("indicator--a6f12b93-270d-41b3-a42c-000000000010"));
-  EXPECT_EQ(cache.Entries(), 2u);
+  EXPECT_EQ(cache.Entries(), 4u);
   // Every uuid digit counts (each one changed once).
   const std::string hex = "0123456789abcdef";
   for (size_t at = 0; at < 36; ++at) {

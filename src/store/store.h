@@ -103,6 +103,15 @@ class Row {
     return {reinterpret_cast<const char*>(this + 1) + begin, end_[f] - begin};
   }
   int64_t date_added() const { return date_added_; }
+  //! A recipient's release history of this row's object, noted on the row by the store that
+  //! read it (sqlite_store.cpp, release_history.h: a page then needs no lookup elsewhere):
+  //! -1 not noted here, 0 the original was given, 1 the variant. `slot` < kHeldSlots numbers the
+  //! recipient. What was given never changes, so a note stays right for the row's life.
+  static constexpr unsigned kHeldSlots = 8;
+  int HeldHint(unsigned slot) const { return static_cast<int>((held_.load(std::memory_order_relaxed) >> (2 * slot)) & 3) - 1; }
+  void NoteHeld(unsigned slot, int variant) const {
+    held_.fetch_or(static_cast<uint16_t>((variant + 1) << (2 * slot)), std::memory_order_relaxed);
+  }
   //! Its allocation's size.
   size_t Bytes() const { return sizeof(Row) + end_[kFields - 1]; }
 
@@ -112,6 +121,7 @@ class Row {
   mutable std::atomic<uint32_t> refs_{0};
   uint32_t end_[kFields] = {};  //!< where each field's text ends, after the header
   int64_t date_added_ = 0;
+  mutable std::atomic<uint16_t> held_{0};  //!< 2 bits per recipient slot: HeldHint + 1
   // The fields' text follows the header in the same allocation.
 };
 
