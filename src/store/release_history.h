@@ -79,7 +79,7 @@ class ReleaseHistoryCache {
     Reader(ReleaseHistoryCache* c, std::string_view recipient)
         : cache_(c) {
       // In the body: recipient_'s own initializer runs after known_'s (declaration order).
-      known_ = c->per_shard_ > 0 && Number(c->recipients_, recipient, false, &recipient_);
+      known_ = c->per_shard_ > 0 && !recipient.empty() && Number(c->recipients_, recipient, false, &recipient_);
     }
     ReleaseHistoryCache* cache_;
     bool known_ = false;

@@ -3422,7 +3422,7 @@ class SqliteStore final : public Store {
     // statement up by its text, a string built and hashed, for nothing).
     Stmt* held = q.held_for.empty() ? nullptr
                                     : &CachedOn(db, stmts, "SELECT variant FROM releases WHERE recipient=? AND object_id=?");
-    auto given_before = history_.For(held ? q.held_for : std::string_view());
+    auto given_before = history_.For(held ? q.held_for : std::string_view());  // a local reader's: no lookup at all
     const int slot = given_before.RowSlot();
     for (size_t k = 0; k < picked.size(); ++k) {
       RowRef cached = std::move(rows[k]);
