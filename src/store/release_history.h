@@ -13,17 +13,19 @@
 // process's next commit, or another process's), so it is always asked of SQLite.
 //
 // Keys are exact, no hash stands for an id: an object id "<type>--<uuid>" whose uuid is
-// written in lowercase hex (what tearline writes; the validator requires the form) becomes
-// (type number, 128-bit uuid); the recipient a number. Ids of another form are not kept (they
-// are always asked of SQLite). ~50 bytes per entry; at most `max_entries` (a shard over its
-// share is emptied and fills again from SQLite).
+// written in lowercase hex (what tearline and common producers write) becomes (type number,
+// 128-bit uuid); the recipient a number. Ids of another form (an uppercase uuid, which the
+// validator accepts: another id to the store) are not kept: always asked of SQLite. ~50 bytes
+// per entry; at most `max_entries` (a shard over its share is emptied and fills again from
+// SQLite). The first Row::kHeldSlots recipients numbered also note what they find on the
+// row cache's rows (Row::HeldHint): a page's rows are read anyway.
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
 #include <array>
-#include <functional>
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -42,7 +44,7 @@ class ReleaseHistoryCache {
   //! 0 keeps nothing (every lookup goes to SQLite).
   explicit ReleaseHistoryCache(size_t max_entries) : per_shard_(max_entries / kShards) {}
 
-  //! Lookups for one recipient (a page's): its number and the last type's found once.
+  //! Lookups for one recipient (a page's): its number found once, the types it meets remembered.
   class Reader {
    public:
     //! The form recorded for object `id` (0 original, 1 variant), if known here.
