@@ -638,6 +638,73 @@ TEST(Store, APageReadsTheReleaseHistoryOfEveryObject) {
   check(now, "after the others' reads");
 }
 
+// Pages read for partners on several threads while their releases are recorded: each object's
+// history as a page gives it is never one it did not have, and once given stays (the memory
+// kept beside the rows and the notes on them are shared by every reading thread).
+TEST(Store, PartnersPagesOnManyThreadsWhileReleasesAreRecorded) {
+  TempDb db;
+  auto store = Open(db);
+  std::vector<std::string> jsons;
+  for (int k = 0; k < 200; ++k) jsons.push_back(Indicator(k, "2024-03-01T00:00:00.000Z"));
+  ASSERT_TRUE(store->Put("c", Objects(jsons)).ok());
+  const int kRecipients = static_cast<int>(Row::kHeldSlots) + 2;
+  auto form = [](int r, int k) { return (k * 7 + r) % 3 == 0; };  // the variant or the original
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, pages{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<std::vector<int>> seen(kRecipients, std::vector<int>(200, -1));
+      for (int i = 0; !done.load() || i < 20; ++i) {
+        const int r = (i + t) % kRecipients;
+        Query q;
+        q.collection = "c";
+        q.limit = 1000;
+        q.held_for = "identity--r" + std::to_string(r);
+        q.share_rows = i % 2 == 0;
+        auto page = store->Query(q);
+        if (!page.ok() || page->objects.size() != 200) {
+          ++wrong;
+          continue;
+        }
+        ++pages;
+        for (const auto& o : page->objects) {
+          const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));
+          const int want = form(r, k) ? 1 : 0;
+          // Not given yet (-1), or given as recorded; never taken back.
+          if ((o.held != -1 && o.held != want) || (seen[r][k] >= 0 && o.held != seen[r][k])) ++wrong;
+          seen[r][k] = o.held;
+        }
+      }
+    });
+  }
+  for (int k = 0; k < 200; k += 10) {
+    std::vector<ReleaseRecord> batch;
+    for (int r = 0; r < kRecipients; ++r) {
+      for (int j = k; j < k + 10; ++j) batch.push_back({"identity--r" + std::to_string(r), "indicator--" + Uuid(j), form(r, j)});
+    }
+    ASSERT_TRUE(store->AppendAudit({{0, 1, "p", "o", "v", "release", "why", "", ""}}, batch).ok());
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GE(pages.load(), 80);
+  // Everything recorded: every page now gives every object as recorded.
+  for (int r = 0; r < kRecipients; ++r) {
+    Query q;
+    q.collection = "c";
+    q.limit = 1000;
+    q.held_for = "identity--r" + std::to_string(r);
+    q.share_rows = true;
+    auto page = store->Query(q);
+    ASSERT_TRUE(page.ok());
+    for (const auto& o : page->objects) {
+      const int k = std::stoi(std::string(o.Id().substr(o.Id().size() - 12)));
+      EXPECT_EQ(o.held, form(r, k) ? 1 : 0) << o.Id() << " for recipient " << r;
+    }
+  }
+}
+
 // The release history kept in memory: exact keys (recipient, type, uuid), only ids of the
 // canonical form (lowercase uuid), only the two forms, at most its entries.
 TEST(ReleaseHistoryCache, KeepsWhatWasReadUnderExactKeys) {
