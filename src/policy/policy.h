@@ -190,6 +190,9 @@ class Releaser {
   //! reads, in batches, what the rules need (the partner's release history for the
   //! objects and for everything they refer to, and the last version of each referred
   //! object, decided for the same recipient). Every outbound path uses this.
+  //! Objects that share the store's rows (Query::share_rows) are read through their accessors
+  //! and leave still sharing them unless changed for the partner (then they hold their own
+  //! copy): read the result through Id(), Json(), ...
   Result<std::vector<store::StoredObject>> ReleaseFrom(store::Store& store, std::string_view collection,
                                                        std::vector<store::StoredObject> objects, const Recipient& to,
                                                        std::vector<Decision>* decisions = nullptr) const;

@@ -44,26 +44,14 @@ class ReleaseHistoryCache {
   //! 0 keeps nothing (every lookup goes to SQLite).
   explicit ReleaseHistoryCache(size_t max_entries) : per_shard_(max_entries / kShards) {}
 
-  //! Lookups for one recipient (a page's): its number found once, the types it meets remembered.
+  //! Lookups and notes for one recipient (a page's): its number found once, the types it meets
+  //! remembered (no lock for them).
   class Reader {
    public:
     //! The form recorded for object `id` (0 original, 1 variant), if known here.
     std::optional<int> Find(std::string_view id) {
       Key k;
-      if (!known_ || !ParseId(id, &k, &type_)) return std::nullopt;
-      // A page holds a few types: their numbers are remembered here (no lock).
-      const Type* t = nullptr;
-      for (const Type& seen : types_) {
-        if (seen.name == type_) t = &seen;
-      }
-      if (!t) {
-        uint32_t number;
-        if (!Number(cache_->types_, type_, false, &number)) return std::nullopt;
-        if (types_.size() < kTypesRemembered) types_.push_back({std::string(type_), number});
-        k.type = number;
-      } else {
-        k.type = t->number;
-      }
+      if (!known_ || !ParseId(id, &k, &type_) || !TypeNumber(false, &k.type)) return std::nullopt;
       k.recipient = recipient_;
       const Shard& s = cache_->shards_[ShardOf(k)];
       std::lock_guard lock(s.mu);
@@ -72,18 +60,43 @@ class ReleaseHistoryCache {
       return it->second;
     }
 
+    //! A row read from `releases` in a committed state (never one being written: see above).
+    void Note(std::string_view id, int variant) {
+      Key k;
+      if (cache_->per_shard_ == 0 || variant < 0 || variant > 1 || recipient_name_.empty() || !ParseId(id, &k, &type_)) return;
+      if (!known_ && !(known_ = Number(cache_->recipients_, recipient_name_, true, &recipient_))) return;
+      if (!TypeNumber(true, &k.type)) return;
+      k.recipient = recipient_;
+      Shard& s = cache_->shards_[ShardOf(k)];
+      std::lock_guard lock(s.mu);
+      if (s.map.size() >= cache_->per_shard_) {
+        cache_->entries_.fetch_sub(s.map.size(), std::memory_order_relaxed);
+        s.map.clear();
+      }
+      if (s.map.emplace(k, static_cast<uint8_t>(variant)).second) cache_->entries_.fetch_add(1, std::memory_order_relaxed);
+    }
+
     //! The recipient's slot on rows (Row::HeldHint), or -1: the first Row::kHeldSlots
     //! recipients numbered have one.
     int RowSlot() const { return known_ && recipient_ < kRowSlots ? static_cast<int>(recipient_) : -1; }
 
    private:
     friend class ReleaseHistoryCache;
-    Reader(ReleaseHistoryCache* c, std::string_view recipient)
-        : cache_(c) {
+    Reader(ReleaseHistoryCache* c, std::string_view recipient) : cache_(c), recipient_name_(recipient) {
       // In the body: recipient_'s own initializer runs after known_'s (declaration order).
       known_ = c->per_shard_ > 0 && !recipient.empty() && Number(c->recipients_, recipient, false, &recipient_);
     }
+    // The number of type_ (the id just parsed), numbering it when `add`.
+    bool TypeNumber(bool add, uint32_t* out) {
+      for (const Type& seen : types_) {
+        if (seen.name == type_) return *out = seen.number, true;
+      }
+      if (!Number(cache_->types_, type_, add, out)) return false;
+      if (types_.size() < kTypesRemembered) types_.push_back({std::string(type_), *out});
+      return true;
+    }
     ReleaseHistoryCache* cache_;
+    std::string_view recipient_name_;
     bool known_ = false;
     static constexpr size_t kTypesRemembered = 16;
     struct Type {
@@ -94,24 +107,11 @@ class ReleaseHistoryCache {
     std::string_view type_;     // the id being looked up's
     std::vector<Type> types_;  // numbered types met by this reader
   };
+  //! `recipient` must outlive the reader.
   Reader For(std::string_view recipient) { return Reader(this, recipient); }
 
-  //! A row read from `releases` in a committed state (never one being written: see above).
-  void Note(std::string_view recipient, std::string_view id, int variant) {
-    Key k;
-    std::string_view type;
-    if (per_shard_ == 0 || variant < 0 || variant > 1 || !ParseId(id, &k, &type) ||
-        !Number(recipients_, recipient, true, &k.recipient) || !Number(types_, type, true, &k.type)) {
-      return;
-    }
-    Shard& s = shards_[ShardOf(k)];
-    std::lock_guard lock(s.mu);
-    if (s.map.size() >= per_shard_) {
-      entries_.fetch_sub(s.map.size(), std::memory_order_relaxed);
-      s.map.clear();
-    }
-    if (s.map.emplace(k, static_cast<uint8_t>(variant)).second) entries_.fetch_add(1, std::memory_order_relaxed);
-  }
+  //! Reader::Note for one row.
+  void Note(std::string_view recipient, std::string_view id, int variant) { For(recipient).Note(id, variant); }
 
   size_t Entries() const { return entries_.load(std::memory_order_relaxed); }
 

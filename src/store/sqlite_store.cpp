@@ -3127,6 +3127,7 @@ class SqliteStore final : public Store {
       for (const auto& v : vf.versions) s.Bind(i++, v);
     }
     s.Bind(i++, static_cast<int64_t>(q.limit) + 1);
+    auto history = history_.For(held ? q.held_for : std::string_view());  // the rows found are kept
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       if (page.objects.size() == q.limit) {
@@ -3145,7 +3146,7 @@ class SqliteStore final : public Store {
       if (with_json) s.TextInto(7, o.json);
       if (held) {
         o.held = static_cast<int>(s.Int(with_json ? 8 : 7));
-        if (o.held >= 0) history_.Note(q.held_for, o.Id(), o.held);
+        if (o.held >= 0) history.Note(o.Id(), o.held);
       }
     }
     sqlite3_reset(s.get());
@@ -3458,7 +3459,7 @@ class SqliteStore final : public Store {
           return Result<Page>(Status::Io(std::string("read release history: ") + sqlite3_errmsg(db)));
         }
         if (rc == SQLITE_ROW) {
-          history_.Note(q.held_for, o.Id(), o.held);
+          given_before.Note(o.Id(), o.held);
           if (slot >= 0) row->NoteHeld(static_cast<unsigned>(slot), o.held);
         }
       }
