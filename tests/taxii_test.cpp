@@ -1216,6 +1216,69 @@ TEST_F(TaxiiTest, RepeatedReadsAreServedFreshAndEachIsAudited) {
 }
 
 }  // namespace
+// The audit writer acknowledges a batch only once it is durable, on both of its paths: entries
+// alone (a local reader's pages: written and synced on the writer's thread) and entries with
+// release history (a partner's first releases: one transaction, synced by the store's syncer).
+// When the sync fails, every submission of the batch is refused (the response becomes a 500)
+// with no seq, and so is every later one.
+TEST(AuditWriter, AcknowledgesOnlyDurableEntriesOnBothPathsAndRefusesThemWhenTheSyncFails) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/a.db";
+  auto entry = [](int i) {
+    return audit::Entry{0, 1700000000000000 + i, "partner", "indicator--" + std::to_string(i), "1 objects", "release", "shared", "", ""};
+  };
+  {
+    store::SqliteOptions slow;
+    slow.sync_delay_ms = 100;  // each sync held back: an early acknowledgement would be seen
+    auto store = store::OpenSqlite(path, slow);
+    ASSERT_TRUE(store.ok());
+    taxii::AuditWriter writer(**store);
+    std::atomic<int> acknowledged{0}, early{0};
+    std::mutex mu;
+    std::set<int64_t> seqs;
+    auto done = [&](bool ok, int64_t seq) {
+      EXPECT_TRUE(ok);
+      if ((*store)->AuditSyncedHead()->first < seq) ++early;
+      std::lock_guard lock(mu);
+      seqs.insert(seq);
+      ++acknowledged;
+    };
+    for (int i = 0; i < 20; ++i) {
+      std::vector<store::ReleaseRecord> releases;
+      if (i % 3 == 0) releases.push_back({"partner", "indicator--" + std::to_string(i), false});
+      writer.Submit({entry(i)}, std::move(releases), done);
+    }
+    for (int i = 0; i < 1000 && acknowledged.load() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(acknowledged.load(), 20);
+    EXPECT_EQ(early.load(), 0) << "acknowledged before the chain was synced";
+    EXPECT_EQ(seqs.size(), 20u) << "each submission its own seq";
+    EXPECT_EQ(*seqs.begin(), 1);
+    EXPECT_EQ(*seqs.rbegin(), 20);
+    auto held = (*store)->Held("partner", {"indicator--0", "indicator--1", "indicator--3"});
+    ASSERT_TRUE(held.ok());
+    EXPECT_EQ(held->size(), 2u) << "the release history of the submissions that had one";
+  }
+  store::SqliteOptions failing;
+  failing.fail_sync = true;
+  auto store = store::OpenSqlite(path, failing);
+  ASSERT_TRUE(store.ok());
+  std::atomic<int> refused{0};
+  {
+    taxii::AuditWriter writer(**store);
+    for (int i = 20; i < 24; ++i) {
+      std::vector<store::ReleaseRecord> releases;
+      if (i == 21) releases.push_back({"partner", "indicator--21", false});
+      writer.Submit({entry(i)}, std::move(releases), [&](bool ok, int64_t seq) {
+        EXPECT_FALSE(ok) << "acknowledged although the sync failed";
+        EXPECT_EQ(seq, 0);
+        ++refused;
+      });
+      for (int k = 0; k < 400 && refused.load() <= i - 20; ++k) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  EXPECT_EQ(refused.load(), 4);
+}
+
 // The audit writer signs a checkpoint every N entries on a thread of its own (a checkpoint
 // commits: the batches of entries behind it waited), of the newest entry already synced; every
 // one of them verifies with the node's key, and the last head is signed when the writer stops.

@@ -395,6 +395,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override {
     StopCommitter();
     StopCheckpointer();
+    if (chain_sync_fd_ >= 0) ::close(chain_sync_fd_);
     shm_ = nullptr;  // the state connection's mapping, gone with it
     state_stmt_ = Stmt();
     sqlite3_close_v2(state_db_);
@@ -1137,14 +1138,7 @@ class SqliteStore final : public Store {
       for (const auto& g : groups) main |= g.main;
       std::string failed = SyncWals(main, wal, chain);
       if (failed.empty()) {
-        // The groups' log entries are durable: their intents may go (AppendAuditLocked).
-        // An atomic, not mu_: the writer holds mu_ for the whole next group, and the groups
-        // just synced would wait for it before being answered.
-        for (const auto& g : groups) {
-          int64_t seen = synced_seq_.load();
-          while (seen < g.head && !synced_seq_.compare_exchange_weak(seen, g.head)) {
-          }
-        }
+        for (const auto& g : groups) NoteSynced(g.head);  // their intents may go
       }
       for (auto& g : groups) {
         if (!failed.empty()) {
@@ -1195,8 +1189,8 @@ class SqliteStore final : public Store {
   // when done, else what failed. A failed sync is not retried: the kernel may have dropped the
   // dirty pages it could not write (fsyncgate), so the store refuses every later write until
   // the node is restarted (sync_failed_; RunGroup, ReadyLocked, the chain-only appends).
-  // `wal` and `chain`: the syncer's own descriptors (SyncLoop); -1 (one could not be opened):
-  // the store's.
+  // `wal` and `chain`: the syncer's own descriptors (SyncLoop; SyncChainOnly's for the chain
+  // alone); -1 (one could not be opened): the store's.
   std::string SyncWals(bool main, int wal, int chain) {
     if (sync_failed_.load()) return sync_error_;
     if (opt_.sync_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.sync_delay_ms));
@@ -2266,7 +2260,7 @@ class SqliteStore final : public Store {
     if (entries.empty() && releases.empty()) return Status::Ok();
     if (ChainOnly(releases)) {
       if (auto st = AppendChainOnly(entries); !st.ok()) return st;
-      if (auto synced = chain_->Sync(); !synced.ok()) return FailSync(synced.status().message());
+      if (auto st = SyncChainOnly(entries.back().seq); !st.ok()) return st;
     } else {
       std::lock_guard lock(mu_);
       if (auto st = ReadyLocked(); !st.ok()) return st;
@@ -2281,12 +2275,34 @@ class SqliteStore final : public Store {
   bool ChainOnly(const std::vector<ReleaseRecord>& releases) const { return releases.empty() && !reconcile_.load(); }
 
   // Entries that go to the chain alone: written under the chain's lock, not the store's writer;
-  // durable once synced.
+  // durable once synced (SyncChainOnly).
   Status AppendChainOnly(std::vector<audit::Entry>& entries) {
     if (sync_failed_.load()) return Status::Io(sync_error_);
     auto lock = chain_->Acquire();
     if (!lock.ok()) return lock.status();
     return chain_->Append(*lock, entries);
+  }
+
+  // Makes the chain durable up to `head` for AppendAudit's entries alone, on the caller's thread
+  // (the AuditWriter's: one thread fewer to wake per batch than handing it to the syncer).
+  // Through a descriptor of its own, as the syncer (SyncLoop says why), and one sync at a time:
+  // a failure the kernel reports to one sync on it is then recorded (sync_failed_) before the
+  // next one starts, which refuses its entries instead of calling them durable. The syncer's
+  // test hooks (sync_delay_ms, fail_sync) apply here too (SyncWals).
+  Status SyncChainOnly(int64_t head) {
+    std::lock_guard lock(chain_sync_mu_);
+    if (chain_sync_fd_ == -2) chain_sync_fd_ = chain_->OpenSyncDescriptor();
+    if (std::string failed = SyncWals(false, -1, chain_sync_fd_); !failed.empty()) return Status::Io(failed);
+    NoteSynced(head);
+    return Status::Ok();
+  }
+
+  // Everything up to chain entry `head` is durable: intents up to it may go (AppendAuditLocked).
+  // An atomic, not mu_: the writer holds mu_ for a whole group, and the syncs would wait for it.
+  void NoteSynced(int64_t head) {
+    int64_t seen = synced_seq_.load();
+    while (seen < head && !synced_seq_.compare_exchange_weak(seen, head)) {
+    }
   }
 
   // One transaction appending `entries` and recording `releases` (AppendAudit, AppendAuditAsync);
@@ -3554,6 +3570,8 @@ class SqliteStore final : public Store {
   std::atomic<int64_t> synced_seq_{0};  // the same for group commits, once the syncer has synced them
   std::atomic<bool> reconcile_{false};  // a commit failed: the chain may lack intents committed in main
   std::unique_ptr<detail::AuditChain> chain_;  // the audit chain's file (audit_chain.h)
+  std::mutex chain_sync_mu_;  // SyncChainOnly: one at a time
+  int chain_sync_fd_ = -2;    // SyncChainOnly's descriptor; -2 not opened yet, -1 none (the chain's own)
   std::vector<audit::Entry> pending_;  // entries of the open write transaction (AppendAuditLocked)
   std::vector<audit::Entry> chained_;  // the entries the last CommitLocked linked and wrote
 };

@@ -1319,6 +1319,43 @@ TEST(Store, AFailedSyncFailsThePutsAndStopsWrites) {
   EXPECT_EQ(r->stored + r->duplicates, 2u);
 }
 
+// Audit entries appended alone (no release history: a local reader's pages) are synced on the
+// caller's thread before AppendAudit returns, through the same failure handling as the syncer's:
+// a failed sync fails them with a clear error and the store takes no more writes, audit entries
+// or Puts; the chain keeps only what was written before (entries never reported durable are
+// not in a verified chain's head). A node restarted on the file appends again.
+TEST(Store, AuditEntriesAloneAreSyncedBeforeTheyAreReportedAndAFailedSyncStopsWrites) {
+  TempDb db;
+  {
+    auto s = Open(db);
+    const int64_t before = WalSyncs(*s);
+    int64_t first = 0;
+    ASSERT_TRUE(s->AppendAudit({{0, 1, "r", "o1", "v", "release", "why", "", ""}, {0, 2, "r", "o2", "v", "release", "why", "", ""}}, {},
+                               &first).ok());
+    EXPECT_EQ(first, 1);
+    EXPECT_EQ(s->AuditSyncedHead()->first, 2) << "reported before the chain was synced";
+    EXPECT_GT(WalSyncs(*s), before);
+  }
+  {
+    SqliteOptions failing;
+    failing.fail_sync = true;
+    auto s = Open(db, failing);
+    auto st = s->AppendAudit({{0, 3, "r", "o3", "v", "release", "why", "", ""}});
+    ASSERT_FALSE(st.ok()) << "a failed sync reported as durable";
+    EXPECT_NE(st.message().find("sync"), std::string::npos) << st.message();
+    auto again = s->AppendAudit({{0, 4, "r", "o4", "v", "release", "why", "", ""}});
+    ASSERT_FALSE(again.ok());
+    EXPECT_NE(again.message().find("no more writes"), std::string::npos) << again.message();
+    EXPECT_FALSE(s->Put("c", Objects({Indicator(1, "2024-01-01T00:00:00.000Z")})).ok());
+    EXPECT_EQ(s->AuditSyncedHead()->first, 2);
+  }
+  auto s = Open(db);
+  ASSERT_TRUE(s->AppendAudit({{0, 5, "r", "o5", "v", "release", "why", "", ""}}).ok());
+  auto chain = s->ReadAudit(0, 10);
+  ASSERT_TRUE(chain.ok());
+  EXPECT_TRUE(audit::Verify(*chain).ok);
+}
+
 // Audit entries appended asynchronously are committed at once but acknowledged only after the
 // syncer's sync, and the writer is not held meanwhile (another write completes first); a failed
 // sync fails them.

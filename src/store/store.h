@@ -566,9 +566,10 @@ struct SqliteOptions {
   //! (an id key per stored version, a derived key for some); from half that many when the
   //! writer has no Put waiting (a merge between groups); N > 0, when it has N, only in groups (tests).
   int64_t id_merge_threshold = 0;
-  //! Test seam: every fdatasync of the write-ahead logs after a group commit fails.
+  //! Test seam: every fdatasync of the write-ahead logs after a group commit fails, and every
+  //! one of the audit chain for entries appended alone (AppendAudit without release history).
   bool fail_sync = false;
-  //! Test seam: the syncer waits this long before each sync of the write-ahead logs.
+  //! Test seam: each of those syncs waits this long first.
   int sync_delay_ms = 0;
   //! Test seam: each group commit holds the writer this much longer.
   int group_delay_ms = 0;

@@ -1,9 +1,17 @@
 // Group commit for the audit log (private to src/taxii): concurrent requests hand
 // their entries to one writer thread, which appends everything pending in one write to the
-// audit chain (Store::AppendAuditAsync; with the release history of a partner's first releases,
-// one transaction); their completions run once it is durable. A
-// response leaves only after its release is durably audited (Response::defer), and the
-// fsync is shared by all requests waiting together (and with the store's group commits).
+// audit chain; their completions run once it is durable. A response leaves only after its
+// release is durably audited (Response::defer), and the fsync is shared by all requests
+// waiting together.
+//
+// Entries alone (a local reader's pages, a partner's pages of objects released before) are
+// written and synced by this thread (Store::AppendAudit): while it syncs, the next batch
+// gathers. Entries with release history (a partner's first releases) take one transaction in
+// the objects' file (Store::AppendAuditAsync): the store's syncer makes them durable with its
+// group commits, and this thread goes on meanwhile. (Every batch went through the syncer
+// before: a second thread to wake per batch, under load one more wait for a core; syncing
+// here gave 6-13% more random pages per second at 9-14% less CPU per page, docs/benchmarks.md,
+// eighteenth session.)
 #pragma once
 
 #include <pthread.h>
@@ -87,15 +95,20 @@ class AuditWriter {
       ++in_flight_;
       lock.unlock();
       const size_t n = batch.size();
-      // The callbacks run once the batch is durable (on the store's syncer thread): this thread
-      // goes on with the next batch meanwhile.
-      store_.AppendAuditAsync(std::move(batch), std::move(releases),
-                              [this, n, callbacks = std::move(callbacks), offsets = std::move(offsets)](Status st, int64_t first) {
-                                for (size_t k = 0; k < callbacks.size(); ++k) {
-                                  callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
-                                }
-                                Durable(st.ok() ? n : 0);
-                              });
+      auto finish = [this, n, callbacks = std::move(callbacks), offsets = std::move(offsets)](Status st, int64_t first) {
+        for (size_t k = 0; k < callbacks.size(); ++k) {
+          callbacks[k](st.ok(), st.ok() && first > 0 ? first + static_cast<int64_t>(offsets[k]) : 0);
+        }
+        Durable(st.ok() ? n : 0);
+      };
+      if (releases.empty()) {
+        int64_t first = 0;
+        Status st = store_.AppendAudit(std::move(batch), {}, &first);  // written and synced here
+        finish(st, first);
+      } else {
+        // The callbacks run once the batch is durable, on the store's syncer thread.
+        store_.AppendAuditAsync(std::move(batch), std::move(releases), std::move(finish));
+      }
       lock.lock();
     }
   }
