@@ -130,8 +130,8 @@ class AuditWriter {
   // Checkpoints are signed on a thread of their own: one commits to the log's file (an fsync:
   // milliseconds), every `every_` entries (at 12,000 audited reads/s, 12 times a second), and
   // every batch of entries waited meanwhile; the p99 of the reads. It signs the newest entry
-  // the store's syncer has made durable already: syncing the chain for it (as the last
-  // checkpoint, on shutdown, does) was a second fdatasync of the chain beside the syncer's.
+  // already made durable (by this writer's syncs or the store's syncer): syncing the chain for
+  // it (as the last checkpoint, on shutdown, does) was one more fdatasync of the chain.
   void Sign() {
     pthread_setname_np(pthread_self(), "tl-sign");
     std::unique_lock lock(mu_);
