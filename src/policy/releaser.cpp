@@ -30,6 +30,13 @@ Decision DecideWith(const ObjectFacts* facts, const store::StoredObject& object,
 
 }  // namespace
 
+// The shared decisions as copies, for callers that keep their own (federation, the CLI, tests).
+static void CopyOut(const std::vector<SharedDecision>& from, std::vector<Decision>* to) {
+  if (!to) return;
+  to->reserve(to->size() + from.size());
+  for (const auto& d : from) to->push_back(*d);
+}
+
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
   if (!to.can_read || !to.partner) return DecideWith(nullptr, object, to);
   auto facts = ExtractFacts(object.Json(), object.Source());
@@ -47,14 +54,17 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
       facts.push_back(f ? std::make_shared<const ObjectFacts>(std::move(*f)) : nullptr);
     }
   }
-  return ReleaseWith(std::move(objects), facts, to, decisions);
+  std::vector<SharedDecision> shared;
+  auto out = ReleaseWith(std::move(objects), facts, to, decisions ? &shared : nullptr);
+  CopyOut(shared, decisions);
+  return out;
 }
 
 std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::StoredObject> objects,
                                                        const std::vector<std::shared_ptr<const ObjectFacts>>& facts,
-                                                       const Recipient& to, std::vector<Decision>* decisions,
-                                                       const std::vector<std::shared_ptr<const Decision>>* known,
-                                                       std::vector<std::pair<size_t, Decision>>* learned) const {
+                                                       const Recipient& to, std::vector<SharedDecision>* decisions,
+                                                       const std::vector<SharedDecision>* known,
+                                                       std::vector<std::pair<size_t, SharedDecision>>* learned) const {
   ++calls_;
   if (!to.partner) {
     // A local principal: the decision is read permission alone, the same for every object, and
@@ -65,8 +75,9 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
     if (decisions) {
       decisions->reserve(decisions->size() + objects.size());
       for (const auto& o : objects) {
-        decisions->push_back(d);
-        decisions->back().object_id = o.Id();
+        auto each = std::make_shared<Decision>(d);
+        each->object_id = o.Id();
+        decisions->push_back(std::move(each));
       }
     }
     return objects;
@@ -80,18 +91,22 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
       // Decided before in this generation: withheld, or released unchanged.
       if ((*known)[k]->outcome == Outcome::kWithhold) continue;
       out.push_back(std::move(o));
-      if (decisions) decisions->push_back(*(*known)[k]);
+      if (decisions) decisions->push_back((*known)[k]);  // shared, not copied
       continue;
     }
     const ObjectFacts* f = k < facts.size() ? facts[k].get() : nullptr;
     Decision d = DecideWith(f, o, to);
     d.object_id = o.Id();
     if (d.outcome == Outcome::kWithhold) {
-      if (learned && f) learned->emplace_back(k, d);
+      if (learned && f) learned->emplace_back(k, std::make_shared<const Decision>(std::move(d)));
       continue;
     }
     if (to.partner && RendersUnchanged(o.Json(), d, to.resolve, f ? &f->refs : nullptr)) {
-      if (learned && f) learned->emplace_back(k, d);
+      auto shared = std::make_shared<const Decision>(std::move(d));
+      if (learned && f) learned->emplace_back(k, shared);  // the same decision, kept for later pages
+      out.push_back(std::move(o));
+      if (decisions) decisions->push_back(std::move(shared));
+      continue;
     } else if (to.partner) {
       bool as_variant = false;
       auto json = Render(o.Json(), d, to.node_identity, to.resolve, &as_variant, f ? &f->refs : nullptr);
@@ -104,7 +119,7 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
       o.json = std::move(*json);
     }
     out.push_back(std::move(o));
-    if (decisions) decisions->push_back(std::move(d));
+    if (decisions) decisions->push_back(std::make_shared<const Decision>(std::move(d)));
   }
   return out;
 }
@@ -267,6 +282,16 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                std::vector<store::StoredObject> objects,
                                                                const Recipient& to,
                                                                std::vector<Decision>* decisions) const {
+  std::vector<SharedDecision> shared;
+  auto out = ReleaseFrom(store, collection, std::move(objects), to, decisions ? &shared : nullptr);
+  if (out.ok()) CopyOut(shared, decisions);
+  return out;
+}
+
+Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& store, std::string_view collection,
+                                                               std::vector<store::StoredObject> objects,
+                                                               const Recipient& to,
+                                                               std::vector<SharedDecision>* decisions) const {
   if (!to.partner || !to.can_read) return ReleaseWith(std::move(objects), {}, to, decisions);
   // The objects may share the store's rows (Query::share_rows): read through Id(), Json(), ...;
   // ReleaseWith copies only those it changes.
@@ -285,7 +310,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
   auto generation = store.CollectionGeneration(collection);
   // Decisions already taken in this generation for this recipient (withheld, or released
   // unchanged): such objects need neither facts nor rendering.
-  std::vector<std::shared_ptr<const Decision>> known(objects.size());
+  std::vector<SharedDecision> known(objects.size());
   std::vector<int64_t> keys(objects.size(), -1);
   for (size_t k = 0; k < objects.size(); ++k) {
     if (objects[k].date_added > 0 && objects[k].held >= -1 && objects[k].held <= 1) {
@@ -433,7 +458,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
     if (may_change) render.push_back(k);
   }
   if (auto st = FetchViews(store, collection, objects, render); !st.ok()) return st;
-  std::vector<std::pair<size_t, Decision>> learned;
+  std::vector<std::pair<size_t, SharedDecision>> learned;
   auto out = ReleaseWith(std::move(objects), facts, r, decisions, &known, &learned);
   if (generation.ok() && !learned.empty()) {
     std::unique_lock lock(cache_mu_);
@@ -443,8 +468,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
         if (keys[k] >= 0) {
           // What it refers to is depended on already: each reference's form came from this
           // cache or was resolved above and kept in it.
-          cc->Depend(d.object_id);
-          cc->decisions_cached += c.insert_or_assign(keys[k], std::make_shared<const Decision>(std::move(d))).second;
+          cc->Depend(d->object_id);
+          cc->decisions_cached += c.insert_or_assign(keys[k], std::move(d)).second;
         }
       }
     }

@@ -657,14 +657,14 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // id>" for variants: the link stays here), the decision and the reasons; for partners, the
   // release history of first releases.
   // `local`: a local reader's one decision for every object (`why` is then empty).
-  auto audit_record = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::Decision>& why,
+  auto audit_record = [&](const std::vector<store::StoredObject>& objs, const std::vector<policy::SharedDecision>& why,
                           const policy::Decision* local, CachedResponse& rec) {
     if (objs.empty()) return;
     bool any_variant = false;
     rec.ids.reserve(objs.size() * 80);
     if (local) rec.reasons = local->reason;
     for (size_t k = 0; k < objs.size(); ++k) {
-      const policy::Decision* d = k < why.size() ? &why[k] : nullptr;
+      const policy::Decision* d = k < why.size() ? why[k].get() : nullptr;
       bool variant = d && d->outcome == policy::Outcome::kReleaseVariant;
       const std::string_view original = d && !d->object_id.empty() ? std::string_view(d->object_id) : objs[k].Id();
       if (k) rec.ids += '\n';
@@ -754,7 +754,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   };
   // A released page leaving as `r`: its audit record, kept with the response, then audited.
   auto release = [&](const std::string& key, Response& r, const std::vector<store::StoredObject>& objs,
-                     const std::vector<policy::Decision>& why, const std::optional<policy::Decision>& local) {
+                     const std::vector<policy::SharedDecision>& why, const std::optional<policy::Decision>& local) {
     CachedResponse rec;
     audit_record(objs, why, local ? &*local : nullptr, rec);
     keep(key, r, rec);
@@ -830,7 +830,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
   // only what the recipient knows by that id is returned.
   struct Released {
     std::vector<store::StoredObject> objects;  // may share the store's rows (read them through the accessors)
-    std::vector<policy::Decision> decisions;   // a partner's, one per object (pages with bodies)
+    std::vector<policy::SharedDecision> decisions;  // a partner's, one per object (pages with bodies)
     std::optional<policy::Decision> local;     // a local reader's, the same for every object
     bool more = false;
     std::string next;
@@ -864,7 +864,7 @@ net::Response Service::Dispatch(const Request& req, const Caller& who, const std
       // versions it has not seen (or must render), never the whole object.
       auto page = bodies ? store_.Query(query) : store_.Manifest(query);
       if (!page.ok()) return page.status();
-      std::vector<policy::Decision> why;
+      std::vector<policy::SharedDecision> why;
       // Manifests are not audited (ids only): their decisions are not kept.
       // A local reader's decision is one for all (out.local): none is kept per object.
       auto released = releaser_.ReleaseFrom(store_, info.name, std::move(page->objects), to,
