@@ -251,8 +251,23 @@ class Releaser {
     std::unordered_map<std::string, std::unordered_map<std::string, RefForm>> refs;
     size_t refs_cached = 0;
     // Decisions on page objects that need no rendering (withheld, or released unchanged):
-    // recipient facts -> date_added * 4 + (release history + 1) -> decision.
-    std::unordered_map<std::string, std::unordered_map<int64_t, SharedDecision>> decisions;
+    // recipient facts -> date_added * 4 + (release history + 1) -> decision. A recipient's
+    // decisions differ by very little but the object's id (the same reasons over and over):
+    // they are kept without it, each distinct one once (`distinct`), and an entry holds the
+    // hash of the id it was taken for, checked against the object read (the version at that
+    // date_added: one id). A page's known objects then share a few decisions that stay in the
+    // CPU's caches, where each had a decision of its own (a cache miss per object, ~10% of a
+    // partner's page, docs/benchmarks.md, eighteenth session).
+    struct Known {
+      SharedDecision decision;  // object_id empty: the object's own id
+      uint64_t id_hash = 0;     // std::hash of the id it was taken for
+    };
+    struct RecipientDecisions {
+      std::unordered_map<int64_t, Known> by_version;
+      std::vector<SharedDecision> distinct;  // bounded (kMaxDistinct); beyond, decisions are not shared
+    };
+    static constexpr size_t kMaxDistinct = 64;
+    std::unordered_map<std::string, RecipientDecisions> decisions;
     size_t decisions_cached = 0;
     //! Still within its bounds (decisions or forms: a million each; beyond, it starts over).
     bool Within() const {
@@ -263,6 +278,7 @@ class Releaser {
   mutable std::shared_mutex cache_mu_;
   mutable std::unordered_map<std::string, CollectionCache> caches_;  // collection ->
   mutable uint64_t caches_emptied_ = 0;
+  static SharedDecision Distinct(CollectionCache::RecipientDecisions& mine, const Decision& d);
   //! Makes the collection's cache one of `generation`: kept when the versions stored since its
   //! own generation are inserts only (no delete) of objects it does not depend on, else emptied;
   //! left alone for a `generation` older than its own (that request reads without it).

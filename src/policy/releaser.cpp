@@ -30,6 +30,22 @@ Decision DecideWith(const ObjectFacts* facts, const store::StoredObject& object,
 
 }  // namespace
 
+// `d` without its object id, shared with the recipient's equal decisions kept before
+// (CollectionCache::Known).
+SharedDecision Releaser::Distinct(CollectionCache::RecipientDecisions& mine, const Decision& d) {
+  auto same = [&](const Decision& x) {
+    return x.outcome == d.outcome && x.first_release == d.first_release && x.reason == d.reason && x.strip == d.strip;
+  };
+  for (const auto& x : mine.distinct) {
+    if (same(*x)) return x;
+  }
+  Decision bare = d;
+  bare.object_id.clear();
+  auto shared = std::make_shared<const Decision>(std::move(bare));
+  if (mine.distinct.size() < CollectionCache::kMaxDistinct) mine.distinct.push_back(shared);
+  return shared;
+}
+
 // The shared decisions as copies, for callers that keep their own (federation, the CLI, tests).
 static void CopyOut(const std::vector<SharedDecision>& from, std::vector<Decision>* to) {
   if (!to) return;
@@ -284,7 +300,14 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                std::vector<Decision>* decisions) const {
   std::vector<SharedDecision> shared;
   auto out = ReleaseFrom(store, collection, std::move(objects), to, decisions ? &shared : nullptr);
-  if (out.ok()) CopyOut(shared, decisions);
+  if (!out.ok() || !decisions) return out;
+  const size_t first = decisions->size();
+  CopyOut(shared, decisions);
+  // Kept decisions carry no id (CollectionCache::Known): the object's, released unchanged.
+  for (size_t k = 0; first + k < decisions->size() && k < out->size(); ++k) {
+    auto& d = (*decisions)[first + k];
+    if (d.object_id.empty()) d.object_id = (*out)[k].Id();
+  }
   return out;
 }
 
@@ -335,8 +358,10 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
       if (auto c = cc->decisions.find(who); c != cc->decisions.end()) {
         for (size_t k = 0; k < objects.size(); ++k) {
           if (keys[k] < 0) continue;
-          auto it = c->second.find(keys[k]);
-          if (it != c->second.end() && it->second->object_id == objects[k].Id()) known[k] = it->second;
+          auto it = c->second.by_version.find(keys[k]);
+          if (it != c->second.by_version.end() && it->second.id_hash == std::hash<std::string_view>{}(objects[k].Id())) {
+            known[k] = it->second.decision;
+          }
         }
       }
     }
@@ -469,7 +494,8 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
           // What it refers to is depended on already: each reference's form came from this
           // cache or was resolved above and kept in it.
           cc->Depend(d->object_id);
-          cc->decisions_cached += c.insert_or_assign(keys[k], std::move(d)).second;
+          const uint64_t id_hash = std::hash<std::string_view>{}(d->object_id);
+          cc->decisions_cached += c.by_version.insert_or_assign(keys[k], CollectionCache::Known{Distinct(c, *d), id_hash}).second;
         }
       }
     }

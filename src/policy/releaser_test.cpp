@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
@@ -214,6 +215,75 @@ TEST(Releaser, CachedFactsFollowADeletedAndRestoredVersion) {
     put(kRed);
     EXPECT_EQ(page(), 0u) << "the restored version is TLP:RED: the cached GREEN facts must not be used";
   }
+}
+
+// Decisions kept between pages are kept once per distinct decision, without the object's id
+// (CollectionCache::Known): a page read again gets, for every object, the decision it got the
+// first time, and the original id of each (the copies for callers with their own, the object's
+// id where the shared one has none); objects decided alike share one decision. Withheld objects
+// stay withheld from the kept decisions.
+TEST(Releaser, KeptDecisionsAreSharedAndStillNameEachObject) {
+  TempStore t;
+  auto& store = t.store;
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->EnsureCollection("c").ok());
+  std::string objects;
+  for (int n = 0; n < 12; ++n) {
+    char id[64];
+    std::snprintf(id, sizeof id, "indicator--a6f12b93-270d-41b3-a42c-%012d", n);
+    if (n) objects += ",";
+    objects += R"({"type":"indicator","spec_version":"2.1","id":")" + std::string(id) +
+               R"(","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"x",)"
+               R"("pattern":"[ipv4-addr:value = '198.51.100.7']","pattern_type":"stix",)"
+               R"("valid_from":"2024-01-01T00:00:00Z","object_marking_refs":[")" + (n % 4 == 3 ? kRed : kGreen) + R"("]})";
+  }
+  stix::Validator v;
+  auto r = v.Validate(R"({"type":"bundle","id":"bundle--5d0092c5-5f74-4287-9642-33f4c354e56d","objects":[)" + objects + "]}");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE((*store)->Put("c", r.objects).ok());
+  PartnerRecipient south{kSouth, "", Channel::kOpen, {"g"}, 1};
+  Audience audience{{}, {"g"}, Tlp::kAmber};
+  Recipient to{"south", true, &south, &audience};
+  Releaser releaser;
+  auto read = [&] {
+    store::Query q;
+    q.collection = "c";
+    q.held_for = kSouth;
+    q.share_rows = true;
+    auto p = (*store)->Query(q);
+    EXPECT_TRUE(p.ok());
+    return std::move(p->objects);
+  };
+  std::vector<Decision> first, again;
+  auto out1 = releaser.ReleaseFrom(**store, "c", read(), to, &first);
+  ASSERT_TRUE(out1.ok());
+  ASSERT_EQ(out1->size(), 9u) << "the TLP:RED ones withheld";
+  ASSERT_EQ(first.size(), 9u);
+  EXPECT_EQ(releaser.cache_stats().decisions, 12u) << "withheld ones are kept too";
+  auto out2 = releaser.ReleaseFrom(**store, "c", read(), to, &again);
+  ASSERT_TRUE(out2.ok());
+  ASSERT_EQ(out2->size(), 9u) << "withheld again from the kept decisions";
+  ASSERT_EQ(again.size(), 9u);
+  for (size_t k = 0; k < 9; ++k) {
+    EXPECT_EQ((*out2)[k].Id(), (*out1)[k].Id());
+    EXPECT_EQ(again[k].object_id, (*out2)[k].Id()) << k;
+    EXPECT_EQ(again[k].object_id, first[k].object_id) << k;
+    EXPECT_EQ(again[k].outcome, first[k].outcome) << k;
+    EXPECT_EQ(again[k].reason, first[k].reason) << k;
+    EXPECT_EQ(again[k].first_release, first[k].first_release) << k;
+  }
+  std::vector<SharedDecision> shared;
+  auto out3 = releaser.ReleaseFrom(**store, "c", read(), to, &shared);
+  ASSERT_TRUE(out3.ok());
+  ASSERT_EQ(shared.size(), 9u);
+  std::set<const Decision*> distinct;
+  for (size_t k = 0; k < 9; ++k) {
+    ASSERT_TRUE(shared[k]);
+    EXPECT_TRUE(shared[k]->object_id.empty() || shared[k]->object_id == (*out3)[k].Id()) << k;
+    EXPECT_EQ(shared[k]->reason, first[k].reason) << k;
+    distinct.insert(shared[k].get());
+  }
+  EXPECT_EQ(distinct.size(), 1u) << "nine objects decided alike share one kept decision";
 }
 
 // A partner reading two collections in turn keeps what was decided in each: a page of one
