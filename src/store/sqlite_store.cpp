@@ -2985,7 +2985,7 @@ class SqliteStore final : public Store {
            "# HELP tearline_store_release_history_entries Partners' release history rows kept in memory for their pages.\n"
            "# TYPE tearline_store_release_history_entries gauge\n"
            "tearline_store_release_history_entries " + std::to_string(history_.Entries()) + "\n"
-           "# HELP tearline_store_wal_syncs_total Syncs of the write-ahead logs after group commits (one may cover several).\n"
+           "# HELP tearline_store_wal_syncs_total Syncs of the write-ahead logs and the audit chain after commits (one may cover several).\n"
            "# TYPE tearline_store_wal_syncs_total counter\n"
            "tearline_store_wal_syncs_total " + n(wal_syncs_) + "\n"
            "# HELP tearline_store_id_index_merges_total Merges of the id index's new level into the merged one by this process.\n"
