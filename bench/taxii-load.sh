@@ -10,7 +10,8 @@
 # the cost of the policy (issue #4 target >= 0.8), over ROUNDS (default 3) interleaved rounds.
 # TEARLINE=path runs that binary (default build/tearline), e.g. an older build for an A/B in one run.
 # WARMUP=S runs each measured load for S seconds first, unmeasured (row cache filled).
-# Each line ends with the server's CPU time (user + system) per request of the measured run.
+# Each line ends with the server's CPU time (user + system) per request of the measured run,
+# and the p50 and p99 of the same requests as the server timed them (its access log).
 # THREADS=N sets [server] threads (default 0: the server's own default).
 # CHECKPOINT_EVERY=N sets [audit] checkpoint_every (default 1000, the server's default: a signed
 # checkpoint of the audit chain every 1000 audited releases).
@@ -112,9 +113,17 @@ run() {
   # WARMUP=S: the same load for S seconds first, not measured (a large collection's rows reach
   # the row cache; what a node that has been serving for a while is like).
   [ "${WARMUP:-0}" -gt 0 ] && wrk -t"$WRK_THREADS" -c64 -d"${WARMUP}s" -H "${RUN_AUTH:-$READ_AUTH}" -H "$ACCEPT" "$@" >/dev/null
+  local logged
+  logged=$(wc -l <"$DIR/serve.err")
   t0=$(ticks)
   out=$(wrk -t"$WRK_THREADS" -c64 -d"${SECS}s" --latency -H "${RUN_AUTH:-$READ_AUTH}" -H "$ACCEPT" "$@")
   t1=$(ticks)
+  # The same requests as the server timed them (its JSON access log: from the request read to
+  # the response written, the audit's durability included): wrk's latency adds the time requests
+  # and responses wait in the sockets while threads wait for a core (the cores are shared).
+  local served
+  served=$(tail -n +"$((logged + 1))" "$DIR/serve.err" | grep -o '"micros":[0-9]*' | cut -d: -f2 | sort -n |
+    awk '{a[NR] = $1} END {if (NR) printf "%.2fms %.2fms", a[int(NR * 0.5) + 1] / 1000, a[int(NR * 0.99) + 1] / 1000}')
   # The server's CPU time (user + system, all its threads) per request of the measured run.
   out="$out
 server_cpu_us_per_request $(echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" '/requests in/ {printf "%.1f", t * 1e6 / hz / $1}')"
@@ -122,9 +131,9 @@ server_cpu_us_per_request $(echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getco
   LAST=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   # Errors count against a run: wrk reports them, we must not hide them.
   if echo "$out" | grep -qE "Non-2xx|Socket errors"; then echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/  $name: /"; fi
-  printf '%-34s %10s req/s  p50 %8s  p99 %8s  server %6s us/req\n' "$name" "$LAST" \
+  printf '%-34s %10s req/s  p50 %8s  p99 %8s  server %6s us/req  (server-timed p50 p99: %s)\n' "$name" "$LAST" \
     "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')" \
-    "$(echo "$out" | awk '/^server_cpu_us_per_request/ {print $2}')"
+    "$(echo "$out" | awk '/^server_cpu_us_per_request/ {print $2}')" "${served:-none}"
 }
 # Random pages (bench/taxii-pages.lua): where a page starts at each object of the collection
 # (the last versions: what a page holds by default), one drawn uniformly per request.
