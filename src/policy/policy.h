@@ -201,6 +201,7 @@ class Releaser {
   //! ReleaseFrom() whose decisions are shared rather than copied: a decision taken before for
   //! the same recipient and version (kept between calls) is the kept one itself (a page's TAXII
   //! response reads them once, for its audit entry: copying each was ~9% of a partner's page).
+  //! A shared decision may have no object_id: it is then the released object's own Id().
   Result<std::vector<store::StoredObject>> ReleaseFrom(store::Store& store, std::string_view collection,
                                                        std::vector<store::StoredObject> objects, const Recipient& to,
                                                        std::vector<SharedDecision>* decisions) const;

@@ -46,11 +46,18 @@ SharedDecision Releaser::Distinct(CollectionCache::RecipientDecisions& mine, con
   return shared;
 }
 
-// The shared decisions as copies, for callers that keep their own (federation, the CLI, tests).
-static void CopyOut(const std::vector<SharedDecision>& from, std::vector<Decision>* to) {
+// The shared decisions of the objects released (`out`, same order) as copies, for callers that
+// keep their own (federation, the CLI, tests). A shared decision without an id (a local
+// reader's, one for the page; one kept between pages, CollectionCache::Known) is an object's
+// released as stored: its id is that object's.
+static void CopyOut(const std::vector<SharedDecision>& from, const std::vector<store::StoredObject>& out,
+                    std::vector<Decision>* to) {
   if (!to) return;
   to->reserve(to->size() + from.size());
-  for (const auto& d : from) to->push_back(*d);
+  for (size_t k = 0; k < from.size(); ++k) {
+    to->push_back(*from[k]);
+    if (to->back().object_id.empty() && k < out.size()) to->back().object_id = out[k].Id();
+  }
 }
 
 Decision Releaser::Decide(const store::StoredObject& object, const Recipient& to) const {
@@ -72,7 +79,7 @@ std::vector<store::StoredObject> Releaser::Release(std::vector<store::StoredObje
   }
   std::vector<SharedDecision> shared;
   auto out = ReleaseWith(std::move(objects), facts, to, decisions ? &shared : nullptr);
-  CopyOut(shared, decisions);
+  CopyOut(shared, out, decisions);
   return out;
 }
 
@@ -88,14 +95,8 @@ std::vector<store::StoredObject> Releaser::ReleaseWith(std::vector<store::Stored
     if (objects.empty()) return objects;
     Decision d = DecideWith(nullptr, objects.front(), to);
     if (d.outcome == Outcome::kWithhold) return {};
-    if (decisions) {
-      decisions->reserve(decisions->size() + objects.size());
-      for (const auto& o : objects) {
-        auto each = std::make_shared<Decision>(d);
-        each->object_id = o.Id();
-        decisions->push_back(std::move(each));
-      }
-    }
+    // One decision for them all, without an id: each object's own (CopyOut).
+    if (decisions) decisions->insert(decisions->end(), objects.size(), std::make_shared<const Decision>(std::move(d)));
     return objects;
   }
   std::vector<store::StoredObject> out;
@@ -300,14 +301,7 @@ Result<std::vector<store::StoredObject>> Releaser::ReleaseFrom(store::Store& sto
                                                                std::vector<Decision>* decisions) const {
   std::vector<SharedDecision> shared;
   auto out = ReleaseFrom(store, collection, std::move(objects), to, decisions ? &shared : nullptr);
-  if (!out.ok() || !decisions) return out;
-  const size_t first = decisions->size();
-  CopyOut(shared, decisions);
-  // Kept decisions carry no id (CollectionCache::Known): the object's, released unchanged.
-  for (size_t k = 0; first + k < decisions->size() && k < out->size(); ++k) {
-    auto& d = (*decisions)[first + k];
-    if (d.object_id.empty()) d.object_id = (*out)[k].Id();
-  }
+  if (out.ok()) CopyOut(shared, *out, decisions);
   return out;
 }
 

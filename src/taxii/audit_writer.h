@@ -10,7 +10,7 @@
 // the objects' file (Store::AppendAuditAsync): the store's syncer makes them durable with its
 // group commits, and this thread goes on meanwhile. (Every batch went through the syncer
 // before: a second thread to wake per batch, under load one more wait for a core; syncing
-// here gave 6-13% more random pages per second at 9-14% less CPU per page, docs/benchmarks.md,
+// here gave 5-7% more random pages per second at 8-10% less CPU per page, docs/benchmarks.md,
 // eighteenth session.)
 #pragma once
 
